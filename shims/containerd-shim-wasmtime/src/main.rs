@@ -1,1 +1,7 @@
-fn main(){}
+//! `containerd-shim-wasmtime-v1`: the shared shim with the wasmtime engine.
+
+mod engine;
+
+fn main() {
+    containerd_shim_wasm::run::<engine::WasmtimeEngine>(engine::WASMTIME_VERSION);
+}

@@ -1,0 +1,198 @@
+//! Creates a container from a fresh, single-threaded process.
+//!
+//! The shim is multi-threaded (ttrpc, reaper, events), and `libcontainer` forks. Forking a
+//! multi-threaded process and doing real work in the child is undefined behaviour, so the shim
+//! runs `create` in a helper: itself, re-executed with [`HELPER_ARG`]. The helper resolves and
+//! compiles the workload, builds the container with `libcontainer` (whose init process then
+//! waits for `start`), prints a [`Created`] line and exits. The init process is re-parented to
+//! the shim, which is a child subreaper.
+//!
+//! The helper's stderr is the shim log; it is also kept as descriptor 3 of a Wasm container's
+//! init process, so the engine's errors (traps) reach the shim log.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use log::{error, info};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::executor::{Prepared, ShimExecutor};
+use crate::stdio::StdioPaths;
+use crate::workload::{self, Kind};
+
+/// The first argument that turns the shim binary into the create helper.
+pub const HELPER_ARG: &str = "create-container";
+
+/// The descriptor the shim log has in the helper and in a Wasm container's init process.
+const LOG_FD: i32 = 3;
+
+/// What the shim asks the helper to create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// `libcontainer`'s state root; the container's state is `<root>/<id>`.
+    pub state_root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub stdio: StdioPaths,
+    pub debug: bool,
+}
+
+/// The helper's answer: one JSON line on stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Created {
+    Ok { pid: i32, kind: Kind },
+    Err { message: String },
+}
+
+/// Shim side: runs the helper and waits for its answer.
+pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
+    let exe = std::env::current_exe().context("locate the shim binary")?;
+    let mut child = Command::new(&exe)
+        .arg(HELPER_ARG)
+        .arg(serde_json::to_string(request)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(shim_log.try_clone().context("duplicate the shim log")?)
+        .spawn()
+        .with_context(|| format!("run {} {HELPER_ARG}", exe.display()))?;
+    // The reaper collects the helper; its answer is all we need.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).context("read the create helper's answer")?;
+    match serde_json::from_str::<Created>(&line) {
+        Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
+        Ok(Created::Err { message }) => Err(anyhow!(message)),
+        Err(_) => bail!("the create helper for container {} died without an answer (see the shim log)", request.id),
+    }
+}
+
+/// Helper side: the whole life of the helper process.
+pub fn helper_main<E: Engine>(request_json: &str) -> ! {
+    // Descriptor 3 becomes the log before anything else can take that number.
+    // SAFETY: descriptors 2 and 3 are ours; dup2 does not touch memory.
+    let log_ok = unsafe { libc::dup2(2, LOG_FD) } == LOG_FD;
+    if log_ok {
+        // SAFETY: LOG_FD was just created by dup2 and is owned by nobody else.
+        let log = unsafe { File::from_raw_fd(LOG_FD) };
+        let _ = log::set_boxed_logger(Box::new(containerd_shim::logger::FifoLogger::with_file(log)));
+    }
+    let answer = match serde_json::from_str::<CreateRequest>(request_json) {
+        Ok(request) => {
+            log::set_max_level(if request.debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+            match create::<E>(&request) {
+                Ok((pid, kind)) => Created::Ok { pid, kind },
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    error!(id = request.id.as_str(); "create container {}: {message}", request.id);
+                    Created::Err { message }
+                }
+            }
+        }
+        Err(e) => Created::Err {
+            message: format!("invalid create request: {e}"),
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", serde_json::to_string(&answer).expect("serializable"));
+    let _ = stdout.flush();
+    std::process::exit(if matches!(answer, Created::Ok { .. }) { 0 } else { 1 })
+}
+
+fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
+    let id = &request.id;
+    let spec = load_spec(&request.bundle)?;
+    let rootfs = rootfs_path(&spec, &request.bundle)?;
+    let workload = workload::resolve(&spec, &rootfs)?;
+    let prepared = match workload.kind {
+        Kind::Native => Prepared::Native,
+        Kind::Wasm => prepare_wasm::<E>(&workload)?,
+    };
+    let [stdin, stdout, stderr] = request.stdio.open_for_process().context("open the task's stdio")?;
+    let executor = ShimExecutor {
+        container_id: id.clone(),
+        prepared,
+    };
+    std::fs::create_dir_all(&request.state_root)
+        .with_context(|| format!("create state directory {}", request.state_root.display()))?;
+    let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
+        .with_root_path(&request.state_root)
+        .and_then(|b| {
+            b.with_executor(executor)
+                .with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr)
+                // Only a Wasm runtime keeps the shim log; a native program gets no extra fd.
+                .with_preserved_fds(if workload.kind == Kind::Wasm { 1 } else { 0 })
+                .as_init(&request.bundle)
+                .with_systemd(request.systemd_cgroup)
+                .with_detach(true)
+                .build()
+        });
+    // On failure the shim removes what libcontainer may have left (state directory, cgroup).
+    let container = built.map_err(|e| anyhow!(e).context(format!("create container {id} with libcontainer")))?;
+    let pid = container
+        .pid()
+        .ok_or_else(|| anyhow!("libcontainer created container {id} without an init pid"))?
+        .as_raw();
+    info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
+    Ok((pid, workload.kind))
+}
+
+fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prepared<E>> {
+    let path = &workload.entrypoint.path;
+    let bytes = std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
+    let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
+    if !engine.can_run(&bytes) {
+        bail!("{path}: the {} engine cannot run this kind of WebAssembly binary", E::NAME);
+    }
+    let module = engine
+        .compile(&bytes, &workload.entrypoint.func)
+        .with_context(|| format!("{path}: invalid WebAssembly module"))?;
+    Ok(Prepared::Wasm {
+        engine,
+        module: Arc::new(module),
+        entrypoint: workload.entrypoint.clone(),
+    })
+}
+
+/// Reads `config.json` with a message that says which bundle and what is wrong.
+pub fn load_spec(bundle: &Path) -> anyhow::Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{}: malformed OCI runtime spec", path.display()))
+}
+
+fn rootfs_path(spec: &Spec, bundle: &Path) -> anyhow::Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: the spec has no root", bundle.join("config.json").display()))?;
+    Ok(bundle.join(root.path()))
+}
+
+/// Shim side: the shim log's writer end for the helper, or /dev/null when there is none.
+pub fn open_shim_log() -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("log")
+    {
+        Ok(file) => file,
+        Err(_) => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    };
+    // Writes must block rather than fail with EAGAIN when containerd is slow to read.
+    fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;
+    Ok(file)
+}

@@ -1,0 +1,80 @@
+//! The one plug point between the shared shim and a WebAssembly engine.
+//!
+//! An engine crate implements [`Engine`]; everything else (the shim protocol, containers,
+//! cgroups, stdio, events) is owned by this library. The engine is used in two places:
+//!
+//! * at `create`, in a short-lived, single-threaded helper process: [`Engine::compile`] turns the
+//!   module's bytes into a [`Engine::Module`] that is ready to instantiate. All errors the user
+//!   can fix (invalid module, missing export, unknown import) surface here, so `create` fails
+//!   with a message that names the file.
+//! * at `start`, inside the container's init process (its namespaces, cgroup and rootfs already
+//!   set up by `libcontainer`): [`Engine::run`] instantiates the module with a WASI context and
+//!   calls the entry point. The process's stdin, stdout and stderr are the task's stdio.
+
+use std::path::PathBuf;
+
+/// A WebAssembly engine that can run WASI modules.
+///
+/// ```ignore
+/// #[derive(Clone)]
+/// struct MyEngine(my_runtime::Engine);
+///
+/// impl containerd_shim_wasm::Engine for MyEngine {
+///     const NAME: &'static str = "myengine";
+///     type Module = my_runtime::Module;
+///     fn new() -> anyhow::Result<Self> { Ok(Self(my_runtime::Engine::default())) }
+///     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Self::Module> { todo!() }
+///     fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32> { todo!() }
+/// }
+///
+/// fn main() { containerd_shim_wasm::run::<MyEngine>() }
+/// ```
+pub trait Engine: Clone + Send + Sync + 'static {
+    /// Short name: the binary is `containerd-shim-<NAME>-v1`, the runtime `io.containerd.<NAME>.v1`.
+    const NAME: &'static str;
+
+    /// A compiled module, linked against the host functions the engine provides.
+    type Module: Send + Sync + 'static;
+
+    /// Builds the engine. Called once per process that needs it.
+    fn new() -> anyhow::Result<Self>;
+
+    /// Whether these bytes are something this engine runs (by default: a core Wasm module).
+    fn can_run(&self, bytes: &[u8]) -> bool {
+        bytes.starts_with(WASM_MAGIC)
+    }
+
+    /// Compiles and links `bytes`, and checks that the export `entry` exists.
+    fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Self::Module>;
+
+    /// Runs `module` to completion and returns its exit status (`proc_exit`'s code, 0 when
+    /// the entry point returns). An error (a trap) is reported by the caller as a failure.
+    fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32>;
+}
+
+/// The first bytes of every WebAssembly binary.
+pub const WASM_MAGIC: &[u8] = b"\0asm";
+
+/// What the module sees of the world: WASI arguments, environment and directories.
+///
+/// Standard input, output and error are the process's own descriptors 0, 1 and 2, which the
+/// library has connected to the task's stdio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasiContext {
+    /// `argv`, `argv[0]` being the module path as the container named it.
+    pub args: Vec<String>,
+    /// `process.env` of the spec, as `(name, value)`.
+    pub env: Vec<(String, String)>,
+    /// Directories the module may open.
+    pub preopens: Vec<Preopen>,
+    /// The exported function to call: `_start` unless the entry point said `path#func`.
+    pub entry: String,
+}
+
+/// A host directory made visible to the module under `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub read_only: bool,
+}

@@ -1,0 +1,190 @@
+//! What the container's init process runs once `libcontainer` has set up its namespaces,
+//! cgroup, mounts, user and capabilities: the native program (exec'ed, as runc does) or the
+//! Wasm module (run by the engine in this process).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use log::error;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use oci_spec::runtime::Spec;
+
+use crate::engine::{Engine, Preopen, WasiContext};
+use crate::entrypoint::Entrypoint;
+
+/// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
+pub const TRAP_EXIT_STATUS: i32 = 137;
+
+/// The workload a container runs, prepared before its init process is created.
+pub enum Prepared<E: Engine> {
+    Native,
+    Wasm {
+        engine: E,
+        module: Arc<E::Module>,
+        entrypoint: Entrypoint,
+    },
+}
+
+impl<E: Engine> Clone for Prepared<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Prepared::Native => Prepared::Native,
+            Prepared::Wasm { engine, module, entrypoint } => Prepared::Wasm {
+                engine: engine.clone(),
+                module: Arc::clone(module),
+                entrypoint: entrypoint.clone(),
+            },
+        }
+    }
+}
+
+/// `libcontainer`'s plug point for the container's workload.
+pub struct ShimExecutor<E: Engine> {
+    pub container_id: String,
+    pub prepared: Prepared<E>,
+}
+
+impl<E: Engine> Clone for ShimExecutor<E> {
+    fn clone(&self) -> Self {
+        Self {
+            container_id: self.container_id.clone(),
+            prepared: self.prepared.clone(),
+        }
+    }
+}
+
+impl<E: Engine> Executor for ShimExecutor<E> {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        match &self.prepared {
+            Prepared::Native => DefaultExecutor {}.exec(spec),
+            Prepared::Wasm { engine, module, entrypoint } => {
+                let ctx = wasi_context(spec, entrypoint);
+                let status = run_module(&self.container_id, engine, module, &ctx);
+                let _ = std::io::stdout().flush();
+                let _ = std::io::stderr().flush();
+                std::process::exit(status)
+            }
+        }
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        match &self.prepared {
+            Prepared::Native => DefaultExecutor {}.validate(spec),
+            // Checked (and compiled) before the container was created.
+            Prepared::Wasm { .. } => Ok(()),
+        }
+    }
+}
+
+fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiContext) -> i32 {
+    if let Err(e) = exit_on_termination_signals() {
+        error!(id; "container {id}: cannot install signal handlers: {e}");
+    }
+    match engine.run(module, ctx) {
+        Ok(status) => status,
+        Err(e) => {
+            error!(id; "container {id}: {} failed: {e:#}", ctx.args[0]);
+            TRAP_EXIT_STATUS
+        }
+    }
+}
+
+/// The module's view of the container: args, env, and the rootfs (plus the working directory
+/// as `.`) as preopened directories.
+pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
+    let process = spec.process().as_ref();
+    let mut args: Vec<String> = process.and_then(|p| p.args().clone()).unwrap_or_default();
+    if let Some(arg0) = args.first_mut() {
+        arg0.clone_from(&entrypoint.path);
+    }
+    let env = process
+        .and_then(|p| p.env().as_ref())
+        .map(|env| {
+            env.iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (kv.clone(), String::new()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let read_only = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let mut preopens = vec![Preopen {
+        host_path: PathBuf::from("/"),
+        guest_path: "/".to_string(),
+        read_only,
+    }];
+    let cwd = process.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
+    if cwd != PathBuf::from("/") {
+        preopens.push(Preopen {
+            host_path: cwd,
+            guest_path: ".".to_string(),
+            read_only,
+        });
+    }
+    WasiContext {
+        args,
+        env,
+        preopens,
+        entry: entrypoint.func.clone(),
+    }
+}
+
+/// A Wasm module cannot handle signals, and as the pid-1 of its pid namespace the process
+/// would ignore SIGTERM and SIGINT: exit at once with the status a killed process reports,
+/// even from inside a loop that never calls the host.
+fn exit_on_termination_signals() -> nix::Result<()> {
+    extern "C" fn exit_now(signal: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + signal) }
+    }
+    let action = SigAction::new(SigHandler::Handler(exit_now), SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only calls an async-signal-safe function.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    // libcontainer may leave signals blocked; the handler must run.
+    SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]).thread_unblock()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{ProcessBuilder, RootBuilder, SpecBuilder};
+
+    #[test]
+    fn context_follows_the_spec() {
+        let process = ProcessBuilder::default()
+            .args(vec!["app.wasm#greet".to_string(), "a b".to_string()])
+            .env(vec!["A=1".to_string(), "B=x=y".to_string(), "EMPTY".to_string()])
+            .cwd("/work")
+            .build()
+            .unwrap();
+        let root = RootBuilder::default().path("rootfs").readonly(true).build().unwrap();
+        let spec = SpecBuilder::default().process(process).root(root).build().unwrap();
+        let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet"));
+        assert_eq!(ctx.args, ["app.wasm", "a b"]);
+        assert_eq!(ctx.entry, "greet");
+        assert_eq!(
+            ctx.env,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into()), ("EMPTY".into(), String::new())]
+        );
+        assert_eq!(ctx.preopens.len(), 2);
+        assert!(ctx.preopens.iter().all(|p| p.read_only));
+        assert_eq!(ctx.preopens[1].host_path, PathBuf::from("/work"));
+        assert_eq!(ctx.preopens[1].guest_path, ".");
+    }
+
+    #[test]
+    fn the_rootfs_is_writable_unless_read_only() {
+        let process = ProcessBuilder::default().args(vec!["/m.wasm".to_string()]).cwd("/").build().unwrap();
+        let spec = SpecBuilder::default().process(process).build().unwrap();
+        let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm"));
+        assert_eq!(ctx.preopens.len(), 1);
+        assert!(!ctx.preopens[0].read_only);
+        assert_eq!(ctx.entry, "_start");
+    }
+}

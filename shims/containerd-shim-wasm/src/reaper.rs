@@ -1,0 +1,169 @@
+//! Reaps the shim's children and hands each watched process its exit status exactly once.
+//!
+//! The shim is a child subreaper: container processes become its children once the
+//! short-lived create helper has exited. A watched process is registered with the pidfd that
+//! was opened for it before its workload started, and it is reaped *through that pidfd*
+//! (`waitid(P_PIDFD)`), so a recycled pid can never be mistaken for it. Every other child
+//! (helpers, orphans from inside containers) is reaped too, so no zombie is left. This replaces
+//! the `containerd-shim` crate's reaper, whose `waitpid(-1)` would race with the pidfd.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use log::{debug, warn};
+use nix::errno::Errno;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use signal_hook::consts::SIGCHLD;
+use signal_hook::iterator::Signals;
+
+/// Called once with the exit status (`128 + signal` for a signalled process).
+pub type OnExit = Box<dyn FnOnce(i32) + Send>;
+
+/// The exit status containerd expects when the real one is lost (runc's shim uses it too).
+pub const UNKNOWN_EXIT_STATUS: i32 = 255;
+
+struct Watch {
+    pidfd: OwnedFd,
+    on_exit: OnExit,
+}
+
+#[derive(Default)]
+pub struct Reaper {
+    watched: Mutex<HashMap<i32, Watch>>,
+}
+
+impl Reaper {
+    /// Starts the reaping thread. Call before the shim spawns any child.
+    pub fn start() -> std::io::Result<Arc<Self>> {
+        let reaper = Arc::new(Self::default());
+        let mut signals = Signals::new([SIGCHLD])?;
+        let worker = Arc::clone(&reaper);
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    worker.reap();
+                }
+            })?;
+        Ok(reaper)
+    }
+
+    /// Watches `pid` through `pidfd`. If it already exited (and was reaped as an unknown
+    /// child before this call), `on_exit` gets [`UNKNOWN_EXIT_STATUS`].
+    pub fn watch(&self, pid: i32, pidfd: OwnedFd, on_exit: OnExit) {
+        let lost = {
+            let mut watched = self.watched.lock().unwrap();
+            match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT) {
+                Err(Errno::ECHILD) => Some(on_exit),
+                _ => {
+                    watched.insert(pid, Watch { pidfd, on_exit });
+                    None
+                }
+            }
+        };
+        match lost {
+            Some(on_exit) => {
+                warn!("process {pid} was reaped before it was watched: its exit status is lost");
+                on_exit(UNKNOWN_EXIT_STATUS);
+            }
+            // It may have exited between its SIGCHLD and the registration.
+            None => self.reap(),
+        }
+    }
+
+    /// Reaps every child that has exited; runs the callbacks outside the lock.
+    fn reap(&self) {
+        let mut done = Vec::new();
+        {
+            let mut watched = self.watched.lock().unwrap();
+            loop {
+                let peek = waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT);
+                let pid = match peek {
+                    Ok(status) => match status.pid() {
+                        Some(pid) => pid,
+                        None => break,
+                    },
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => break,
+                };
+                match watched.remove(&pid.as_raw()) {
+                    Some(watch) => {
+                        let status = waitid(Id::PIDFd(watch.pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG);
+                        done.push((watch.on_exit, exit_status(status)));
+                    }
+                    None => {
+                        let status = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+                        debug!("reaped child {pid}: {status:?}");
+                    }
+                }
+            }
+        }
+        for (on_exit, status) in done {
+            on_exit(status);
+        }
+    }
+}
+
+fn exit_status(status: nix::Result<WaitStatus>) -> i32 {
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => code,
+        Ok(WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+        other => {
+            warn!("unexpected wait status {other:?}");
+            UNKNOWN_EXIT_STATUS
+        }
+    }
+}
+
+/// A pidfd for `pid`: signals sent through it can never reach a recycled pid.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
+}
+
+/// Sends `signal` through a pidfd.
+pub fn pidfd_signal(pidfd: impl AsFd, signal: i32) -> std::io::Result<()> {
+    let signal = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("unknown signal {signal}")))?;
+    Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    // One test drives the process-wide reaper: a second reaper in the same test binary
+    // would compete for the same children.
+    #[test]
+    fn watched_children_get_their_status_once_and_others_are_reaped() {
+        let reaper = Reaper::start().unwrap();
+        let (tx, rx) = mpsc::channel();
+
+        for (script, expected) in [("exit 42", 42), ("kill -9 $$", 137), ("exit 0", 0)] {
+            let child = std::process::Command::new("/bin/sh").args(["-c", &format!("sleep 0.2; {script}")]).spawn().unwrap();
+            let pid = child.id() as i32;
+            let tx = tx.clone();
+            reaper.watch(pid, pidfd_open(pid).unwrap(), Box::new(move |status| tx.send((pid, status)).unwrap()));
+            let (got_pid, status) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!((got_pid, status), (pid, expected), "{script}");
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "reported twice");
+
+        // An unwatched child is reaped (no zombie stays behind).
+        let child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "zombie {pid} left");
+
+        // A child that exited and was reaped before it was watched is reported as lost.
+        let child = std::process::Command::new("/bin/sh").args(["-c", "sleep 0.1"]).spawn().unwrap();
+        let pid = child.id() as i32;
+        let pidfd = pidfd_open(pid).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        reaper.watch(pid, pidfd, Box::new(move |status| tx.send((pid, status)).unwrap()));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), (pid, UNKNOWN_EXIT_STATUS));
+    }
+}

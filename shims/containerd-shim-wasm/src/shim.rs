@@ -1,0 +1,184 @@
+//! The shim process's life: `start` (spawn or join the pod's shim), `delete` (clean up after a
+//! dead shim), serving the Task service, `-v` and `-info`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::util::write_address;
+use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
+use log::warn;
+
+use crate::container::remove_state;
+use crate::creator;
+use crate::events::Events;
+use crate::options::state_root;
+use crate::reaper::Reaper;
+use crate::task::TaskService;
+
+/// Annotations whose value names the shim a container joins (one shim per pod).
+const GROUP_ANNOTATIONS: [&str; 2] = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
+
+/// `io.containerd.<engine>.v1`.
+pub fn runtime_id(engine: &str) -> String {
+    format!("io.containerd.{engine}.v1")
+}
+
+/// `containerd-shim-<engine>-v1`.
+pub fn binary_name(engine: &str) -> String {
+    format!("containerd-shim-{engine}-v1")
+}
+
+pub struct WasmShim {
+    engine: String,
+    namespace: String,
+    id: String,
+    debug: bool,
+    exit: Arc<ExitSignal>,
+}
+
+/// The configuration `containerd_shim::run` must get: the library reaps children itself.
+pub fn shim_config() -> Config {
+    Config {
+        no_reaper: true,
+        ..Default::default()
+    }
+}
+
+impl containerd_shim::Shim for WasmShim {
+    type T = TaskService;
+
+    fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        let engine = runtime_id
+            .strip_prefix("io.containerd.")
+            .and_then(|s| s.strip_suffix(".v1"))
+            .unwrap_or(runtime_id)
+            .to_string();
+        WasmShim {
+            engine,
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            debug: args.debug,
+            exit: Arc::new(ExitSignal::default()),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        // containerd runs `start` in the container's bundle.
+        let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
+        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
+        write_address(&address)?;
+        Ok(address)
+    }
+
+    /// containerd runs `delete` in the bundle when the shim died: remove what the container
+    /// left (processes, cgroup, state directory, rootfs mount).
+    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        let root = state_root("", &self.engine, &self.namespace);
+        remove_state(&root, &self.id);
+        let rootfs = Path::new("rootfs").canonicalize().ok();
+        if let Some(rootfs) = rootfs {
+            let target = rootfs.to_string_lossy();
+            if let Err(e) = containerd_shim::mount::umount_recursive(Some(&target), libc::MNT_DETACH) {
+                warn!("unmount {target}: {e}");
+            }
+        }
+        let now = containerd_shim::util::timestamp()?;
+        Ok(DeleteResponse {
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: Some(now).into(),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let fatal = |what: &str, e: std::io::Error| -> ! {
+            log::error!("shim {}: {what}: {e}", self.id);
+            std::process::exit(1)
+        };
+        let reaper = Reaper::start().unwrap_or_else(|e| fatal("start the reaper", e));
+        let events = Events::start(publisher, self.namespace.clone()).unwrap_or_else(|e| fatal("start the event publisher", e));
+        let shim_log = creator::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
+        TaskService {
+            engine: self.engine.clone(),
+            namespace: self.namespace.clone(),
+            debug: self.debug,
+            events,
+            reaper,
+            shim_log,
+            exit: Arc::clone(&self.exit),
+            containers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The shim group named by the spec's annotations, if any.
+fn group_of(config: &Path) -> Option<String> {
+    let text = std::fs::read(config).ok()?;
+    let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let annotations = spec.get("annotations")?.as_object()?;
+    GROUP_ANNOTATIONS
+        .iter()
+        .find_map(|key| annotations.get(*key)?.as_str().map(str::to_string))
+}
+
+/// `-v`: the version, in the layout other shims use.
+pub fn print_version(engine: &str, engine_version: &str) {
+    println!("{}:", binary_name(engine));
+    println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
+    println!("  Engine:   {engine} {engine_version}");
+}
+
+/// `-info`: the runtime info containerd 2 asks for, as protobuf on stdout.
+pub fn write_info(engine: &str, engine_version: &str) -> std::io::Result<()> {
+    let info = RuntimeInfo {
+        name: runtime_id(engine),
+        version: Some(RuntimeVersion {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: format!("{engine} {engine_version}"),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    let bytes = info.write_to_bytes().map_err(std::io::Error::other)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&bytes)?;
+    stdout.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_share_a_shim_through_the_sandbox_annotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#).unwrap();
+        assert_eq!(group_of(&config).as_deref(), Some("pod1"));
+        std::fs::write(&config, r#"{"annotations":{"other":"x"}}"#).unwrap();
+        assert_eq!(group_of(&config), None);
+        std::fs::write(&config, "not json").unwrap();
+        assert_eq!(group_of(&config), None);
+    }
+
+    #[test]
+    fn info_is_a_runtime_info_message() {
+        let info = RuntimeInfo {
+            name: runtime_id("wasmtime"),
+            ..Default::default()
+        };
+        let back = RuntimeInfo::parse_from_bytes(&info.write_to_bytes().unwrap()).unwrap();
+        assert_eq!(back.name, "io.containerd.wasmtime.v1");
+        assert_eq!(binary_name("wamr"), "containerd-shim-wamr-v1");
+    }
+}

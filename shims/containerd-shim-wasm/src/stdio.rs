@@ -1,0 +1,190 @@
+//! The task's stdio as containerd hands it over: paths of FIFOs (or plain files) that the
+//! container's process gets as its descriptors 0, 1 and 2.
+//!
+//! The process writes to and reads from the FIFOs directly (no copying through the shim), so
+//! output is complete once the process and its children are gone. The shim itself only keeps a
+//! writer on the stdin FIFO: that holds stdin open while clients come and go, and `CloseIO`
+//! drops it so the module sees EOF once the client has closed its end too (as runc's shim does).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use serde::{Deserialize, Serialize};
+
+/// Where the task's stdio goes. Empty means none (`/dev/null`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioPaths {
+    pub stdin: Option<PathBuf>,
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+}
+
+impl StdioPaths {
+    /// From the strings of a Create request, where "" means "not connected".
+    pub fn from_request(stdin: &str, stdout: &str, stderr: &str) -> Self {
+        let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+        Self {
+            stdin: path(stdin),
+            stdout: path(stdout),
+            stderr: path(stderr),
+        }
+    }
+
+    /// Opens the three descriptors for the container's process.
+    pub fn open_for_process(&self) -> io::Result<[File; 3]> {
+        Ok([
+            open_reader(self.stdin.as_deref())?,
+            open_writer(self.stdout.as_deref())?,
+            open_writer(self.stderr.as_deref())?,
+        ])
+    }
+}
+
+/// Keeps a writer on the stdin FIFO until `CloseIO` or delete (see the module docs).
+#[derive(Debug)]
+pub struct StdinHolder(Option<File>);
+
+impl StdinHolder {
+    pub fn open(stdin: Option<&Path>) -> io::Result<Self> {
+        let Some(path) = stdin else {
+            return Ok(Self(None));
+        };
+        // O_RDWR on a FIFO never blocks, whether or not the client has opened its end yet.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| with_path(e, "open stdin", path))?;
+        Ok(Self(Some(file)))
+    }
+
+    /// Lets the reader see EOF once every other writer is gone.
+    pub fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+fn open_reader(path: Option<&Path>) -> io::Result<File> {
+    let Some(path) = strip_scheme(path)? else {
+        return File::open("/dev/null");
+    };
+    // Does not block: the shim already holds a writer (StdinHolder).
+    File::open(path).map_err(|e| with_path(e, "open stdin", path))
+}
+
+fn open_writer(path: Option<&Path>) -> io::Result<File> {
+    let Some(path) = strip_scheme(path)? else {
+        return OpenOptions::new().write(true).open("/dev/null");
+    };
+    if !is_fifo(path) {
+        return OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| with_path(e, "open", path));
+    }
+    // Without a reader an O_WRONLY open would block; containerd opens its reader before it
+    // asks for the task, so ENXIO means nobody listens: keep a reader of our own then, so the
+    // process can still write (up to the pipe's buffer) instead of failing at start.
+    let file = match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| with_path(e, "open", path))?,
+        other => other.map_err(|e| with_path(e, "open", path))?,
+    };
+    // The process must see an ordinary blocking descriptor.
+    fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| with_path(e.into(), "set blocking mode on", path))?;
+    Ok(file)
+}
+
+/// containerd may send `fifo://`/`file://` URIs; `binary://` loggers are not supported.
+fn strip_scheme(path: Option<&Path>) -> io::Result<Option<&Path>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = path.to_str().unwrap_or_default();
+    if let Some((scheme, rest)) = text.split_once("://") {
+        return match scheme {
+            "fifo" | "file" => Ok(Some(Path::new(rest))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("stdio {text}: the {scheme}:// scheme is not supported (use a FIFO or file path)"),
+            )),
+        };
+    }
+    Ok(Some(path))
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::Mode;
+    use nix::unistd::mkfifo;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn stdin_reaches_eof_only_after_close_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdin");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths::from_request(fifo.to_str().unwrap(), "", "");
+
+        let mut holder = StdinHolder::open(paths.stdin.as_deref()).unwrap();
+        let [mut stdin, _, _] = paths.open_for_process().unwrap();
+        let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
+        client.write_all(b"data").unwrap();
+        drop(client);
+
+        let mut buf = [0u8; 4];
+        stdin.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"data");
+        holder.close();
+        assert_eq!(stdin.read(&mut buf).unwrap(), 0, "EOF after CloseIO");
+    }
+
+    #[test]
+    fn writers_go_to_fifos_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let log = dir.path().join("err.log");
+        let paths = StdioPaths::from_request("", fifo.to_str().unwrap(), &format!("file://{}", log.display()));
+        let [_, mut out, mut err] = paths.open_for_process().unwrap();
+        out.write_all(b"out").unwrap();
+        err.write_all(b"err").unwrap();
+        drop(out);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "out");
+        assert_eq!(std::fs::read_to_string(log).unwrap(), "err");
+    }
+
+    #[test]
+    fn unsupported_schemes_are_named() {
+        let paths = StdioPaths::from_request("", "binary:///usr/bin/logger", "");
+        let err = paths.open_for_process().unwrap_err();
+        assert!(err.to_string().contains("binary:// scheme is not supported"), "{err}");
+    }
+}

@@ -1,0 +1,322 @@
+//! The ttrpc Task service: each verb maps onto a [`Container`] method. Verbs that later work
+//! will add answer UNIMPLEMENTED with a message saying so.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use containerd_shim::api::{self, Status as ApiStatus};
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::ttrpc::{self, Code};
+use containerd_shim::util::convert_to_any;
+use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
+use log::{error, info};
+
+use crate::container::{Container, ContainerError, Spawn};
+use crate::events::Events;
+use crate::options::RuntimeOptions;
+use crate::reaper::Reaper;
+use crate::stdio::StdioPaths;
+use crate::{rootfs, stats};
+
+/// The shim's Task service: the containers of one shim (one pod, or one container).
+pub struct TaskService {
+    pub engine: String,
+    pub namespace: String,
+    pub debug: bool,
+    pub events: Events,
+    pub reaper: Arc<Reaper>,
+    pub shim_log: File,
+    pub exit: Arc<ExitSignal>,
+    pub containers: Mutex<HashMap<String, Arc<Container>>>,
+}
+
+fn rpc_error(code: Code, message: impl Into<String>) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, message.into()))
+}
+
+impl From<ContainerError> for ttrpc::Error {
+    fn from(e: ContainerError) -> Self {
+        match e {
+            ContainerError::Illegal(e) => rpc_error(Code::FAILED_PRECONDITION, e.to_string()),
+            ContainerError::Failed(e) => rpc_error(Code::UNKNOWN, format!("{e:#}")),
+        }
+    }
+}
+
+fn failed(e: anyhow::Error) -> ttrpc::Error {
+    rpc_error(Code::UNKNOWN, format!("{e:#}"))
+}
+
+fn not_implemented(verb: &str) -> ttrpc::Error {
+    rpc_error(
+        Code::UNIMPLEMENTED,
+        format!("{verb} is not implemented yet by this shim"),
+    )
+}
+
+fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
+    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    MessageField::some(Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+        ..Default::default()
+    })
+}
+
+impl TaskService {
+    fn container(&self, id: &str) -> ttrpc::Result<Arc<Container>> {
+        self.containers
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| rpc_error(Code::NOT_FOUND, format!("container {id} not found")))
+    }
+
+    /// Exec processes come with a later issue; until then an exec id names nothing.
+    fn init_only(exec_id: &str, verb: &str) -> ttrpc::Result<()> {
+        if exec_id.is_empty() {
+            Ok(())
+        } else {
+            Err(not_implemented(&format!("{verb} of exec process {exec_id}")))
+        }
+    }
+
+    fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
+        let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
+        let bundle = PathBuf::from(&req.bundle);
+        let mounted = rootfs::mount(&bundle, &req.rootfs)?;
+        let spawn = Spawn {
+            id: req.id.clone(),
+            bundle,
+            stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
+            terminal: req.terminal,
+            rootfs: mounted,
+            state_root: options.state_root,
+            systemd_cgroup: options.systemd_cgroup,
+            debug: self.debug,
+        };
+        let events = self.events.clone();
+        Container::create(spawn, &self.shim_log, &self.reaper, move |c| {
+            let (exit_status, exited_at) = c.wait();
+            events.send(TaskExit {
+                container_id: c.id.clone(),
+                id: c.id.clone(),
+                pid: c.pid as u32,
+                exit_status,
+                exited_at: timestamp(exited_at),
+                ..Default::default()
+            });
+        })
+    }
+}
+
+impl containerd_shim::Task for TaskService {
+    fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
+        if !req.checkpoint.is_empty() {
+            return Err(rpc_error(Code::UNIMPLEMENTED, "restoring a checkpoint is not supported"));
+        }
+        if req.terminal {
+            return Err(not_implemented("a terminal (process.terminal)"));
+        }
+        if self.containers.lock().unwrap().contains_key(&req.id) {
+            return Err(rpc_error(Code::ALREADY_EXISTS, format!("container {} already exists", req.id)));
+        }
+        let container = self.create_container(&req).map_err(|e| {
+            error!(id = req.id.as_str(); "create container {}: {e:#}", req.id);
+            failed(e)
+        })?;
+        let pid = container.pid as u32;
+        info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
+        self.containers.lock().unwrap().insert(req.id.clone(), container);
+        self.events.send(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            checkpoint: req.checkpoint.clone(),
+            pid,
+            ..Default::default()
+        });
+        Ok(api::CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
+        Self::init_only(&req.exec_id, "start")?;
+        let container = self.container(&req.id)?;
+        let events = &self.events;
+        let pid = container.start(|c| {
+            events.send(TaskStart {
+                container_id: c.id.clone(),
+                pid: c.pid as u32,
+                ..Default::default()
+            })
+        })?;
+        info!(id = req.id.as_str(); "container {} started", req.id);
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+        Self::init_only(&req.exec_id, "state")?;
+        let c = self.container(&req.id)?;
+        let status = *c.status();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut resp = api::StateResponse {
+            id: c.id.clone(),
+            bundle: c.bundle.to_string_lossy().into_owned(),
+            pid: c.pid as u32,
+            stdin: path(&c.stdio.stdin),
+            stdout: path(&c.stdio.stdout),
+            stderr: path(&c.stdio.stderr),
+            terminal: c.terminal,
+            ..Default::default()
+        };
+        resp.status = match status {
+            crate::status::Status::Created => ApiStatus::CREATED,
+            crate::status::Status::Running => ApiStatus::RUNNING,
+            crate::status::Status::Stopped { exit_status, exited_at } => {
+                resp.exit_status = exit_status;
+                resp.exited_at = timestamp(exited_at);
+                ApiStatus::STOPPED
+            }
+        }
+        .into();
+        Ok(resp)
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        Self::init_only(&req.exec_id, "kill")?;
+        let container = self.container(&req.id)?;
+        match container.kill(req.signal, req.all) {
+            Ok(()) => Ok(api::Empty::new()),
+            // As runc's shim says: containerd (and Docker's stop) treat it as "already gone".
+            Err(ContainerError::Illegal(e)) => Err(rpc_error(Code::NOT_FOUND, format!("process already finished: {e}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        Self::init_only(&req.exec_id, "wait")?;
+        let (exit_status, exited_at) = self.container(&req.id)?.wait();
+        Ok(api::WaitResponse {
+            exit_status,
+            exited_at: timestamp(exited_at),
+            ..Default::default()
+        })
+    }
+
+    fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
+        Self::init_only(&req.exec_id, "delete")?;
+        let container = self.container(&req.id)?;
+        let (exit_status, exited_at) = container.delete()?;
+        self.containers.lock().unwrap().remove(&req.id);
+        info!(id = req.id.as_str(); "container {} deleted", req.id);
+        self.events.send(TaskDelete {
+            container_id: req.id.clone(),
+            id: req.id.clone(),
+            pid: container.pid as u32,
+            exit_status,
+            exited_at: timestamp(exited_at),
+            ..Default::default()
+        });
+        Ok(api::DeleteResponse {
+            pid: container.pid as u32,
+            exit_status,
+            exited_at: timestamp(exited_at),
+            ..Default::default()
+        })
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        let pids = self.container(&req.id)?.pids().map_err(failed)?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| containerd_shim::protos::types::task::ProcessInfo {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+        let stats = self.container(&req.id)?.stats().map_err(failed)?;
+        let setup = libcgroups::common::get_cgroup_setup().map_err(|e| failed(anyhow::anyhow!("detect the cgroup setup: {e}")))?;
+        let any = convert_to_any(stats::to_metrics(&stats, setup)).map_err(|e| failed(e.into()))?;
+        Ok(api::StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+        Self::init_only(&req.exec_id, "close_io")?;
+        let container = self.container(&req.id)?;
+        if req.stdin {
+            container.close_stdin();
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
+        let task_pid = self.container(&req.id).map(|c| c.pid as u32).unwrap_or_default();
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        // containerd asks after each delete; the shim stays while it has containers.
+        if self.containers.lock().unwrap().is_empty() {
+            info!("no containers left: shutting down");
+            self.exit.signal();
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        Err(not_implemented("exec"))
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        Err(not_implemented("pause"))
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        Err(not_implemented("resume"))
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        Err(not_implemented("update"))
+    }
+
+    fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
+        Err(not_implemented("resize_pty"))
+    }
+
+    fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> TtrpcResult<api::Empty> {
+        Err(rpc_error(Code::UNIMPLEMENTED, "checkpoint is not supported by this shim"))
+    }
+}

@@ -1,0 +1,251 @@
+//! Finds what a container runs: `process.args[0]` resolved inside the container's rootfs, and
+//! whether it is a Wasm module or a native executable (ELF binary or `#!` script).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::engine::WASM_MAGIC;
+use crate::entrypoint::Entrypoint;
+
+/// The `PATH` runc uses when the spec sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a container's workload is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Kind {
+    /// A WebAssembly module, run by the engine inside the container.
+    Wasm,
+    /// An ELF binary or `#!` script, exec'ed as in any Linux container.
+    Native,
+}
+
+/// The resolved workload of a container.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: Kind,
+    pub entrypoint: Entrypoint,
+    /// Where the file is, seen from the shim (inside the mounted rootfs).
+    pub host_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("process.args is empty: the container names nothing to run (set an entrypoint or a command)")]
+    NoArgs,
+    #[error("{path}: not found in the container's rootfs{searched}")]
+    NotFound { path: String, searched: String },
+    #[error("{path}: cannot read it: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: neither a WebAssembly module nor an executable (ELF binary or #! script)")]
+    NotRunnable { path: String },
+    #[error("{path}: {what} but not executable (mode {mode:o})")]
+    NotExecutable {
+        path: String,
+        what: &'static str,
+        mode: u32,
+    },
+}
+
+/// Resolves and classifies the workload of `spec`, whose rootfs is mounted at `rootfs`.
+pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
+    let process = spec.process().as_ref();
+    let args = process.and_then(|p| p.args().as_ref());
+    let arg0 = args
+        .and_then(|a| a.first())
+        .filter(|a| !a.is_empty())
+        .ok_or(WorkloadError::NoArgs)?;
+    let cwd = process.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
+    let path_var = process
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env| env.iter().find_map(|kv| kv.strip_prefix("PATH=")))
+        .unwrap_or(DEFAULT_PATH);
+
+    // A path may itself contain '#': the whole argument wins when such a file exists.
+    let whole = Entrypoint {
+        path: arg0.clone(),
+        func: crate::entrypoint::DEFAULT_ENTRY.to_string(),
+    };
+    let entrypoint = match find(rootfs, &cwd, path_var, arg0) {
+        Ok(_) => whole,
+        Err(_) => Entrypoint::parse(arg0),
+    };
+    let host_path = find(rootfs, &cwd, path_var, &entrypoint.path)?;
+    let kind = classify(&host_path, &entrypoint.path)?;
+    Ok(Workload {
+        kind,
+        entrypoint,
+        host_path,
+    })
+}
+
+/// Looks `name` up like execvp does, but inside `rootfs`: names with a '/' are paths (relative
+/// ones against `cwd`), bare names are searched in `path_var`. Symlinks never leave `rootfs`.
+fn find(rootfs: &Path, cwd: &Path, path_var: &str, name: &str) -> Result<PathBuf, WorkloadError> {
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![cwd.join(name)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| Path::new(dir).join(name))
+            .collect()
+    };
+    for guest in &candidates {
+        if let Ok(host) = safe_path::scoped_join(rootfs, guest) {
+            if host.is_file() {
+                return Ok(host);
+            }
+        }
+    }
+    let searched = if name.contains('/') {
+        format!(" (looked at {})", candidates[0].display())
+    } else {
+        format!(" (searched PATH={path_var})")
+    };
+    Err(WorkloadError::NotFound {
+        path: name.to_string(),
+        searched,
+    })
+}
+
+fn classify(host_path: &Path, shown: &str) -> Result<Kind, WorkloadError> {
+    let unreadable = |source| WorkloadError::Unreadable {
+        path: shown.to_string(),
+        source,
+    };
+    let mut file = File::open(host_path).map_err(unreadable)?;
+    let mut head = [0u8; 4];
+    let len = read_up_to(&mut file, &mut head).map_err(unreadable)?;
+    let head = &head[..len];
+    if head.starts_with(WASM_MAGIC) {
+        return Ok(Kind::Wasm);
+    }
+    let what = if head.starts_with(b"\x7fELF") {
+        "an ELF binary"
+    } else if head.starts_with(b"#!") {
+        "a #! script"
+    } else {
+        return Err(WorkloadError::NotRunnable {
+            path: shown.to_string(),
+        });
+    };
+    let mode = file.metadata().map_err(unreadable)?.permissions().mode();
+    if mode & 0o111 == 0 {
+        return Err(WorkloadError::NotExecutable {
+            path: shown.to_string(),
+            what,
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(Kind::Native)
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{ProcessBuilder, SpecBuilder};
+    use std::os::unix::fs::symlink;
+
+    fn spec(args: &[&str], env: &[&str], cwd: &str) -> Spec {
+        let process = ProcessBuilder::default()
+            .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .env(env.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .cwd(cwd)
+            .build()
+            .unwrap();
+        SpecBuilder::default().process(process).build().unwrap()
+    }
+
+    fn write(root: &Path, path: &str, bytes: &[u8], mode: u32) {
+        let full = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, bytes).unwrap();
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn rootfs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "/app.wasm", b"\0asm\x01\0\0\0", 0o644);
+        write(dir.path(), "/bin/tool", b"\x7fELF\x02\x01", 0o755);
+        write(dir.path(), "/bin/script", b"#!/bin/sh\necho hi\n", 0o755);
+        write(dir.path(), "/bin/plain", b"\x7fELF\x02\x01", 0o644);
+        write(dir.path(), "/etc/notes.txt", b"hello", 0o755);
+        write(dir.path(), "/work/rel.wasm", b"\0asm\x01\0\0\0", 0o644);
+        dir
+    }
+
+    #[test]
+    fn classifies_wasm_elf_and_scripts() {
+        let root = rootfs();
+        let w = resolve(&spec(&["/app.wasm"], &[], "/"), root.path()).unwrap();
+        assert_eq!(w.kind, Kind::Wasm);
+        assert_eq!(w.entrypoint.func, "_start");
+        let w = resolve(&spec(&["tool"], &[], "/"), root.path()).unwrap();
+        assert_eq!(w.kind, Kind::Native);
+        assert_eq!(w.host_path, root.path().join("bin/tool"));
+        let w = resolve(&spec(&["/bin/script"], &[], "/"), root.path()).unwrap();
+        assert_eq!(w.kind, Kind::Native);
+    }
+
+    #[test]
+    fn entry_function_and_relative_paths() {
+        let root = rootfs();
+        let w = resolve(&spec(&["/app.wasm#greet"], &[], "/"), root.path()).unwrap();
+        assert_eq!((w.entrypoint.path.as_str(), w.entrypoint.func.as_str()), ("/app.wasm", "greet"));
+        let w = resolve(&spec(&["./rel.wasm"], &[], "/work"), root.path()).unwrap();
+        assert_eq!(w.host_path, root.path().join("work/rel.wasm"));
+    }
+
+    #[test]
+    fn path_search_uses_the_spec_path() {
+        let root = rootfs();
+        let err = resolve(&spec(&["tool"], &["PATH=/nowhere"], "/"), root.path()).unwrap_err();
+        assert!(err.to_string().contains("searched PATH=/nowhere"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_reason() {
+        let root = rootfs();
+        let cases = [
+            (vec![], "process.args is empty"),
+            (vec!["/missing.wasm"], "/missing.wasm: not found in the container's rootfs"),
+            (vec!["/etc/notes.txt"], "/etc/notes.txt: neither a WebAssembly module nor an executable"),
+            (vec!["/bin/plain"], "/bin/plain: an ELF binary but not executable (mode 644)"),
+        ];
+        for (args, expected) in cases {
+            let err = resolve(&spec(&args, &[], "/"), root.path()).unwrap_err();
+            assert!(err.to_string().contains(expected), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn symlinks_stay_inside_the_rootfs() {
+        let root = rootfs();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "/evil.wasm", b"\0asm\x01\0\0\0", 0o644);
+        symlink(outside.path().join("evil.wasm"), root.path().join("link.wasm")).unwrap();
+        let err = resolve(&spec(&["/link.wasm"], &[], "/"), root.path()).unwrap_err();
+        assert!(matches!(err, WorkloadError::NotFound { .. }), "{err}");
+        symlink("/app.wasm", root.path().join("inside.wasm")).unwrap();
+        let w = resolve(&spec(&["/inside.wasm"], &[], "/"), root.path()).unwrap();
+        assert_eq!(w.host_path, root.path().join("app.wasm"));
+    }
+}
