@@ -1,1 +1,28 @@
+//! End-to-end conformance suite for the Wasm shims.
+//!
+//! The same tests, images and expectations run through a real (private) containerd against
+//! every shim in [`engines::ENGINES`], and against runc with the native demo as the
+//! reference. The tests live in `tests/`, one file per area; they are `#[ignore]`d so that a
+//! plain `cargo test` lists them without needing containerd, and `make test` runs them with
+//! `--include-ignored` against the containerd of `scripts/containerd.sh`.
+//!
+//! A test picks its targets (runtime + demo program) and checks each:
+//!
+//! ```no_run
+//! use shim_conformance::target::{all_targets, check_targets};
+//!
+//! check_targets(&all_targets(), |target, test| {
+//!     target.run(test, &["echo", "hello"])?.expect(0, "hello\n")
+//! });
+//! ```
 
+pub mod api;
+pub mod container;
+pub mod ctr;
+pub mod engines;
+pub mod environment;
+pub mod expect;
+pub mod images;
+pub mod leftovers;
+pub mod procfs;
+pub mod target;

@@ -1,0 +1,294 @@
+//! One container driven through `ctr`, with a unique id and best-effort cleanup on drop.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::ctr::{CmdOutput, Ctr, DEFAULT_TIMEOUT, RunningCtr};
+use crate::engines::Runtime;
+use crate::images::TestImage;
+
+/// Task status as `ctr task ls` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+    Paused,
+    Other,
+}
+
+/// A row of `ctr task ls`: the task's pid (in containerd's pid namespace) and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub pid: u32,
+    pub status: Status,
+}
+
+/// A container id unique in this run: `<label>-<runtime>-<test process id>-<counter>`.
+pub fn unique_id(label: &str, runtime: &Runtime) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // containerd ids: alphanumerics joined by single `-`, `_` or `.`, at most 76 characters.
+    let label: String = label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let label: String = label.chars().take(40).collect();
+    let label = label.trim_end_matches('-');
+    format!("{label}-{}-{}-{n}", runtime.name, std::process::id())
+}
+
+/// A container of `image` on `runtime`, created by the first `run*`/`create` call.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    runtime: &'static Runtime,
+    image: &'static TestImage,
+    env: Vec<String>,
+    cwd: Option<String>,
+    annotations: Vec<String>,
+}
+
+impl Container {
+    pub fn new(label: &str, runtime: &'static Runtime, image: &'static TestImage) -> Self {
+        Self {
+            id: unique_id(label, runtime),
+            runtime,
+            image,
+            env: Vec::new(),
+            cwd: None,
+            annotations: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn runtime(&self) -> &'static Runtime {
+        self.runtime
+    }
+
+    /// Adds `K=V` to the process environment (`ctr run --env`).
+    pub fn env(mut self, var: &str) -> Self {
+        self.env.push(var.to_owned());
+        self
+    }
+
+    /// Sets the process's working directory (`ctr run --cwd`).
+    pub fn cwd(mut self, dir: &str) -> Self {
+        self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// Adds an OCI annotation (`ctr run --annotation K=V`).
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.push(format!("{key}={value}"));
+        self
+    }
+
+    /// Makes this container join the shim of container `sandbox_id`, as CRI does for a pod.
+    pub fn in_sandbox(self, sandbox_id: &str) -> Self {
+        self.annotation("io.kubernetes.cri.sandbox-id", sandbox_id)
+    }
+
+    /// `ctr run ... IMAGE ID ARGS` (or `ctr container create`), with this container's options.
+    fn ctr_command(&self, verb: &[&str], args: &[&str]) -> Result<Ctr> {
+        self.image.ensure_imported()?;
+        let mut command: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
+        command.extend(["--runtime".into(), self.runtime.runtime_type.into()]);
+        // `ctr run` picks the image's platform with --platform; `ctr container create` has no
+        // such flag and takes the image as imported.
+        if verb[0] == "run" {
+            command.extend(["--platform".into(), self.image.platform.into()]);
+        }
+        for var in &self.env {
+            command.extend(["--env".into(), var.clone()]);
+        }
+        if let Some(cwd) = &self.cwd {
+            command.extend(["--cwd".into(), cwd.clone()]);
+        }
+        for annotation in &self.annotations {
+            command.extend(["--annotation".into(), annotation.clone()]);
+        }
+        command.push(self.image.reference.into());
+        command.push(self.id.clone());
+        command.extend(args.iter().map(|s| s.to_string()));
+        Ok(Ctr::new(command))
+    }
+
+    /// `ctr run --rm`: runs `args` (process.args, args[0] included) to completion.
+    pub fn run(&self, args: &[&str]) -> Result<CmdOutput> {
+        self.ctr_command(&["run", "--rm"], args)?.output()
+    }
+
+    /// `ctr run --rm` with `stdin` piped in; ctr closes the container's stdin (CloseIO) when
+    /// its own reaches EOF.
+    ///
+    /// The data is sent once the task runs: ctr 1.6 arms its CloseIO only after creating
+    /// the task, and an EOF that comes earlier is never passed on (the container would wait
+    /// for more input forever, under runc too).
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Result<CmdOutput> {
+        let mut running = self
+            .ctr_command(&["run", "--rm"], args)?
+            .stdin_open()
+            .spawn()?;
+        self.wait_for_status(Status::Running, DEFAULT_TIMEOUT)
+            .with_context(|| format!("`{}` did not start the task", running.command()))?;
+        running.send_stdin(stdin);
+        running.wait(DEFAULT_TIMEOUT)
+    }
+
+    /// `ctr run --rm` in the background, for containers that are killed or waited on later.
+    pub fn spawn(&self, args: &[&str]) -> Result<RunningCtr> {
+        self.ctr_command(&["run", "--rm"], args)?
+            .timeout(Duration::from_secs(120))
+            .spawn()
+    }
+
+    /// `ctr run -d`: starts the task and returns; stdio goes to /dev/null.
+    pub fn run_detached(&self, args: &[&str]) -> Result<()> {
+        self.ctr_command(&["run", "-d", "--null-io"], args)?
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
+    /// `ctr container create`: the container and its snapshot, without a task.
+    pub fn create(&self, args: &[&str]) -> Result<()> {
+        self.ctr_command(&["container", "create"], args)?
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
+    /// `ctr task start` in the foreground on a created container: runs a new task with the
+    /// container's current spec to completion, then deletes the task (not the container).
+    pub fn start_task(&self) -> Result<CmdOutput> {
+        Ctr::new(["task", "start", &self.id]).output()
+    }
+
+    /// The task's row in `ctr task ls`, if there is a task.
+    pub fn task(&self) -> Result<Option<TaskInfo>> {
+        let out = Ctr::new(["task", "ls"]).output()?;
+        out.success()?;
+        for line in out.stdout.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [id, pid, status] = fields[..]
+                && id == self.id
+            {
+                let pid = pid
+                    .parse()
+                    .with_context(|| format!("bad pid in `ctr task ls` line {line:?}"))?;
+                let status = match status {
+                    "CREATED" => Status::Created,
+                    "RUNNING" => Status::Running,
+                    "STOPPED" => Status::Stopped,
+                    "PAUSED" => Status::Paused,
+                    _ => Status::Other,
+                };
+                return Ok(Some(TaskInfo { pid, status }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Polls `ctr task ls` until the task has `status`; fails with the last status seen.
+    pub fn wait_for_status(&self, status: Status, timeout: Duration) -> Result<TaskInfo> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let task = self.task()?;
+            if let Some(info) = task
+                && info.status == status
+            {
+                return Ok(info);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "task {} did not reach {status:?} within {timeout:?}; last seen: {task:?}",
+                    self.id
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls `ctr task ls` until the task is not running any more (stopped or deleted).
+    pub fn wait_until_not_running(&self, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            match self.task()? {
+                Some(info) if info.status == Status::Running => {}
+                _ => return Ok(start.elapsed()),
+            }
+            if start.elapsed() > timeout {
+                bail!("task {} still RUNNING after {timeout:?}", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `ctr task kill -s SIGNAL`.
+    pub fn kill(&self, signal: &str) -> Result<()> {
+        Ctr::new(["task", "kill", "-s", signal, &self.id])
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
+    /// `ctr task metrics --format json`, parsed.
+    pub fn metrics(&self) -> Result<serde_json::Value> {
+        let out = Ctr::new(["task", "metrics", "--format", "json", &self.id]).output()?;
+        out.success()?;
+        serde_json::from_str(&out.stdout)
+            .with_context(|| format!("`{}` printed no JSON: {}", out.command, out.describe()))
+    }
+
+    /// Pids listed by `ctr task ps`.
+    pub fn ps(&self) -> Result<Vec<u32>> {
+        let out = Ctr::new(["task", "ps", &self.id]).output()?;
+        out.success()?;
+        out.stdout
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().next())
+            .map(|pid| {
+                pid.parse().with_context(|| {
+                    format!("bad pid {pid:?} in `{}`: {:?}", out.command, out.stdout)
+                })
+            })
+            .collect()
+    }
+
+    /// `ctr task delete` (the task must have stopped).
+    pub fn delete_task(&self) -> Result<CmdOutput> {
+        let out = Ctr::new(["task", "delete", &self.id]).output()?;
+        out.success()?;
+        Ok(out)
+    }
+
+    /// `ctr container delete` (with its snapshot).
+    pub fn delete(&self) -> Result<()> {
+        Ctr::new(["container", "delete", &self.id])
+            .output()?
+            .success()?;
+        Ok(())
+    }
+}
+
+impl Drop for Container {
+    /// Whatever the test did, leave nothing running: kill and delete the task, delete the
+    /// container. Errors are expected here (usually there is nothing left to delete).
+    fn drop(&mut self) {
+        let quick = Duration::from_secs(10);
+        let _ = Ctr::new(["task", "delete", "--force", &self.id])
+            .timeout(quick)
+            .output();
+        let _ = Ctr::new(["container", "delete", &self.id])
+            .timeout(quick)
+            .output();
+    }
+}

@@ -1,0 +1,86 @@
+//! The runtimes under test. Adding an engine is one line in [`ENGINES`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{Result, bail};
+
+use crate::environment::containerd;
+
+/// A containerd runtime: the `--runtime` name and the shim binary containerd starts for it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// Short name, used in container ids and messages.
+    pub name: &'static str,
+    /// containerd runtime type, e.g. `io.containerd.wasmtime.v1`.
+    pub runtime_type: &'static str,
+    /// The shim binary containerd looks up on its PATH for that runtime type.
+    pub binary: &'static str,
+    /// Whether the shim runs Wasm modules (false only for the runc reference).
+    pub runs_wasm: bool,
+}
+
+/// Every Wasm shim we build. An engine whose binary is not built is skipped with a
+/// printed reason (see [`available_engines`]).
+pub const ENGINES: &[Runtime] = &[Runtime {
+    name: "wasmtime",
+    runtime_type: "io.containerd.wasmtime.v1",
+    binary: "containerd-shim-wasmtime-v1",
+    runs_wasm: true,
+}];
+
+/// The reference: what containerd users get for native containers today.
+pub const RUNC: Runtime = Runtime {
+    name: "runc",
+    runtime_type: "io.containerd.runc.v2",
+    binary: "containerd-shim-runc-v2",
+    runs_wasm: false,
+};
+
+impl Runtime {
+    /// Where containerd will find this runtime's shim, or why it will not.
+    pub fn locate(&self) -> Result<PathBuf> {
+        let env = containerd();
+        let dirs = env.shim_search_path()?;
+        if let Some(found) = dirs
+            .iter()
+            .map(|dir| dir.join(self.binary))
+            .find(|candidate| env.path(candidate).is_file())
+        {
+            return Ok(found);
+        }
+        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        bail!(
+            "{} is not on containerd's PATH ({}): build it with `cargo build --release`",
+            self.binary,
+            searched.join(":")
+        )
+    }
+}
+
+/// The engines whose shim containerd can start. Every skipped engine is reported once per
+/// test binary on the real stderr (not captured by the test harness), with the reason.
+pub fn available_engines() -> &'static [&'static Runtime] {
+    static AVAILABLE: OnceLock<Vec<&'static Runtime>> = OnceLock::new();
+    AVAILABLE.get_or_init(|| {
+        ENGINES
+            .iter()
+            .filter(|engine| match engine.locate() {
+                Ok(_) => true,
+                Err(reason) => {
+                    report_uncaptured(&format!(
+                        "SKIPPED engine {} ({}): {reason:#}",
+                        engine.name, engine.runtime_type
+                    ));
+                    false
+                }
+            })
+            .collect()
+    })
+}
+
+/// Writes a line to the process's stderr directly: libtest captures only `eprintln!`.
+pub fn report_uncaptured(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "shim-conformance: {line}");
+}

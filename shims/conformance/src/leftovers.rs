@@ -1,0 +1,210 @@
+//! What a deleted container must not leave behind: processes, mounts, cgroups, the bundle,
+//! the shim's socket and its state directory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::environment::containerd;
+use crate::procfs::{self, ProcessId};
+
+/// How long a delete may take to finish tearing down in the background (the shim exits
+/// after answering containerd's Shutdown).
+const SETTLE_TIME: Duration = Duration::from_secs(3);
+
+/// The processes of a running container, recorded so that they can be checked after delete
+/// even if they escaped the container's cgroup.
+#[derive(Debug, Clone)]
+pub struct Footprint {
+    id: String,
+    processes: Vec<ProcessId>,
+}
+
+impl Footprint {
+    /// Records the processes of container `id` now: those in its cgroup, and its own shim
+    /// with all its descendants (when the container has a shim of its own).
+    pub fn observe(id: &str) -> Self {
+        let mut processes: Vec<ProcessId> = procfs::pids()
+            .into_iter()
+            .filter(|pid| in_container_cgroup(*pid, id))
+            .filter_map(procfs::alive)
+            .collect();
+        for shim in shims_of(id) {
+            processes.extend(procfs::process_tree(shim));
+        }
+        processes.sort_by_key(|p| p.pid);
+        processes.dedup();
+        Self {
+            id: id.to_owned(),
+            processes,
+        }
+    }
+
+    /// Recorded processes, for tests that want to see the container was observed at all.
+    pub fn processes(&self) -> &[ProcessId] {
+        &self.processes
+    }
+
+    /// Waits for the teardown to settle; fails with everything still there.
+    pub fn expect_gone(&self) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_TIME;
+        loop {
+            let mut left = leftovers_of(&self.id);
+            left.extend(
+                self.processes
+                    .iter()
+                    .filter(|p| procfs::still_alive(**p))
+                    .map(|p| describe_process("process of the container", p.pid)),
+            );
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "container {} left behind, {SETTLE_TIME:?} after delete:\n  {}",
+                    self.id,
+                    left.join("\n  ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits for the teardown of container `id` to settle; fails with everything still there.
+/// Use [`Footprint`] when the container could be observed while it ran.
+pub fn expect_no_leftovers(id: &str) -> Result<()> {
+    Footprint {
+        id: id.to_owned(),
+        processes: Vec::new(),
+    }
+    .expect_gone()
+}
+
+/// Everything of container `id` that exists now, described for a failure message.
+pub fn leftovers_of(id: &str) -> Vec<String> {
+    let env = containerd();
+    let mut left = Vec::new();
+
+    for pid in procfs::pids() {
+        if in_container_cgroup(pid, id) && procfs::alive(pid).is_some() {
+            left.push(describe_process("process in the container's cgroup", pid));
+        }
+    }
+    for pid in shims_of(id) {
+        left.push(describe_process("shim process", pid));
+    }
+
+    let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid));
+    match procfs::mount_points(&mountinfo) {
+        Ok(points) => left.extend(
+            points
+                .into_iter()
+                .filter(|point| Path::new(point).iter().any(|part| part == id))
+                .map(|point| format!("mount {point} in containerd's mount namespace")),
+        ),
+        Err(e) => left.push(format!("cannot read {}: {e}", mountinfo.display())),
+    }
+
+    let cgroup_path = Path::new(&env.namespace).join(id);
+    for root in cgroup_roots() {
+        let dir = root.join(&cgroup_path);
+        if dir.exists() {
+            left.push(format!("cgroup {}", dir.display()));
+        }
+    }
+
+    let bundle = env.bundle_dir(id);
+    if bundle.exists() {
+        left.push(format!("bundle {}", bundle.display()));
+    }
+
+    let socket = env.path(shim_socket(id));
+    if socket.exists() {
+        left.push(format!("shim socket {}", socket.display()));
+    }
+
+    // Shims keep per-container state under /run/containerd/<runtime>/<namespace>/<id>
+    // (runc's is /run/containerd/runc/<ns>/<id>): nothing there may carry the id.
+    let run_dir = env.path("/run/containerd");
+    left.extend(
+        find_named(&run_dir, id, 4)
+            .into_iter()
+            .map(|path| format!("shim state {}", path.display())),
+    );
+    left
+}
+
+fn describe_process(what: &str, pid: u32) -> String {
+    format!("{what}: pid {pid} `{}`", procfs::cmdline(pid).join(" "))
+}
+
+/// Whether process `pid` is in cgroup `/<namespace>/<id>` (ctr's default cgroupsPath) or below.
+fn in_container_cgroup(pid: u32, id: &str) -> bool {
+    let namespace = &containerd().namespace;
+    procfs::cgroups(pid).iter().any(|path| {
+        let parts: Vec<&str> = path.split('/').collect();
+        parts.windows(2).any(|w| w[0] == namespace && w[1] == id)
+    })
+}
+
+/// Live shim processes started for container `id` (`containerd-shim-* ... -id <id> ...`).
+fn shims_of(id: &str) -> Vec<u32> {
+    procfs::pids()
+        .into_iter()
+        .filter(|pid| {
+            let args = procfs::cmdline(*pid);
+            let is_shim = args
+                .first()
+                .and_then(|exe| Path::new(exe).file_name())
+                .is_some_and(|name| name.to_string_lossy().starts_with("containerd-shim"));
+            is_shim && args.windows(2).any(|w| w[0] == "-id" && w[1] == id)
+        })
+        .collect()
+}
+
+/// The socket a shim for container `id` listens on: containerd 1.6 and the Rust shim crate
+/// both use `/run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">`.
+pub fn shim_socket(id: &str) -> PathBuf {
+    let env = containerd();
+    let key = format!("{}/{}/{}", env.address.display(), env.namespace, id);
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from("/run/containerd/s").join(hex)
+}
+
+/// Mount points of the cgroup v1 hierarchies and of cgroup2.
+fn cgroup_roots() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let point = left.split(' ').nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(point))
+        })
+        .collect()
+}
+
+/// Entries called `name` in `dir`, up to `depth` levels down (symlinks not followed).
+fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name() == name {
+            found.push(path.clone());
+        }
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if depth > 1 && is_dir {
+            found.extend(find_named(&path, name, depth - 1));
+        }
+    }
+    found
+}

@@ -1,0 +1,184 @@
+//! What each test runs on: a runtime plus the demo program it runs, and the harness that
+//! runs one check on every target and reports every failure, not only the first.
+
+use std::fmt;
+
+use anyhow::Result;
+
+use crate::container::Container;
+use crate::engines::{RUNC, Runtime, available_engines};
+use crate::images::{NATIVE_DEMO, TestImage, WASI_DEMO_APP};
+
+/// The demo program a target runs; both implement the same sub-commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `/wasi-demo-app.wasm` from the wasi-demo-app image.
+    Wasm,
+    /// `/native-demo` (static ELF) from the native-demo image.
+    Native,
+}
+
+impl Workload {
+    pub fn image(self) -> &'static TestImage {
+        match self {
+            Workload::Wasm => &WASI_DEMO_APP,
+            Workload::Native => &NATIVE_DEMO,
+        }
+    }
+
+    /// args[0]: the program's path in the image.
+    pub fn program(self) -> &'static str {
+        match self {
+            Workload::Wasm => "/wasi-demo-app.wasm",
+            Workload::Native => "/native-demo",
+        }
+    }
+
+    /// What the program prints with no sub-command.
+    pub fn greeting(self) -> &'static str {
+        match self {
+            Workload::Wasm => "hello from wasi-demo-app\n",
+            Workload::Native => "hello from native-demo\n",
+        }
+    }
+}
+
+/// A runtime running a workload: `wasmtime/wasm`, `runc/native` (the reference), or
+/// `wasmtime/native` (hybrid: a native container through a Wasm shim).
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub runtime: &'static Runtime,
+    pub workload: Workload,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let workload = match self.workload {
+            Workload::Wasm => "wasm",
+            Workload::Native if self.runtime.runs_wasm => "native (hybrid)",
+            Workload::Native => "native",
+        };
+        write!(f, "{} {workload}", self.runtime.runtime_type)
+    }
+}
+
+impl Target {
+    /// A fresh container of this target's image on this target's runtime.
+    pub fn container(&self, label: &str) -> Container {
+        Container::new(label, self.runtime, self.workload.image())
+    }
+
+    /// process.args: the program, then `args`.
+    pub fn args<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
+        std::iter::once(self.workload.program())
+            .chain(args.iter().copied())
+            .collect()
+    }
+
+    /// Runs the program with `args` in a fresh container (`ctr run --rm`).
+    pub fn run(&self, label: &str, args: &[&str]) -> Result<crate::ctr::CmdOutput> {
+        self.container(label).run(&self.args(args))
+    }
+
+    pub fn is_wasm(&self) -> bool {
+        self.workload == Workload::Wasm
+    }
+}
+
+/// Every Wasm engine running the Wasm demo.
+pub fn wasm_targets() -> Vec<Target> {
+    available_engines()
+        .iter()
+        .map(|&runtime| Target {
+            runtime,
+            workload: Workload::Wasm,
+        })
+        .collect()
+}
+
+/// The native demo on runc (the reference) and on every Wasm engine (hybrid).
+pub fn native_targets() -> Vec<Target> {
+    std::iter::once(&RUNC)
+        .chain(available_engines().iter().copied())
+        .map(|runtime| Target {
+            runtime,
+            workload: Workload::Native,
+        })
+        .collect()
+}
+
+/// The reference, every engine with the Wasm demo, and every engine with the native demo.
+pub fn all_targets() -> Vec<Target> {
+    let mut targets = native_targets();
+    targets.extend(wasm_targets());
+    targets
+}
+
+/// Runs `check` on every target at once (one thread each) and panics with every failure,
+/// each labelled with its target, so one broken engine does not hide the others' results.
+/// `check` gets the target and the test's name (a label for container ids).
+pub fn check_targets(targets: &[Target], check: impl Fn(&Target, &str) -> Result<()> + Sync) {
+    let test = test_name();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = targets
+            .iter()
+            .map(|target| {
+                let (check, test) = (&check, &test);
+                (target, scope.spawn(move || check(target, test)))
+            })
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(target, handle)| failure(target, handle.join()))
+            .collect()
+    });
+    report(targets.len(), failures);
+}
+
+/// Like [`check_targets`], one target after the other: for checks that load the machine
+/// themselves (many containers at once).
+pub fn check_targets_in_turn(targets: &[Target], check: impl Fn(&Target, &str) -> Result<()>) {
+    let test = test_name();
+    let failures: Vec<String> = targets
+        .iter()
+        .filter_map(|target| {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(target, &test)));
+            failure(target, outcome)
+        })
+        .collect();
+    report(targets.len(), failures);
+}
+
+/// The running test's name (libtest names the test's thread after it).
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .map(|name| name.rsplit("::").next().unwrap_or(name).to_owned())
+        .unwrap_or_else(|| "test".to_owned())
+}
+
+fn failure(target: &Target, outcome: std::thread::Result<Result<()>>) -> Option<String> {
+    match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(format!("[{target}] {error:#}")),
+        Err(panic) => Some(format!("[{target}] panicked: {}", panic_message(&panic))),
+    }
+}
+
+fn report(checked: usize, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} targets failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
