@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# A private containerd for development and tests.
+#
+# containerd runs inside its own mount, network and pid namespaces, held open by a
+# small "holder" process (the namespaces' init). Mounts made by containerd, its shims
+# and containers stay inside; killing the holder ends every process in there at once.
+# containerd is entered into the namespaces with nsenter, so `restart` can replace
+# containerd alone while shims and containers keep running.
+#
+# Usage: scripts/containerd.sh start|stop|restart|env|status
+#
+# Environment:
+#   WASM_SHIMS_STATE          state dir (default <repo>/target/containerd)
+#   SHIM_BIN_DIR              dir put first on containerd's PATH, where it finds the
+#                             shims (default ${CARGO_TARGET_DIR:-<repo>/target}/release)
+#   WASM_SHIMS_START_TIMEOUT  seconds to wait for containerd to answer (default 30)
+#   WASM_SHIMS_LOG_LEVEL      containerd log level (default info)
+set -euo pipefail
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$script_dir/.." && pwd)
+
+state_dir=$(realpath -m "${WASM_SHIMS_STATE:-$repo_root/target/containerd}")
+shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/target}/release}")
+start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
+log_level=${WASM_SHIMS_LOG_LEVEL:-info}
+
+readonly namespace=wasm-test
+readonly holder_script=$script_dir/namespace-holder.sh
+readonly config_file=$state_dir/config.toml
+readonly socket=$state_dir/containerd.sock
+readonly log_file=$state_dir/containerd.log
+readonly holder_log=$state_dir/holder.log
+readonly runtime_state=$state_dir/state
+# ctr on the host creates its stdio FIFOs here (its default --fifo-dir); the holder
+# binds this directory into the private /run/containerd so shims can open them.
+readonly host_fifo_dir=/run/containerd/fifo
+
+say() { printf 'containerd.sh: %s\n' "$*" >&2; }
+die() {
+	say "error: $*"
+	exit 1
+}
+
+require_tools() {
+	local tool missing=()
+	for tool in containerd ctr unshare nsenter ip mount timeout; do
+		command -v "$tool" >/dev/null || missing+=("$tool")
+	done
+	((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup.sh"
+}
+
+# Quote a value as a TOML basic string.
+toml_string() {
+	local value=${1//\\/\\\\}
+	printf '"%s"' "${value//\"/\\\"}"
+}
+
+write_config() {
+	local tmp=$config_file.tmp
+	cat >"$tmp" <<EOF
+# Written by scripts/containerd.sh: edits are overwritten on the next start.
+version = 2
+root = $(toml_string "$state_dir/root")
+state = $(toml_string "$runtime_state")
+# CRI comes later; the other snapshotters cannot work here and only add log noise.
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = $(toml_string "$socket")
+
+[ttrpc]
+  address = $(toml_string "$socket.ttrpc")
+
+[debug]
+  level = $(toml_string "$log_level")
+
+# The default, /opt/containerd, would be created on the host.
+[plugins."io.containerd.internal.v1.opt"]
+  path = $(toml_string "$state_dir/opt")
+EOF
+	mv "$tmp" "$config_file"
+}
+
+# Prints the host pid of this state dir's holder (scripts/namespace-holder.sh), if alive.
+find_holder() {
+	local proc pid args
+	for proc in /proc/[0-9]*; do
+		pid=${proc#/proc/}
+		mapfile -d '' args 2>/dev/null <"$proc/cmdline" || continue
+		if [[ ${args[0]:-} == bash && ${args[1]:-} == "$holder_script" && ${args[2]:-} == "$state_dir" ]]; then
+			echo "$pid"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Prints the inode numbers of the holder's pid namespace and of every pid namespace
+# nested in it (containers): together they hold every process that belongs to us.
+namespace_tree() {
+	local root
+	root=$(pid_namespace_of "$1") || return 0
+	lsns --type pid --noheadings --raw --output NS,PNS | awk -v root="$root" '
+		{ parent[$1] = $2 }
+		END {
+			inside[root] = 1
+			do {
+				grew = 0
+				for (ns in parent)
+					if (!(ns in inside) && (parent[ns] in inside)) { inside[ns] = 1; grew = 1 }
+			} while (grew)
+			for (ns in inside) print ns
+		}'
+}
+
+# Prints the host pids of the processes in the given pid namespaces (inode numbers).
+namespace_members() {
+	ps -e -o pid=,pidns= | awk -v wanted="$*" '
+		BEGIN { split(wanted, list, " "); for (i in list) inside[list[i]] = 1 }
+		$2 in inside { print $1 }'
+}
+
+# Prints the inode number of a process's pid namespace.
+pid_namespace_of() {
+	local link
+	link=$(readlink "/proc/$1/ns/pid") || return 1
+	link=${link#pid:[}
+	echo "${link%]}"
+}
+
+# Prints the host pid of the containerd running in the holder's namespaces, if any.
+find_containerd() {
+	local ns
+	ns=$(pid_namespace_of "$1") || return 1
+	ps -e -o pid=,pidns=,comm= | awk -v ns="$ns" '
+		$2 == ns && $3 == "containerd" { print $1; found = 1; exit }
+		END { exit !found }'
+}
+
+containerd_answers() {
+	timeout 5 ctr --address "$socket" version >/dev/null 2>&1
+}
+
+# Host paths mounted at or below the state dir, deepest first. The namespaces keep
+# their mounts to themselves, so on the host this is empty unless something leaked.
+host_mounts_under_state() {
+	awk -v dir="$state_dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' \
+		/proc/self/mountinfo | sort -r
+}
+
+start_holder() {
+	local stale holder deadline
+	stale=$(host_mounts_under_state)
+	[[ -z $stale ]] || die "mounts left under $state_dir on the host, refusing to start: $stale"
+	# A new namespace starts like a booted machine: runtime state from the last one
+	# (left by a crash, when stop did not run) is void.
+	remove_container_cgroups
+	rm -rf "$runtime_state" "$state_dir/host-fifo"
+	rm -f "$socket" "$socket.ttrpc"
+	mkdir -p "$host_fifo_dir"
+
+	setsid unshare --mount --net --pid --fork --propagation private --mount-proc \
+		bash "$holder_script" "$state_dir" "$host_fifo_dir" \
+		</dev/null >"$holder_log" 2>&1 &
+	local unshare_pid=$!
+	disown
+
+	deadline=$((SECONDS + 10))
+	until holder=$(find_holder) && grep -q " $host_fifo_dir " "/proc/$holder/mounts" 2>/dev/null; do
+		if ! kill -0 "$unshare_pid" 2>/dev/null || ((SECONDS > deadline)); then
+			[[ -z ${holder:-} ]] || kill -KILL "$holder" 2>/dev/null || true
+			die "could not set up the namespaces; $holder_log says: $(tail -n 20 "$holder_log")"
+		fi
+		sleep 0.05
+	done
+	echo "$holder"
+}
+
+launch_containerd() {
+	local holder=$1 containerd_bin deadline pid
+	containerd_bin=$(command -v containerd)
+	rm -f "$socket" "$socket.ttrpc"
+	(
+		cd "$state_dir"
+		PATH="$shim_bin_dir:$PATH" exec setsid nsenter --target "$holder" --mount --net --pid -- \
+			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1
+	) &
+	local nsenter_pid=$!
+	disown
+
+	deadline=$((SECONDS + start_timeout))
+	until containerd_answers; do
+		if ! kill -0 "$nsenter_pid" 2>/dev/null; then
+			die "containerd exited at start; last lines of $log_file:
+$(tail -n 30 "$log_file")"
+		fi
+		if ((SECONDS > deadline)); then
+			pid=$(find_containerd "$holder") && kill -KILL "$pid"
+			die "containerd did not answer on $socket within ${start_timeout}s; last lines of $log_file:
+$(tail -n 30 "$log_file")"
+		fi
+		sleep 0.1
+	done
+}
+
+# True while pid runs the named program (which guards against pid reuse). A zombie
+# counts as gone: it waits only for its parent, outside our control, to reap it.
+is_running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ $stat == "$1 ($2) "* && $stat != "$1 ($2) Z"* ]]
+}
+
+wait_gone() {
+	while is_running "$1" "$2"; do sleep 0.05; done
+}
+
+# Stops containerd alone, politely first: shims and containers keep running.
+stop_containerd() {
+	local holder=$1 pid nsenter_pid deadline
+	pid=$(find_containerd "$holder") || return 0
+	# containerd's parent is the nsenter that started it, outside the namespace.
+	nsenter_pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || nsenter_pid=0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	deadline=$((SECONDS + 10))
+	while is_running "$pid" containerd && ((SECONDS <= deadline)); do sleep 0.1; done
+	if is_running "$pid" containerd; then
+		say "containerd (pid $pid) ignored SIGTERM for 10s, killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" containerd
+	fi
+	wait_gone "$nsenter_pid" nsenter
+}
+
+# Removes the (empty) cgroups that runc and the shims created for containers whose
+# processes died with the namespace: they are named /<namespace>/<container id>.
+remove_container_cgroups() {
+	local task_dir ctr_ns cgroup_root bundle
+	for task_dir in "$runtime_state"/io.containerd.runtime.v2.task/*/; do
+		[[ -d $task_dir ]] || continue
+		ctr_ns=$(basename "$task_dir")
+		while read -r cgroup_root; do
+			[[ -d $cgroup_root/$ctr_ns ]] || continue
+			for bundle in "$task_dir"*/; do
+				[[ -d $bundle ]] || continue
+				rmdir "$cgroup_root/$ctr_ns/$(basename "$bundle")" 2>/dev/null || true
+			done
+			rmdir "$cgroup_root/$ctr_ns" 2>/dev/null || true
+		done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
+	done
+}
+
+# Container records whose tasks died with the previous namespaces would make the next
+# `ctr run` with the same id fail with "already exists"; images are kept.
+forget_dead_containers() {
+	local ctr_ns id
+	for ctr_ns in $(ctr --address "$socket" namespaces ls --quiet); do
+		for id in $(ctr --address "$socket" --namespace "$ctr_ns" containers ls --quiet); do
+			ctr --address "$socket" --namespace "$ctr_ns" containers rm "$id" >/dev/null ||
+				say "could not remove the dead container $ctr_ns/$id"
+		done
+	done
+}
+
+cmd_start() {
+	require_tools
+	mkdir -p "$state_dir"
+	write_config
+	local holder pid fresh=false
+	if ! holder=$(find_holder); then
+		holder=$(start_holder)
+		fresh=true
+	fi
+	if ! find_containerd "$holder" >/dev/null; then
+		launch_containerd "$holder"
+		if [[ $fresh == true ]]; then forget_dead_containers; fi
+	elif ! containerd_answers; then
+		# Possibly still starting: give it the same grace as a fresh start.
+		local deadline=$((SECONDS + start_timeout))
+		until containerd_answers; do
+			((SECONDS <= deadline)) || die "containerd is running but does not answer on $socket; see $log_file"
+			sleep 0.1
+		done
+	fi
+	pid=$(find_containerd "$holder") || die "containerd vanished right after starting; see $log_file"
+	say "containerd running: pid $pid, address $socket, log $log_file"
+}
+
+cmd_stop() {
+	local holder unshare_pid deadline leftover mnt
+	local -a tree
+	if holder=$(find_holder); then
+		mapfile -t tree < <(namespace_tree "$holder")
+		unshare_pid=$(awk '/^PPid:/ { print $2 }' "/proc/$holder/status")
+		stop_containerd "$holder"
+		# Killing a pid namespace's init kills everything inside it and in the pid
+		# namespaces nested in it (shims, containers).
+		kill -KILL "$holder" 2>/dev/null || true
+		deadline=$((SECONDS + 10))
+		while leftover=$(namespace_members "${tree[@]}") && [[ -n $leftover ]]; do
+			((SECONDS <= deadline)) || die "processes still alive in the namespace after 10s: $(echo "$leftover" | paste -sd' ')"
+			sleep 0.05
+		done
+		wait_gone "$unshare_pid" unshare
+	fi
+	# Nothing should be mounted here on the host; if something is, unmount it before
+	# deleting anything so the removal cannot reach into a mounted filesystem.
+	while read -r mnt; do
+		[[ -n $mnt ]] || continue
+		say "unmounting $mnt left on the host"
+		umount --lazy "$mnt"
+	done < <(host_mounts_under_state)
+	remove_container_cgroups
+	rm -rf "$runtime_state" "$state_dir/host-fifo"
+	rm -f "$socket" "$socket.ttrpc"
+	say "stopped"
+}
+
+cmd_restart() {
+	local holder
+	if holder=$(find_holder); then
+		stop_containerd "$holder"
+	fi
+	cmd_start
+}
+
+cmd_env() {
+	local holder pid
+	holder=$(find_holder) || die "not running: run scripts/containerd.sh start"
+	pid=$(find_containerd "$holder") || die "namespace is up but containerd is not running: run scripts/containerd.sh start"
+	printf 'export CONTAINERD_ADDRESS=%q\n' "$socket"
+	printf 'export CONTAINERD_NAMESPACE=%q\n' "$namespace"
+	printf 'export WASM_SHIMS_CONTAINERD_PID=%q\n' "$pid"
+}
+
+cmd_status() {
+	local holder pid
+	if ! holder=$(find_holder); then
+		echo "stopped (state dir $state_dir)"
+		return 3
+	fi
+	echo "namespace init: pid $holder"
+	if ! pid=$(find_containerd "$holder"); then
+		echo "containerd: not running"
+		return 3
+	fi
+	echo "containerd: pid $pid, address $socket, log $log_file"
+	if containerd_answers; then
+		echo "containerd: answering"
+	else
+		echo "containerd: not answering"
+		return 1
+	fi
+	echo "processes in the namespaces (host pids):"
+	local -a tree
+	mapfile -t tree < <(namespace_tree "$holder")
+	ps -o pid=,args= -p "$(namespace_members "${tree[@]}" | paste -sd,)"
+}
+
+main() {
+	case ${1:-} in
+	start) cmd_start ;;
+	stop) cmd_stop ;;
+	restart) cmd_restart ;;
+	env) cmd_env ;;
+	status) cmd_status ;;
+	*)
+		echo "usage: $0 start|stop|restart|env|status" >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
