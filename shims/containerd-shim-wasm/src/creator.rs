@@ -66,10 +66,15 @@ pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Res
         .stderr(shim_log.try_clone().context("duplicate the shim log")?)
         .spawn()
         .with_context(|| format!("run {} {HELPER_ARG}", exe.display()))?;
-    // The reaper collects the helper; its answer is all we need.
+    // The shim's reaper collects the helper; its pidfd tells when it is gone, and so when
+    // the container's init process has become the shim's child.
+    let helper = crate::reaper::pidfd_open(child.id() as i32);
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).context("read the create helper's answer")?;
+    if let Ok(helper) = helper {
+        crate::reaper::wait_gone(helper).context("wait for the create helper to exit")?;
+    }
     match serde_json::from_str::<Created>(&line) {
         Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
         Ok(Created::Err { message }) => Err(anyhow!(message)),

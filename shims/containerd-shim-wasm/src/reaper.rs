@@ -122,6 +122,20 @@ pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
 }
 
+/// Blocks until the process behind `pidfd` has exited (it may not be our child). Once it
+/// has, its own children have been re-parented.
+pub fn wait_gone(pidfd: impl AsFd) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Sends `signal` through a pidfd.
 pub fn pidfd_signal(pidfd: impl AsFd, signal: i32) -> std::io::Result<()> {
     let signal = rustix::process::Signal::from_named_raw(signal)

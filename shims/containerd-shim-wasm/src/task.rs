@@ -272,6 +272,7 @@ impl containerd_shim::Task for TaskService {
         Self::init_only(&req.exec_id, "close_io")?;
         let container = self.container(&req.id)?;
         if req.stdin {
+            info!(id = req.id.as_str(); "closing stdin of container {}", req.id);
             container.close_stdin();
         }
         Ok(api::Empty::new())
