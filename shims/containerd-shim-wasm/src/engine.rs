@@ -15,19 +15,30 @@ use std::path::PathBuf;
 
 /// A WebAssembly engine that can run WASI modules.
 ///
-/// ```ignore
-/// #[derive(Clone)]
-/// struct MyEngine(my_runtime::Engine);
+/// ```
+/// use containerd_shim_wasm::{Engine, WasiContext};
 ///
-/// impl containerd_shim_wasm::Engine for MyEngine {
-///     const NAME: &'static str = "myengine";
-///     type Module = my_runtime::Module;
-///     fn new() -> anyhow::Result<Self> { Ok(Self(my_runtime::Engine::default())) }
-///     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Self::Module> { todo!() }
-///     fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32> { todo!() }
+/// /// An engine that accepts any module and runs it as a no-op.
+/// #[derive(Clone)]
+/// struct Noop;
+///
+/// impl Engine for Noop {
+///     const NAME: &'static str = "noop";
+///     type Module = Vec<u8>;
+///     fn new() -> anyhow::Result<Self> {
+///         Ok(Noop)
+///     }
+///     fn compile(&self, bytes: &[u8], _entry: &str) -> anyhow::Result<Vec<u8>> {
+///         Ok(bytes.to_vec())
+///     }
+///     fn run(&self, _module: &Vec<u8>, _ctx: &WasiContext) -> anyhow::Result<i32> {
+///         Ok(0)
+///     }
 /// }
 ///
-/// fn main() { containerd_shim_wasm::run::<MyEngine>() }
+/// // The binary's `main` is then `containerd_shim_wasm::run::<Noop>("1.0")`.
+/// assert!(Noop.can_run(b"\0asm\x01\0\0\0"));
+/// assert!(!Noop.can_run(b"\x7fELF"));
 /// ```
 pub trait Engine: Clone + Send + Sync + 'static {
     /// Short name: the binary is `containerd-shim-<NAME>-v1`, the runtime `io.containerd.<NAME>.v1`.

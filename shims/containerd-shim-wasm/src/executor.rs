@@ -179,7 +179,8 @@ mod tests {
     #[test]
     fn the_rootfs_is_writable_unless_read_only() {
         let process = ProcessBuilder::default().args(vec!["/m.wasm".to_string()]).cwd("/").build().unwrap();
-        let spec = SpecBuilder::default().process(process).build().unwrap();
+        let root = RootBuilder::default().path("rootfs").readonly(false).build().unwrap();
+        let spec = SpecBuilder::default().process(process).root(root).build().unwrap();
         let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm"));
         assert_eq!(ctx.preopens.len(), 1);
         assert!(!ctx.preopens[0].read_only);
