@@ -247,6 +247,17 @@ impl Container {
             .with_context(|| format!("`{}` printed no JSON: {}", out.command, out.describe()))
     }
 
+    /// Memory the task's cgroup uses now, from `ctr task metrics` (cgroup v1 or v2 layout).
+    pub fn memory_usage(&self) -> Result<u64> {
+        let metrics = self.metrics()?;
+        let usage = &metrics["memory"]["usage"];
+        // v1: memory.usage.usage; v2: memory.usage.
+        usage["usage"]
+            .as_u64()
+            .or_else(|| usage.as_u64())
+            .with_context(|| format!("no memory usage in the metrics of {}: {metrics}", self.id))
+    }
+
     /// Pids listed by `ctr task ps`.
     pub fn ps(&self) -> Result<Vec<u32>> {
         let out = Ctr::new(["task", "ps", &self.id]).output()?;

@@ -53,6 +53,16 @@ pub const INVALID_MODULE: &[&str] = &[
     "decod",
 ];
 
+/// Why a module cannot be instantiated (besides naming the missing import).
+pub const UNRESOLVED_IMPORT: &[&str] = &[
+    "import",
+    "unknown",
+    "undefined",
+    "unresolved",
+    "not found",
+    "not defined",
+];
+
 /// Why process.args cannot be empty.
 pub const EMPTY_ARGS: &[&str] = &["empty", "no args", "no arguments", "missing", "must"];
 
