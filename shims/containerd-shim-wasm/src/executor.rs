@@ -61,6 +61,7 @@ impl<E: Engine> Executor for ShimExecutor<E> {
         match &self.prepared {
             Prepared::Native => DefaultExecutor {}.exec(spec),
             Prepared::Wasm { engine, module, entrypoint } => {
+                close_inherited_descriptors();
                 let ctx = wasi_context(spec, entrypoint);
                 let status = run_module(&self.container_id, engine, module, &ctx);
                 let _ = std::io::stdout().flush();
@@ -128,6 +129,17 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
         env,
         preopens,
         entry: entrypoint.func.clone(),
+    }
+}
+
+/// Unlike an exec'ed program, the runtime keeps every descriptor the create path had open
+/// (libcontainer's channels, whatever the shim inherited). Keep only stdio and the shim log.
+fn close_inherited_descriptors() {
+    const FIRST_UNUSED: libc::c_uint = 4;
+    // SAFETY: nothing in this process uses descriptors >= 4 yet. nix has no close_range.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, FIRST_UNUSED, libc::c_uint::MAX, 0) };
+    if closed != 0 {
+        error!("close inherited descriptors: {}", std::io::Error::last_os_error());
     }
 }
 

@@ -2,17 +2,15 @@
 //! container's process gets as its descriptors 0, 1 and 2.
 //!
 //! The process writes to and reads from the FIFOs directly (no copying through the shim), so
-//! output is complete once the process and its children are gone. The shim itself only keeps a
+//! output is complete once the process and its children are gone, and no shim thread sits in
+//! the data path. The shim itself only keeps a
 //! writer on the stdin FIFO: that holds stdin open while clients come and go, and `CloseIO`
 //! drops it so the module sees EOF once the client has closed its end too (as runc's shim does).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use serde::{Deserialize, Serialize};
 
 /// Where the task's stdio goes. Empty means none (`/dev/null`).
@@ -87,24 +85,15 @@ fn open_writer(path: Option<&Path>) -> io::Result<File> {
             .open(path)
             .map_err(|e| with_path(e, "open", path));
     }
-    // Without a reader an O_WRONLY open would block; containerd opens its reader before it
-    // asks for the task, so ENXIO means nobody listens: keep a reader of our own then, so the
-    // process can still write (up to the pipe's buffer) instead of failing at start.
-    let file = match OpenOptions::new()
+    // Read-write, as runc's shim effectively behaves: the open never blocks, and when the
+    // client goes away (`ctr run -d`, a containerd restart) writes keep going into the pipe
+    // instead of failing with EPIPE; a client that reopens the FIFO reads what was buffered.
+    // The client still sees EOF once the process (the only other holder) is gone.
+    OpenOptions::new()
+        .read(true)
         .write(true)
-        .custom_flags(libc::O_NONBLOCK)
         .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| with_path(e, "open", path))?,
-        other => other.map_err(|e| with_path(e, "open", path))?,
-    };
-    // The process must see an ordinary blocking descriptor.
-    fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| with_path(e.into(), "set blocking mode on", path))?;
-    Ok(file)
+        .map_err(|e| with_path(e, "open", path))
 }
 
 /// containerd may send `fifo://`/`file://` URIs; `binary://` loggers are not supported.
@@ -138,6 +127,7 @@ mod tests {
     use nix::sys::stat::Mode;
     use nix::unistd::mkfifo;
     use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn stdin_reaches_eof_only_after_close_io() {
@@ -179,6 +169,24 @@ mod tests {
         reader.read_to_string(&mut got).unwrap();
         assert_eq!(got, "out");
         assert_eq!(std::fs::read_to_string(log).unwrap(), "err");
+    }
+
+    #[test]
+    fn output_survives_a_client_that_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths::from_request("", fifo.to_str().unwrap(), "");
+        let [_, mut out, _] = paths.open_for_process().unwrap();
+        out.write_all(b"nobody listens").unwrap();
+        let mut late = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut buf = [0u8; 14];
+        late.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"nobody listens", "a reconnecting client reads the buffer");
     }
 
     #[test]
