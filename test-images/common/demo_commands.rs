@@ -19,7 +19,7 @@ const USAGE: &str = "\
 commands:
   (none)            print a greeting
   echo A B ...      print the arguments joined by one space
-  args              print every argv entry, one per line
+  args ...          print every argv entry, one per line
   env               print every environment variable K=V, sorted
   cwd               print the current directory, then list it sorted
   ls DIR            list DIR's entries, sorted
@@ -94,7 +94,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     };
     let command = match (name.as_str(), rest) {
         ("echo", words) => Command::Echo(words.to_vec()),
-        ("args", []) => Command::Args,
+        // Extra words are the point: they show up in the listing.
+        ("args", _) => Command::Args,
         ("env", []) => Command::Env,
         ("cwd", []) => Command::Cwd,
         ("ls", [dir]) => Command::Ls(dir.clone()),
@@ -116,7 +117,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         },
         ("trap", []) => Command::Trap,
         ("loop", []) => Command::Loop,
-        ("args" | "env" | "cwd" | "stdin" | "trap" | "loop", _) => {
+        ("env" | "cwd" | "stdin" | "trap" | "loop", _) => {
             return Err(wrong_count("no arguments"));
         }
         ("ls" | "cat" | "stderr" | "exit" | "sleep", _) => {
@@ -314,6 +315,7 @@ mod tests {
             (&["echo"], Command::Echo(vec![])),
             (&["echo", "a", "b"], Command::Echo(strings(&["a", "b"]))),
             (&["args"], Command::Args),
+            (&["args", "x"], Command::Args),
             (&["env"], Command::Env),
             (&["cwd"], Command::Cwd),
             (&["ls", "/d"], Command::Ls("/d".into())),
@@ -347,7 +349,7 @@ mod tests {
     fn rejects_bad_command_lines() {
         let cases: &[&[&str]] = &[
             &["nope"],
-            &["args", "x"],
+            &["env", "x"],
             &["ls"],
             &["cat", "a", "b"],
             &["write", "/f"],
@@ -379,6 +381,7 @@ mod tests {
             (&["echo", "a", "b c"], "a b c\n"),
             (&["echo"], "\n"),
             (&["args"], "/prog.wasm\nargs\n"),
+            (&["args", "a b", "c"], "/prog.wasm\nargs\na b\nc\n"),
             (&["env"], "A=1=x\nB=2\n"),
             (&["sleep", "0"], "sleeping 0\nslept\n"),
         ];
