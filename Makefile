@@ -1,0 +1,41 @@
+# Entry points for building, testing and trying the shims. Everything is built with the
+# release profile (tests and lints too) so that nothing is compiled twice.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all setup build images containerd-start containerd-stop demo test lint clean
+
+all: build
+
+# Debian packages and Rust targets (quiet when everything is there).
+setup:
+	scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace
+
+# OCI image tarballs in target/test-images/.
+images: build
+	scripts/build-test-images.sh
+
+containerd-start: setup
+	scripts/containerd.sh start
+
+containerd-stop:
+	scripts/containerd.sh stop
+
+# Runs the demo images through the wasmtime shim and prints how to do it on a node.
+demo: images
+	scripts/demo.sh
+
+# Unit tests, then the end-to-end suite against a private containerd.
+test: images
+	scripts/test.sh
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	shellcheck scripts/*.sh .ci/run
+
+clean: containerd-stop
+	$(CARGO) clean

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make test`: the workspace's unit tests, then the end-to-end suite (shim-conformance)
+# against the private containerd, which is stopped afterwards whatever happened.
+# Expects the shims and the test images to be built (`make images`).
+# The exit status is the tests' status; a failed stop fails a passing run.
+set -euo pipefail
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$script_dir/.." && pwd)
+cd "$repo_root"
+
+cargo test --release --workspace
+
+stop_containerd() {
+	local status=$?
+	trap - EXIT
+	if ! "$script_dir/containerd.sh" stop; then
+		echo "test.sh: stopping the private containerd failed" >&2
+		((status != 0)) || status=1
+	fi
+	exit "$status"
+}
+trap stop_containerd EXIT
+# Let an interrupt go through the EXIT trap too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$script_dir/containerd.sh" start
+env_exports=$("$script_dir/containerd.sh" env)
+eval "$env_exports"
+
+cargo test --release -p shim-conformance -- --include-ignored
