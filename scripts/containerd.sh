@@ -32,6 +32,7 @@ readonly socket=$state_dir/containerd.sock
 readonly log_file=$state_dir/containerd.log
 readonly holder_log=$state_dir/holder.log
 readonly runtime_state=$state_dir/state
+lock_fd=
 # ctr on the host creates its stdio FIFOs here (its default --fifo-dir); the holder
 # binds this directory into the private /run/containerd so shims can open them.
 readonly host_fifo_dir=/run/containerd/fifo
@@ -168,7 +169,7 @@ start_holder() {
 
 	setsid unshare --mount --net --pid --fork --propagation private --mount-proc \
 		bash "$holder_script" "$state_dir" "$host_fifo_dir" \
-		</dev/null >"$holder_log" 2>&1 &
+		</dev/null >"$holder_log" 2>&1 {lock_fd}>&- &
 	local unshare_pid=$!
 	disown
 
@@ -190,7 +191,7 @@ launch_containerd() {
 	(
 		cd "$state_dir"
 		PATH="$shim_bin_dir:$PATH" exec setsid nsenter --target "$holder" --mount --net --pid -- \
-			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1
+			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1 {lock_fd}>&-
 	) &
 	local nsenter_pid=$!
 	disown
@@ -364,11 +365,19 @@ cmd_status() {
 	ps -o pid=,args= -p "$(namespace_members "${tree[@]}" | paste -sd,)"
 }
 
+# Serializes start, stop and restart on one state dir. Processes started in the
+# background close the lock's descriptor so that they do not hold it.
+lock_state_dir() {
+	mkdir -p "$state_dir"
+	exec {lock_fd}>"$state_dir/lock"
+	flock "$lock_fd"
+}
+
 main() {
 	case ${1:-} in
-	start) cmd_start ;;
-	stop) cmd_stop ;;
-	restart) cmd_restart ;;
+	start) lock_state_dir && cmd_start ;;
+	stop) lock_state_dir && cmd_stop ;;
+	restart) lock_state_dir && cmd_restart ;;
 	env) cmd_env ;;
 	status) cmd_status ;;
 	*)
