@@ -1,17 +1,15 @@
-//! containerd's gRPC API, for what `ctr` cannot do: a container whose spec is not valid
-//! JSON, a task that is created but not started, process args changed between two tasks
-//! of one container.
+//! containerd's gRPC API, for what `ctr` cannot do: a spec that ctr would not write
+//! (not UTF-8, no process), a task that is created but not started, process args changed
+//! between two tasks of one container.
 
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use containerd_client::services::v1::container::Runtime as ContainerRuntime;
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteTaskRequest, GetContainerRequest, GetRequest, StartRequest, UpdateContainerRequest,
-    WaitRequest,
+    Container, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
+    GetRequest, StartRequest, UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::tonic::Request;
 use containerd_client::types::v1::Status as ProcessStatus;
@@ -20,7 +18,7 @@ use prost_types::{Any, FieldMask};
 
 use crate::environment::containerd;
 
-/// The type URL containerd gives OCI runtime specs (its spec Any holds plain JSON).
+/// The type URL containerd gives OCI runtime specs (the Any holds the JSON bytes).
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
 /// Deadline for one API call; Create starts a shim, which is the slowest.
@@ -76,37 +74,6 @@ impl Api {
         })
     }
 
-    /// Creates container `id` for `runtime_type` whose spec is `spec` verbatim: containerd
-    /// stores it unparsed and writes it as the bundle's config.json at task create.
-    pub fn create_container_with_raw_spec(
-        &self,
-        id: &str,
-        runtime_type: &str,
-        spec: &[u8],
-    ) -> Result<()> {
-        let container = Container {
-            id: id.to_owned(),
-            runtime: Some(ContainerRuntime {
-                name: runtime_type.to_owned(),
-                options: None,
-            }),
-            spec: Some(Any {
-                type_url: SPEC_TYPE_URL.to_owned(),
-                value: spec.to_vec(),
-            }),
-            ..Default::default()
-        };
-        let request = with_namespace!(
-            CreateContainerRequest {
-                container: Some(container)
-            },
-            self.namespace
-        );
-        let mut client = self.client.containers();
-        self.call(&format!("create container {id}"), client.create(request))?;
-        Ok(())
-    }
-
     fn get_container(&self, id: &str) -> Result<Container> {
         let request = with_namespace!(GetContainerRequest { id: id.to_owned() }, self.namespace);
         let mut client = self.client.containers();
@@ -116,18 +83,22 @@ impl Api {
             .ok_or_else(|| anyhow!("containerd returned no container for {id}"))
     }
 
-    /// Replaces `process.args` in container `id`'s spec; the next task runs the new args on
-    /// the same rootfs snapshot.
-    pub fn set_process_args(&self, id: &str, args: &[&str]) -> Result<()> {
-        let mut container = self.get_container(id)?;
-        let any = container
+    /// Container `id`'s spec as containerd stores it (JSON bytes).
+    pub fn spec(&self, id: &str) -> Result<Vec<u8>> {
+        self.get_container(id)?
             .spec
-            .as_mut()
-            .ok_or_else(|| anyhow!("container {id} has no spec"))?;
-        let mut spec: serde_json::Value = serde_json::from_slice(&any.value)
-            .with_context(|| format!("container {id}'s spec is not JSON"))?;
-        spec["process"]["args"] = serde_json::json!(args);
-        any.value = serde_json::to_vec(&spec)?;
+            .map(|any| any.value)
+            .ok_or_else(|| anyhow!("container {id} has no spec"))
+    }
+
+    /// Replaces container `id`'s spec with `spec`, stored verbatim; the next task gets it
+    /// as its bundle's config.json.
+    pub fn set_spec(&self, id: &str, spec: Vec<u8>) -> Result<()> {
+        let mut container = self.get_container(id)?;
+        container.spec = Some(Any {
+            type_url: SPEC_TYPE_URL.to_owned(),
+            value: spec,
+        });
         let request = with_namespace!(
             UpdateContainerRequest {
                 container: Some(container),
@@ -140,6 +111,20 @@ impl Api {
         let mut client = self.client.containers();
         self.call(&format!("update container {id}"), client.update(request))?;
         Ok(())
+    }
+
+    /// Edits container `id`'s spec as JSON.
+    pub fn edit_spec(&self, id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<()> {
+        let mut spec: serde_json::Value = serde_json::from_slice(&self.spec(id)?)
+            .with_context(|| format!("container {id}'s spec is not JSON"))?;
+        edit(&mut spec);
+        self.set_spec(id, serde_json::to_vec(&spec)?)
+    }
+
+    /// Replaces `process.args` in container `id`'s spec; the next task runs the new args on
+    /// the same rootfs snapshot.
+    pub fn set_process_args(&self, id: &str, args: &[&str]) -> Result<()> {
+        self.edit_spec(id, |spec| spec["process"]["args"] = serde_json::json!(args))
     }
 
     /// Creates (without starting) the task of container `id`, on the container's snapshot

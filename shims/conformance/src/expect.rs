@@ -70,13 +70,17 @@ pub const EMPTY_ARGS: &[&str] = &["empty", "no args", "no arguments", "missing",
 pub const MALFORMED_SPEC: &[&str] = &[
     "parse",
     "invalid",
-    "expected",
     "syntax",
     "malformed",
     "decod",
     "deserializ",
-    "eof",
+    "utf-8",
+    "utf8",
+    "unicode",
 ];
+
+/// Why a runtime spec without a process cannot be run.
+pub const NO_PROCESS: &[&str] = &["process"];
 
 /// `out` is a `ctr run` that failed at create with an error that names every one of
 /// `names` and gives one of `reasons` (case-insensitive).
