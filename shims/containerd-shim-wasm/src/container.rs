@@ -83,8 +83,12 @@ impl Container {
             debug: spawn.debug,
         };
         let created = creator::create_in_helper(&request, shim_log).and_then(|(pid, kind)| {
-            let pidfd = reaper::pidfd_open(pid)
-                .with_context(|| format!("container {} lost its init process {pid} during create", spawn.id))?;
+            let pidfd = reaper::pidfd_open(pid).with_context(|| {
+                format!(
+                    "container {} lost its init process {pid} during create",
+                    spawn.id
+                )
+            })?;
             let watch_fd = pidfd.try_clone().context("duplicate the pidfd")?;
             Ok((pid, kind, pidfd, watch_fd))
         });
@@ -167,14 +171,19 @@ impl Container {
         drop(status);
         let signal = i32::try_from(signal).map_err(|_| anyhow!("invalid signal {signal}"))?;
         if all {
-            let signal = ContainerSignal::try_from(signal).map_err(|e| anyhow!("signal {signal}: {e}"))?;
+            let signal =
+                ContainerSignal::try_from(signal).map_err(|e| anyhow!("signal {signal}: {e}"))?;
             let mut container = self.libcontainer()?;
             container
                 .kill(signal, true)
                 .with_context(|| format!("signal every process of container {}", self.id))?;
         } else {
-            reaper::pidfd_signal(&self.pidfd, signal)
-                .with_context(|| format!("signal {signal} to container {} (pid {})", self.id, self.pid))?;
+            reaper::pidfd_signal(&self.pidfd, signal).with_context(|| {
+                format!(
+                    "signal {signal} to container {} (pid {})",
+                    self.id, self.pid
+                )
+            })?;
         }
         Ok(())
     }
@@ -183,7 +192,11 @@ impl Container {
     pub fn wait(&self) -> (u32, SystemTime) {
         let mut status = self.status();
         loop {
-            if let Status::Stopped { exit_status, exited_at } = *status {
+            if let Status::Stopped {
+                exit_status,
+                exited_at,
+            } = *status
+            {
                 return (exit_status, exited_at);
             }
             status = self.exited.wait(status).unwrap();
@@ -227,7 +240,11 @@ impl Container {
             .wait_timeout_while(status, timeout, |s| !matches!(s, Status::Stopped { .. }))
             .unwrap();
         if !matches!(*status, Status::Stopped { .. }) {
-            return Err(anyhow!("container {} (pid {}) did not die after SIGKILL", self.id, self.pid));
+            return Err(anyhow!(
+                "container {} (pid {}) did not die after SIGKILL",
+                self.id,
+                self.pid
+            ));
         }
         Ok(())
     }
@@ -251,13 +268,20 @@ impl Container {
 
     fn libcontainer(&self) -> anyhow::Result<libcontainer::container::Container> {
         let dir = self.state_root.join(&self.id);
-        libcontainer::container::Container::load(dir.clone())
-            .with_context(|| format!("load the state of container {} from {}", self.id, dir.display()))
+        libcontainer::container::Container::load(dir.clone()).with_context(|| {
+            format!(
+                "load the state of container {} from {}",
+                self.id,
+                dir.display()
+            )
+        })
     }
 
     fn cgroup(&self) -> anyhow::Result<libcgroups::common::AnyCgroupManager> {
         let container = self.libcontainer()?;
-        let config = container.spec().context("read the container's saved config")?;
+        let config = container
+            .spec()
+            .context("read the container's saved config")?;
         libcgroups::common::create_cgroup_manager(CgroupConfig {
             cgroup_path: config.cgroup_path,
             systemd_cgroup: container.systemd(),
@@ -268,10 +292,8 @@ impl Container {
 }
 
 fn unmount(rootfs: Option<&MountedRootfs>, id: &str) {
-    if let Some(rootfs) = rootfs {
-        if let Err(e) = rootfs.unmount() {
-            warn!(id; "container {id}: {e:#}");
-        }
+    if let Some(Err(e)) = rootfs.map(MountedRootfs::unmount) {
+        warn!(id; "container {id}: {e:#}");
     }
 }
 

@@ -71,14 +71,19 @@ pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Res
     let helper = crate::reaper::pidfd_open(child.id() as i32);
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).context("read the create helper's answer")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("read the create helper's answer")?;
     if let Ok(helper) = helper {
         crate::reaper::wait_gone(helper).context("wait for the create helper to exit")?;
     }
     match serde_json::from_str::<Created>(&line) {
         Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
         Ok(Created::Err { message }) => Err(anyhow!(message)),
-        Err(_) => bail!("the create helper for container {} died without an answer (see the shim log)", request.id),
+        Err(_) => bail!(
+            "the create helper for container {} died without an answer (see the shim log)",
+            request.id
+        ),
     }
 }
 
@@ -90,11 +95,17 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
     if log_ok {
         // SAFETY: LOG_FD was just created by dup2 and is owned by nobody else.
         let log = unsafe { File::from_raw_fd(LOG_FD) };
-        let _ = log::set_boxed_logger(Box::new(containerd_shim::logger::FifoLogger::with_file(log)));
+        let _ = log::set_boxed_logger(Box::new(containerd_shim::logger::FifoLogger::with_file(
+            log,
+        )));
     }
     let answer = match serde_json::from_str::<CreateRequest>(request_json) {
         Ok(request) => {
-            log::set_max_level(if request.debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+            log::set_max_level(if request.debug {
+                log::LevelFilter::Debug
+            } else {
+                log::LevelFilter::Info
+            });
             match create::<E>(&request) {
                 Ok((pid, kind)) => Created::Ok { pid, kind },
                 Err(e) => {
@@ -109,9 +120,17 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
         },
     };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", serde_json::to_string(&answer).expect("serializable"));
+    let _ = writeln!(
+        stdout,
+        "{}",
+        serde_json::to_string(&answer).expect("serializable")
+    );
     let _ = stdout.flush();
-    std::process::exit(if matches!(answer, Created::Ok { .. }) { 0 } else { 1 })
+    std::process::exit(if matches!(answer, Created::Ok { .. }) {
+        0
+    } else {
+        1
+    })
 }
 
 fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
@@ -123,7 +142,10 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
         Kind::Native => Prepared::Native,
         Kind::Wasm => prepare_wasm::<E>(&workload)?,
     };
-    let [stdin, stdout, stderr] = request.stdio.open_for_process().context("open the task's stdio")?;
+    let [stdin, stdout, stderr] = request
+        .stdio
+        .open_for_process()
+        .context("open the task's stdio")?;
     let executor = ShimExecutor {
         container_id: id.clone(),
         prepared,
@@ -145,7 +167,8 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
                 .build()
         });
     // On failure the shim removes what libcontainer may have left (state directory, cgroup).
-    let container = built.map_err(|e| anyhow!(e).context(format!("create container {id} with libcontainer")))?;
+    let container = built
+        .map_err(|e| anyhow!(e).context(format!("create container {id} with libcontainer")))?;
     let pid = container
         .pid()
         .ok_or_else(|| anyhow!("libcontainer created container {id} without an init pid"))?
@@ -156,10 +179,14 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
 
 fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
-    let bytes = std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
+    let bytes =
+        std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
     let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
     if !engine.can_run(&bytes) {
-        bail!("{path}: the {} engine cannot run this kind of WebAssembly binary", E::NAME);
+        bail!(
+            "{path}: the {} engine cannot run this kind of WebAssembly binary",
+            E::NAME
+        );
     }
     let module = engine
         .compile(&bytes, &workload.entrypoint.func)
@@ -175,14 +202,17 @@ fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prep
 pub fn load_spec(bundle: &Path) -> anyhow::Result<Spec> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("{}: malformed OCI runtime spec", path.display()))
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{}: malformed OCI runtime spec", path.display()))
 }
 
 fn rootfs_path(spec: &Spec, bundle: &Path) -> anyhow::Result<PathBuf> {
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| anyhow!("{}: the spec has no root", bundle.join("config.json").display()))?;
+    let root = spec.root().as_ref().ok_or_else(|| {
+        anyhow!(
+            "{}: the spec has no root",
+            bundle.join("config.json").display()
+        )
+    })?;
     Ok(bundle.join(root.path()))
 }
 

@@ -21,13 +21,16 @@ impl Events {
     /// Starts the publishing thread for `namespace`.
     pub fn start(publisher: RemotePublisher, namespace: String) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Queued>();
-        std::thread::Builder::new().name("events".into()).spawn(move || {
-            for (topic, event) in rx {
-                if let Err(e) = publisher.publish(Context::default(), &topic, &namespace, event) {
-                    warn!("publish {topic} to containerd: {e}");
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || {
+                for (topic, event) in rx {
+                    if let Err(e) = publisher.publish(Context::default(), &topic, &namespace, event)
+                    {
+                        warn!("publish {topic} to containerd: {e}");
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(Self { tx })
     }
 

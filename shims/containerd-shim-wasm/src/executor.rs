@@ -3,7 +3,7 @@
 //! Wasm module (run by the engine in this process).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
@@ -32,7 +32,11 @@ impl<E: Engine> Clone for Prepared<E> {
     fn clone(&self) -> Self {
         match self {
             Prepared::Native => Prepared::Native,
-            Prepared::Wasm { engine, module, entrypoint } => Prepared::Wasm {
+            Prepared::Wasm {
+                engine,
+                module,
+                entrypoint,
+            } => Prepared::Wasm {
                 engine: engine.clone(),
                 module: Arc::clone(module),
                 entrypoint: entrypoint.clone(),
@@ -60,7 +64,11 @@ impl<E: Engine> Executor for ShimExecutor<E> {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         match &self.prepared {
             Prepared::Native => DefaultExecutor {}.exec(spec),
-            Prepared::Wasm { engine, module, entrypoint } => {
+            Prepared::Wasm {
+                engine,
+                module,
+                entrypoint,
+            } => {
                 close_inherited_descriptors();
                 let ctx = wasi_context(spec, entrypoint);
                 let status = run_module(&self.container_id, engine, module, &ctx);
@@ -110,14 +118,20 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
                 .collect()
         })
         .unwrap_or_default();
-    let read_only = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let read_only = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     let mut preopens = vec![Preopen {
         host_path: PathBuf::from("/"),
         guest_path: "/".to_string(),
         read_only,
     }];
-    let cwd = process.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
-    if cwd != PathBuf::from("/") {
+    let cwd = process
+        .map(|p| p.cwd().clone())
+        .unwrap_or_else(|| "/".into());
+    if cwd != Path::new("/") {
         preopens.push(Preopen {
             host_path: cwd,
             guest_path: ".".to_string(),
@@ -137,9 +151,13 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
 fn close_inherited_descriptors() {
     const FIRST_UNUSED: libc::c_uint = 4;
     // SAFETY: nothing in this process uses descriptors >= 4 yet. nix has no close_range.
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, FIRST_UNUSED, libc::c_uint::MAX, 0) };
+    let closed =
+        unsafe { libc::syscall(libc::SYS_close_range, FIRST_UNUSED, libc::c_uint::MAX, 0) };
     if closed != 0 {
-        error!("close inherited descriptors: {}", std::io::Error::last_os_error());
+        error!(
+            "close inherited descriptors: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -151,7 +169,11 @@ fn exit_on_termination_signals() -> nix::Result<()> {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(128 + signal) }
     }
-    let action = SigAction::new(SigHandler::Handler(exit_now), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(exit_now),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only calls an async-signal-safe function.
         unsafe { sigaction(signal, &action) }?;
@@ -169,18 +191,34 @@ mod tests {
     fn context_follows_the_spec() {
         let process = ProcessBuilder::default()
             .args(vec!["app.wasm#greet".to_string(), "a b".to_string()])
-            .env(vec!["A=1".to_string(), "B=x=y".to_string(), "EMPTY".to_string()])
+            .env(vec![
+                "A=1".to_string(),
+                "B=x=y".to_string(),
+                "EMPTY".to_string(),
+            ])
             .cwd("/work")
             .build()
             .unwrap();
-        let root = RootBuilder::default().path("rootfs").readonly(true).build().unwrap();
-        let spec = SpecBuilder::default().process(process).root(root).build().unwrap();
+        let root = RootBuilder::default()
+            .path("rootfs")
+            .readonly(true)
+            .build()
+            .unwrap();
+        let spec = SpecBuilder::default()
+            .process(process)
+            .root(root)
+            .build()
+            .unwrap();
         let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet"));
         assert_eq!(ctx.args, ["app.wasm", "a b"]);
         assert_eq!(ctx.entry, "greet");
         assert_eq!(
             ctx.env,
-            [("A".into(), "1".into()), ("B".into(), "x=y".into()), ("EMPTY".into(), String::new())]
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "x=y".into()),
+                ("EMPTY".into(), String::new())
+            ]
         );
         assert_eq!(ctx.preopens.len(), 2);
         assert!(ctx.preopens.iter().all(|p| p.read_only));
@@ -190,9 +228,21 @@ mod tests {
 
     #[test]
     fn the_rootfs_is_writable_unless_read_only() {
-        let process = ProcessBuilder::default().args(vec!["/m.wasm".to_string()]).cwd("/").build().unwrap();
-        let root = RootBuilder::default().path("rootfs").readonly(false).build().unwrap();
-        let spec = SpecBuilder::default().process(process).root(root).build().unwrap();
+        let process = ProcessBuilder::default()
+            .args(vec!["/m.wasm".to_string()])
+            .cwd("/")
+            .build()
+            .unwrap();
+        let root = RootBuilder::default()
+            .path("rootfs")
+            .readonly(false)
+            .build()
+            .unwrap();
+        let spec = SpecBuilder::default()
+            .process(process)
+            .root(root)
+            .build()
+            .unwrap();
         let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm"));
         assert_eq!(ctx.preopens.len(), 1);
         assert!(!ctx.preopens[0].read_only);

@@ -25,8 +25,10 @@ impl RuntimeOptions {
     /// `runtimeoptions.v1.Options`) carry nothing for us and give the defaults.
     pub fn parse(options: Option<&Any>, engine: &str, namespace: &str) -> anyhow::Result<Self> {
         let runc = match options {
-            Some(any) if any.type_url.ends_with("containerd.runc.v1.Options") => Options::parse_from_bytes(&any.value)
-                .map_err(|e| anyhow::anyhow!("runtime options ({}): {e}", any.type_url))?,
+            Some(any) if any.type_url.ends_with("containerd.runc.v1.Options") => {
+                Options::parse_from_bytes(&any.value)
+                    .map_err(|e| anyhow::anyhow!("runtime options ({}): {e}", any.type_url))?
+            }
             _ => Options::default(),
         };
         Ok(Self {
@@ -62,7 +64,10 @@ mod tests {
     fn defaults_without_options() {
         let opts = RuntimeOptions::parse(None, "wasmtime", "default").unwrap();
         assert!(!opts.systemd_cgroup);
-        assert_eq!(opts.state_root, PathBuf::from("/run/containerd/wasmtime/default"));
+        assert_eq!(
+            opts.state_root,
+            PathBuf::from("/run/containerd/wasmtime/default")
+        );
     }
 
     #[test]
@@ -72,7 +77,12 @@ mod tests {
             root: "/var/run/wasm".into(),
             ..Default::default()
         };
-        let opts = RuntimeOptions::parse(Some(&any(&runc, "containerd.runc.v1.Options")), "wasmtime", "k8s.io").unwrap();
+        let opts = RuntimeOptions::parse(
+            Some(&any(&runc, "containerd.runc.v1.Options")),
+            "wasmtime",
+            "k8s.io",
+        )
+        .unwrap();
         assert!(opts.systemd_cgroup);
         assert_eq!(opts.state_root, PathBuf::from("/var/run/wasm/k8s.io"));
     }
@@ -84,13 +94,21 @@ mod tests {
             value: vec![1, 2, 3],
             ..Default::default()
         };
-        assert!(!RuntimeOptions::parse(Some(&other), "wamr", "x").unwrap().systemd_cgroup);
+        assert!(
+            !RuntimeOptions::parse(Some(&other), "wamr", "x")
+                .unwrap()
+                .systemd_cgroup
+        );
         let bad = Any {
             type_url: "containerd.runc.v1.Options".into(),
             value: vec![0xff, 0xff, 0xff],
             ..Default::default()
         };
         let err = RuntimeOptions::parse(Some(&bad), "wamr", "x").unwrap_err();
-        assert!(err.to_string().contains("runtime options (containerd.runc.v1.Options)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("runtime options (containerd.runc.v1.Options)"),
+            "{err}"
+        );
     }
 }

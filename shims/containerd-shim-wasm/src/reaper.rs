@@ -56,7 +56,10 @@ impl Reaper {
     pub fn watch(&self, pid: i32, pidfd: OwnedFd, on_exit: OnExit) {
         let lost = {
             let mut watched = self.watched.lock().unwrap();
-            match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT) {
+            match waitid(
+                Id::PIDFd(pidfd.as_fd()),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            ) {
                 Err(Errno::ECHILD) => Some(on_exit),
                 _ => {
                     watched.insert(pid, Watch { pidfd, on_exit });
@@ -80,7 +83,10 @@ impl Reaper {
         {
             let mut watched = self.watched.lock().unwrap();
             loop {
-                let peek = waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT);
+                let peek = waitid(
+                    Id::All,
+                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+                );
                 let pid = match peek {
                     Ok(status) => match status.pid() {
                         Some(pid) => pid,
@@ -91,7 +97,10 @@ impl Reaper {
                 };
                 match watched.remove(&pid.as_raw()) {
                     Some(watch) => {
-                        let status = waitid(Id::PIDFd(watch.pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG);
+                        let status = waitid(
+                            Id::PIDFd(watch.pidfd.as_fd()),
+                            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+                        );
                         done.push((watch.on_exit, exit_status(status)));
                     }
                     None => {
@@ -123,8 +132,12 @@ fn exit_status(status: nix::Result<WaitStatus>) -> i32 {
 
 /// A pidfd for `pid`: signals sent through it can never reach a recycled pid.
 pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
-    Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Blocks until the process behind `pidfd` has exited (it may not be our child). Once it
@@ -143,8 +156,12 @@ pub fn wait_gone(pidfd: impl AsFd) -> std::io::Result<()> {
 
 /// Sends `signal` through a pidfd.
 pub fn pidfd_signal(pidfd: impl AsFd, signal: i32) -> std::io::Result<()> {
-    let signal = rustix::process::Signal::from_named_raw(signal)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("unknown signal {signal}")))?;
+    let signal = rustix::process::Signal::from_named_raw(signal).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("unknown signal {signal}"),
+        )
+    })?;
     Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
 }
 
@@ -157,32 +174,59 @@ mod tests {
     // One test drives the process-wide reaper: a second reaper in the same test binary
     // would compete for the same children.
     #[test]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "the reaper under test is what waits for them"
+    )]
     fn watched_children_get_their_status_once_and_others_are_reaped() {
         let reaper = Reaper::start().unwrap();
         let (tx, rx) = mpsc::channel();
 
         for (script, expected) in [("exit 42", 42), ("kill -9 $$", 137), ("exit 0", 0)] {
-            let child = std::process::Command::new("/bin/sh").args(["-c", &format!("sleep 0.2; {script}")]).spawn().unwrap();
+            let child = std::process::Command::new("/bin/sh")
+                .args(["-c", &format!("sleep 0.2; {script}")])
+                .spawn()
+                .unwrap();
             let pid = child.id() as i32;
             let tx = tx.clone();
-            reaper.watch(pid, pidfd_open(pid).unwrap(), Box::new(move |status| tx.send((pid, status)).unwrap()));
+            reaper.watch(
+                pid,
+                pidfd_open(pid).unwrap(),
+                Box::new(move |status| tx.send((pid, status)).unwrap()),
+            );
             let (got_pid, status) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
             assert_eq!((got_pid, status), (pid, expected), "{script}");
         }
-        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "reported twice");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "reported twice"
+        );
 
         // An unwatched child is reaped (no zombie stays behind).
         let child = std::process::Command::new("/bin/true").spawn().unwrap();
         let pid = child.id();
         std::thread::sleep(Duration::from_millis(500));
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "zombie {pid} left");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "zombie {pid} left"
+        );
 
         // A child that exited and was reaped before it was watched is reported as lost.
-        let child = std::process::Command::new("/bin/sh").args(["-c", "sleep 0.1"]).spawn().unwrap();
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 0.1"])
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let pidfd = pidfd_open(pid).unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        reaper.watch(pid, pidfd, Box::new(move |status| tx.send((pid, status)).unwrap()));
-        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), (pid, UNKNOWN_EXIT_STATUS));
+        reaper.watch(
+            pid,
+            pidfd,
+            Box::new(move |status| tx.send((pid, status)).unwrap()),
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            (pid, UNKNOWN_EXIT_STATUS)
+        );
     }
 }

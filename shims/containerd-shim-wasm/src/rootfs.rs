@@ -22,18 +22,23 @@ pub fn mount(bundle: &Path, mounts: &[Mount]) -> anyhow::Result<Option<MountedRo
     std::fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
     let mounted = MountedRootfs { target };
     for m in mounts {
-        containerd_shim::mount::mount_rootfs(Some(&m.type_), Some(&m.source), &m.options, &mounted.target)
-            .with_context(|| {
-                format!(
-                    "mount {} ({}) at {}",
-                    m.source,
-                    m.type_,
-                    mounted.target.display()
-                )
-            })
-            .inspect_err(|_| {
-                let _ = mounted.unmount();
-            })?;
+        containerd_shim::mount::mount_rootfs(
+            Some(&m.type_),
+            Some(&m.source),
+            &m.options,
+            &mounted.target,
+        )
+        .with_context(|| {
+            format!(
+                "mount {} ({}) at {}",
+                m.source,
+                m.type_,
+                mounted.target.display()
+            )
+        })
+        .inspect_err(|_| {
+            let _ = mounted.unmount();
+        })?;
     }
     Ok(Some(mounted))
 }

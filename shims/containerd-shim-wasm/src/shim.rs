@@ -21,7 +21,10 @@ use crate::reaper::Reaper;
 use crate::task::TaskService;
 
 /// Annotations whose value names the shim a container joins (one shim per pod).
-const GROUP_ANNOTATIONS: [&str; 2] = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
 
 /// `io.containerd.<engine>.v1`.
 pub fn runtime_id(engine: &str) -> String {
@@ -83,7 +86,9 @@ impl containerd_shim::Shim for WasmShim {
         let rootfs = Path::new("rootfs").canonicalize().ok();
         if let Some(rootfs) = rootfs {
             let target = rootfs.to_string_lossy();
-            if let Err(e) = containerd_shim::mount::umount_recursive(Some(&target), libc::MNT_DETACH) {
+            if let Err(e) =
+                containerd_shim::mount::umount_recursive(Some(&target), libc::MNT_DETACH)
+            {
                 warn!("unmount {target}: {e}");
             }
         }
@@ -105,7 +110,8 @@ impl containerd_shim::Shim for WasmShim {
             std::process::exit(1)
         };
         let reaper = Reaper::start().unwrap_or_else(|e| fatal("start the reaper", e));
-        let events = Events::start(publisher, self.namespace.clone()).unwrap_or_else(|e| fatal("start the event publisher", e));
+        let events = Events::start(publisher, self.namespace.clone())
+            .unwrap_or_else(|e| fatal("start the event publisher", e));
         let shim_log = creator::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
         TaskService {
             engine: self.engine.clone(),
@@ -163,7 +169,11 @@ mod tests {
     fn pods_share_a_shim_through_the_sandbox_annotation() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.json");
-        std::fs::write(&config, r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#).unwrap();
+        std::fs::write(
+            &config,
+            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#,
+        )
+        .unwrap();
         assert_eq!(group_of(&config).as_deref(), Some("pod1"));
         std::fs::write(&config, r#"{"annotations":{"other":"x"}}"#).unwrap();
         assert_eq!(group_of(&config), None);

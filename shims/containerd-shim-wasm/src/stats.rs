@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn v1_metrics_carry_memory_cpu_and_pids() {
         let metrics = to_metrics(&sample(), CgroupSetup::Hybrid);
-        assert_eq!(metrics.descriptor_dyn().full_name(), "io.containerd.cgroups.v1.Metrics");
+        assert_eq!(
+            metrics.descriptor_dyn().full_name(),
+            "io.containerd.cgroups.v1.Metrics"
+        );
         let bytes = metrics.write_to_bytes_dyn().unwrap();
         let back = v1::Metrics::parse_from_bytes(&bytes).unwrap();
         assert_eq!(back.memory.usage.usage, 4096);
@@ -147,7 +150,10 @@ mod tests {
     #[test]
     fn v2_metrics_use_microseconds() {
         let metrics = to_metrics(&sample(), CgroupSetup::Unified);
-        assert_eq!(metrics.descriptor_dyn().full_name(), "io.containerd.cgroups.v2.Metrics");
+        assert_eq!(
+            metrics.descriptor_dyn().full_name(),
+            "io.containerd.cgroups.v2.Metrics"
+        );
         let back = v2::Metrics::parse_from_bytes(&metrics.write_to_bytes_dyn().unwrap()).unwrap();
         assert_eq!(back.memory.usage, 4096);
         assert_eq!(back.memory.anon, 2048);

@@ -11,7 +11,10 @@ pub enum Status {
     /// The workload runs.
     Running,
     /// The process is gone; its exit status is final.
-    Stopped { exit_status: u32, exited_at: SystemTime },
+    Stopped {
+        exit_status: u32,
+        exited_at: SystemTime,
+    },
 }
 
 /// A transition that the current status does not allow.
@@ -45,7 +48,10 @@ impl Status {
         if matches!(self, Status::Stopped { .. }) {
             return false;
         }
-        *self = Status::Stopped { exit_status, exited_at };
+        *self = Status::Stopped {
+            exit_status,
+            exited_at,
+        };
         true
     }
 
@@ -59,7 +65,12 @@ impl Status {
         self.require(id, "delete", !matches!(self, Status::Running))
     }
 
-    fn require(&self, id: &str, action: &'static str, allowed: bool) -> Result<(), IllegalTransition> {
+    fn require(
+        &self,
+        id: &str,
+        action: &'static str,
+        allowed: bool,
+    ) -> Result<(), IllegalTransition> {
         if allowed {
             return Ok(());
         }
@@ -93,7 +104,13 @@ mod tests {
         let at = SystemTime::now();
         assert!(s.exit(3, at));
         assert!(!s.exit(9, SystemTime::now()), "a second exit is ignored");
-        assert_eq!(s, Status::Stopped { exit_status: 3, exited_at: at });
+        assert_eq!(
+            s,
+            Status::Stopped {
+                exit_status: 3,
+                exited_at: at
+            }
+        );
         assert!(s.check_kill("c").is_err());
         assert!(s.start("c").is_err());
         s.check_delete("c").unwrap();

@@ -105,7 +105,9 @@ fn strip_scheme(path: Option<&Path>) -> io::Result<Option<&Path>> {
             "fifo" | "file" => Ok(Some(Path::new(rest))),
             _ => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("stdio {text}: the {scheme}:// scheme is not supported (use a FIFO or file path)"),
+                format!(
+                    "stdio {text}: the {scheme}:// scheme is not supported (use a FIFO or file path)"
+                ),
             )),
         };
     }
@@ -160,7 +162,11 @@ mod tests {
             .open(&fifo)
             .unwrap();
         let log = dir.path().join("err.log");
-        let paths = StdioPaths::from_request("", fifo.to_str().unwrap(), &format!("file://{}", log.display()));
+        let paths = StdioPaths::from_request(
+            "",
+            fifo.to_str().unwrap(),
+            &format!("file://{}", log.display()),
+        );
         let [_, mut out, mut err] = paths.open_for_process().unwrap();
         out.write_all(b"out").unwrap();
         err.write_all(b"err").unwrap();
@@ -186,13 +192,20 @@ mod tests {
             .unwrap();
         let mut buf = [0u8; 14];
         late.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"nobody listens", "a reconnecting client reads the buffer");
+        assert_eq!(
+            &buf, b"nobody listens",
+            "a reconnecting client reads the buffer"
+        );
     }
 
     #[test]
     fn unsupported_schemes_are_named() {
         let paths = StdioPaths::from_request("", "binary:///usr/bin/logger", "");
         let err = paths.open_for_process().unwrap_err();
-        assert!(err.to_string().contains("binary:// scheme is not supported"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("binary:// scheme is not supported"),
+            "{err}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use containerd_shim::api::{self, Status as ApiStatus};
 use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::ttrpc::{self, Code};
 use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
@@ -60,7 +60,9 @@ fn not_implemented(verb: &str) -> ttrpc::Error {
 }
 
 fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
-    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     MessageField::some(Timestamp {
         seconds: since.as_secs() as i64,
         nanos: since.subsec_nanos() as i32,
@@ -83,7 +85,9 @@ impl TaskService {
         if exec_id.is_empty() {
             Ok(())
         } else {
-            Err(not_implemented(&format!("{verb} of exec process {exec_id}")))
+            Err(not_implemented(&format!(
+                "{verb} of exec process {exec_id}"
+            )))
         }
     }
 
@@ -117,15 +121,25 @@ impl TaskService {
 }
 
 impl containerd_shim::Task for TaskService {
-    fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
         if !req.checkpoint.is_empty() {
-            return Err(rpc_error(Code::UNIMPLEMENTED, "restoring a checkpoint is not supported"));
+            return Err(rpc_error(
+                Code::UNIMPLEMENTED,
+                "restoring a checkpoint is not supported",
+            ));
         }
         if req.terminal {
             return Err(not_implemented("a terminal (process.terminal)"));
         }
         if self.containers.lock().unwrap().contains_key(&req.id) {
-            return Err(rpc_error(Code::ALREADY_EXISTS, format!("container {} already exists", req.id)));
+            return Err(rpc_error(
+                Code::ALREADY_EXISTS,
+                format!("container {} already exists", req.id),
+            ));
         }
         let container = self.create_container(&req).map_err(|e| {
             error!(id = req.id.as_str(); "create container {}: {e:#}", req.id);
@@ -133,7 +147,10 @@ impl containerd_shim::Task for TaskService {
         })?;
         let pid = container.pid as u32;
         info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
-        self.containers.lock().unwrap().insert(req.id.clone(), container);
+        self.containers
+            .lock()
+            .unwrap()
+            .insert(req.id.clone(), container);
         self.events.send(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -155,7 +172,11 @@ impl containerd_shim::Task for TaskService {
         })
     }
 
-    fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
         Self::init_only(&req.exec_id, "start")?;
         let container = self.container(&req.id)?;
         let events = &self.events;
@@ -173,11 +194,19 @@ impl containerd_shim::Task for TaskService {
         })
     }
 
-    fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
         Self::init_only(&req.exec_id, "state")?;
         let c = self.container(&req.id)?;
         let status = *c.status();
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         let mut resp = api::StateResponse {
             id: c.id.clone(),
             bundle: c.bundle.to_string_lossy().into_owned(),
@@ -191,7 +220,10 @@ impl containerd_shim::Task for TaskService {
         resp.status = match status {
             crate::status::Status::Created => ApiStatus::CREATED,
             crate::status::Status::Running => ApiStatus::RUNNING,
-            crate::status::Status::Stopped { exit_status, exited_at } => {
+            crate::status::Status::Stopped {
+                exit_status,
+                exited_at,
+            } => {
                 resp.exit_status = exit_status;
                 resp.exited_at = timestamp(exited_at);
                 ApiStatus::STOPPED
@@ -207,7 +239,10 @@ impl containerd_shim::Task for TaskService {
         match container.kill(req.signal, req.all) {
             Ok(()) => Ok(api::Empty::new()),
             // As runc's shim says: containerd (and Docker's stop) treat it as "already gone".
-            Err(ContainerError::Illegal(e)) => Err(rpc_error(Code::NOT_FOUND, format!("process already finished: {e}"))),
+            Err(ContainerError::Illegal(e)) => Err(rpc_error(
+                Code::NOT_FOUND,
+                format!("process already finished: {e}"),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -222,7 +257,11 @@ impl containerd_shim::Task for TaskService {
         })
     }
 
-    fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
         Self::init_only(&req.exec_id, "delete")?;
         let container = self.container(&req.id)?;
         let (exit_status, exited_at) = container.delete()?;
@@ -258,9 +297,14 @@ impl containerd_shim::Task for TaskService {
         })
     }
 
-    fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
         let stats = self.container(&req.id)?.stats().map_err(failed)?;
-        let setup = libcgroups::common::get_cgroup_setup().map_err(|e| failed(anyhow::anyhow!("detect the cgroup setup: {e}")))?;
+        let setup = libcgroups::common::get_cgroup_setup()
+            .map_err(|e| failed(anyhow::anyhow!("detect the cgroup setup: {e}")))?;
         let any = convert_to_any(stats::to_metrics(&stats, setup)).map_err(|e| failed(e.into()))?;
         Ok(api::StatsResponse {
             stats: MessageField::some(any),
@@ -278,8 +322,15 @@ impl containerd_shim::Task for TaskService {
         Ok(api::Empty::new())
     }
 
-    fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
-        let task_pid = self.container(&req.id).map(|c| c.pid as u32).unwrap_or_default();
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let task_pid = self
+            .container(&req.id)
+            .map(|c| c.pid as u32)
+            .unwrap_or_default();
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid,
@@ -313,11 +364,22 @@ impl containerd_shim::Task for TaskService {
         Err(not_implemented("update"))
     }
 
-    fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
+    fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
         Err(not_implemented("resize_pty"))
     }
 
-    fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(rpc_error(Code::UNIMPLEMENTED, "checkpoint is not supported by this shim"))
+    fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        Err(rpc_error(
+            Code::UNIMPLEMENTED,
+            "checkpoint is not supported by this shim",
+        ))
     }
 }

@@ -34,7 +34,9 @@ pub struct Workload {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
-    #[error("process.args is empty: the container names nothing to run (set an entrypoint or a command)")]
+    #[error(
+        "process.args is empty: the container names nothing to run (set an entrypoint or a command)"
+    )]
     NoArgs,
     #[error("{path}: not found in the container's rootfs{searched}")]
     NotFound { path: String, searched: String },
@@ -61,7 +63,9 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
         .and_then(|a| a.first())
         .filter(|a| !a.is_empty())
         .ok_or(WorkloadError::NoArgs)?;
-    let cwd = process.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
+    let cwd = process
+        .map(|p| p.cwd().clone())
+        .unwrap_or_else(|| "/".into());
     let path_var = process
         .and_then(|p| p.env().as_ref())
         .and_then(|env| env.iter().find_map(|kv| kv.strip_prefix("PATH=")))
@@ -98,10 +102,10 @@ fn find(rootfs: &Path, cwd: &Path, path_var: &str, name: &str) -> Result<PathBuf
             .collect()
     };
     for guest in &candidates {
-        if let Ok(host) = safe_path::scoped_join(rootfs, guest) {
-            if host.is_file() {
-                return Ok(host);
-            }
+        if let Ok(host) = safe_path::scoped_join(rootfs, guest)
+            && host.is_file()
+        {
+            return Ok(host);
         }
     }
     let searched = if name.contains('/') {
@@ -209,7 +213,10 @@ mod tests {
     fn entry_function_and_relative_paths() {
         let root = rootfs();
         let w = resolve(&spec(&["/app.wasm#greet"], &[], "/"), root.path()).unwrap();
-        assert_eq!((w.entrypoint.path.as_str(), w.entrypoint.func.as_str()), ("/app.wasm", "greet"));
+        assert_eq!(
+            (w.entrypoint.path.as_str(), w.entrypoint.func.as_str()),
+            ("/app.wasm", "greet")
+        );
         let w = resolve(&spec(&["./rel.wasm"], &[], "/work"), root.path()).unwrap();
         assert_eq!(w.host_path, root.path().join("work/rel.wasm"));
     }
@@ -226,9 +233,18 @@ mod tests {
         let root = rootfs();
         let cases = [
             (vec![], "process.args is empty"),
-            (vec!["/missing.wasm"], "/missing.wasm: not found in the container's rootfs"),
-            (vec!["/etc/notes.txt"], "/etc/notes.txt: neither a WebAssembly module nor an executable"),
-            (vec!["/bin/plain"], "/bin/plain: an ELF binary but not executable (mode 644)"),
+            (
+                vec!["/missing.wasm"],
+                "/missing.wasm: not found in the container's rootfs",
+            ),
+            (
+                vec!["/etc/notes.txt"],
+                "/etc/notes.txt: neither a WebAssembly module nor an executable",
+            ),
+            (
+                vec!["/bin/plain"],
+                "/bin/plain: an ELF binary but not executable (mode 644)",
+            ),
         ];
         for (args, expected) in cases {
             let err = resolve(&spec(&args, &[], "/"), root.path()).unwrap_err();
@@ -241,7 +257,11 @@ mod tests {
         let root = rootfs();
         let outside = tempfile::tempdir().unwrap();
         write(outside.path(), "/evil.wasm", b"\0asm\x01\0\0\0", 0o644);
-        symlink(outside.path().join("evil.wasm"), root.path().join("link.wasm")).unwrap();
+        symlink(
+            outside.path().join("evil.wasm"),
+            root.path().join("link.wasm"),
+        )
+        .unwrap();
         let err = resolve(&spec(&["/link.wasm"], &[], "/"), root.path()).unwrap_err();
         assert!(matches!(err, WorkloadError::NotFound { .. }), "{err}");
         symlink("/app.wasm", root.path().join("inside.wasm")).unwrap();

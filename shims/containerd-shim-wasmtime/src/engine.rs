@@ -50,13 +50,23 @@ impl Engine for WasmtimeEngine {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdio().args(&ctx.args).envs(&ctx.env);
         for dir in &ctx.preopens {
-            let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("preopen {} as {}", dir.host_path.display(), dir.guest_path))?;
+                .with_context(|| {
+                    format!("preopen {} as {}", dir.host_path.display(), dir.guest_path)
+                })?;
         }
         let mut store = Store::new(&self.engine, wasi.build_p1());
-        let instance = module.pre.instantiate(&mut store).map_err(anyhow::Error::from).context("instantiate")?;
+        let instance = module
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiate")?;
         let func = instance
             .get_typed_func::<(), ()>(&mut store, &ctx.entry)
             .map_err(anyhow::Error::from)
@@ -86,13 +96,19 @@ mod tests {
         engine.compile(&ok, "_start").unwrap();
         engine.compile(&ok, "greet").unwrap();
         let err = engine.compile(&ok, "missing").err().unwrap();
-        assert!(err.to_string().contains("no exported function `missing`"), "{err}");
+        assert!(
+            err.to_string().contains("no exported function `missing`"),
+            "{err}"
+        );
 
         let unknown = wat(r#"(module (import "env" "nope" (func)) (func (export "_start")))"#);
         let err = engine.compile(&unknown, "_start").err().unwrap();
         assert!(format!("{err:#}").contains("env::nope"), "{err:#}");
 
-        let err = engine.compile(b"\0asm\x01\0\0\0garbage", "_start").err().unwrap();
+        let err = engine
+            .compile(b"\0asm\x01\0\0\0garbage", "_start")
+            .err()
+            .unwrap();
         assert!(!format!("{err:#}").is_empty());
     }
 
@@ -110,11 +126,24 @@ mod tests {
                 (memory (export "memory") 1)
                 (func (export "_start") (call $exit (i32.const 42))))"#,
         );
-        assert_eq!(engine.run(&engine.compile(&exits, "_start").unwrap(), &ctx).unwrap(), 42);
+        assert_eq!(
+            engine
+                .run(&engine.compile(&exits, "_start").unwrap(), &ctx)
+                .unwrap(),
+            42
+        );
         let returns = wat(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
-        assert_eq!(engine.run(&engine.compile(&returns, "_start").unwrap(), &ctx).unwrap(), 0);
-        let traps = wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
-        let err = engine.run(&engine.compile(&traps, "_start").unwrap(), &ctx).unwrap_err();
+        assert_eq!(
+            engine
+                .run(&engine.compile(&returns, "_start").unwrap(), &ctx)
+                .unwrap(),
+            0
+        );
+        let traps =
+            wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
+        let err = engine
+            .run(&engine.compile(&traps, "_start").unwrap(), &ctx)
+            .unwrap_err();
         assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
     }
 }
