@@ -26,6 +26,10 @@ pub struct TaskInfo {
     pub status: Status,
 }
 
+/// ctr's default `--fifo-dir`. Each container gets its own directory below it, removed on
+/// drop, so that the FIFOs of a ctr killed at its deadline do not pile up.
+const CTR_FIFO_ROOT: &str = "/run/containerd/fifo";
+
 /// A container id unique in this run: `<label>-<runtime>-<test process id>-<counter>`.
 pub fn unique_id(label: &str, runtime: &Runtime) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -101,9 +105,10 @@ impl Container {
         let mut command: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
         command.extend(["--runtime".into(), self.runtime.runtime_type.into()]);
         // `ctr run` picks the image's platform with --platform; `ctr container create` has no
-        // such flag and takes the image as imported.
+        // such flag and takes the image as imported, and no FIFOs.
         if verb[0] == "run" {
             command.extend(["--platform".into(), self.image.platform.into()]);
+            command.extend(["--fifo-dir".into(), self.fifo_dir()]);
         }
         for var in &self.env {
             command.extend(["--env".into(), var.clone()]);
@@ -168,7 +173,11 @@ impl Container {
     /// `ctr task start` in the foreground on a created container: runs a new task with the
     /// container's current spec to completion, then deletes the task (not the container).
     pub fn start_task(&self) -> Result<CmdOutput> {
-        Ctr::new(["task", "start", &self.id]).output()
+        Ctr::new(["task", "start", "--fifo-dir", &self.fifo_dir(), &self.id]).output()
+    }
+
+    fn fifo_dir(&self) -> String {
+        format!("{CTR_FIFO_ROOT}/{}", self.id)
     }
 
     /// The task's row in `ctr task ls`, if there is a task.
@@ -301,5 +310,6 @@ impl Drop for Container {
         let _ = Ctr::new(["container", "delete", &self.id])
             .timeout(quick)
             .output();
+        let _ = std::fs::remove_dir_all(self.fifo_dir());
     }
 }

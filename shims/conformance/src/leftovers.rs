@@ -127,11 +127,13 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
     }
 
     // Shims keep per-container state under /run/containerd/<runtime>/<namespace>/<id>
-    // (runc's is /run/containerd/runc/<ns>/<id>): nothing there may carry the id.
+    // (runc's is /run/containerd/runc/<ns>/<id>): nothing there may carry the id, except
+    // in fifo/, which belongs to ctr (the harness gives each container a FIFO dir there).
     let run_dir = env.path("/run/containerd");
     left.extend(
         find_named(&run_dir, id, 4)
             .into_iter()
+            .filter(|path| !path.starts_with(run_dir.join("fifo")))
             .map(|path| format!("shim state {}", path.display())),
     );
     left
@@ -142,7 +144,7 @@ fn describe_process(what: &str, pid: u32) -> String {
 }
 
 /// Whether process `pid` is in cgroup `/<namespace>/<id>` (ctr's default cgroupsPath) or below.
-fn in_container_cgroup(pid: u32, id: &str) -> bool {
+pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
     let namespace = &containerd().namespace;
     procfs::cgroups(pid).iter().any(|path| {
         let parts: Vec<&str> = path.split('/').collect();
@@ -151,7 +153,7 @@ fn in_container_cgroup(pid: u32, id: &str) -> bool {
 }
 
 /// Live shim processes started for container `id` (`containerd-shim-* ... -id <id> ...`).
-fn shims_of(id: &str) -> Vec<u32> {
+pub fn shims_of(id: &str) -> Vec<u32> {
     procfs::pids()
         .into_iter()
         .filter(|pid| {

@@ -96,6 +96,20 @@ pub fn process_tree(root: u32) -> Vec<ProcessId> {
     tree.into_iter().filter_map(alive).collect()
 }
 
+/// The parent, grandparent, ... of `pid`, up to pid 1 (or as far as /proc shows them).
+pub fn ancestors(pid: u32) -> Vec<u32> {
+    let mut chain = Vec::new();
+    let mut current = pid;
+    while let Some(parent) = stat(current).map(|s| s.parent).filter(|p| *p != 0) {
+        chain.push(parent);
+        if parent == 1 {
+            break;
+        }
+        current = parent;
+    }
+    chain
+}
+
 /// Mount points listed in a mountinfo file (field 5).
 pub fn mount_points(mountinfo: &Path) -> std::io::Result<Vec<String>> {
     Ok(std::fs::read_to_string(mountinfo)?
@@ -149,5 +163,7 @@ mod tests {
             ..me
         }));
         assert!(process_tree(std::process::id()).contains(&me));
+        let parent = std::os::unix::process::parent_id();
+        assert_eq!(ancestors(std::process::id()).first(), Some(&parent));
     }
 }

@@ -230,17 +230,21 @@ impl Sandbox {
                 self.id()
             );
         }
-        self.target
+        let next = self
+            .target
             .container(&format!("after-{test}"))
             .annotation(SANDBOX_ID, self.id())
-            .annotation(CONTAINER_TYPE, "container")
-            .run(&self.target.args(&["echo", "still serving"]))?
+            .annotation(CONTAINER_TYPE, "container");
+        next.run(&self.target.args(&["echo", "still serving"]))?
             .expect(0, "still serving\n")
             .context("the sandbox's shim does not run a new container after the failed one")?;
+        expect_no_leftovers(next.id())?;
+        let id = self.id().to_owned();
         self.container.kill("SIGKILL")?;
         self.running
             .wait(Duration::from_secs(10))?
             .expect(EXIT_SIGKILL, "sleeping 600\n")
-            .context("the sandbox does not answer Kill/Wait after the failed create")
+            .context("the sandbox does not answer Kill/Wait after the failed create")?;
+        expect_no_leftovers(&id)
     }
 }
