@@ -187,28 +187,34 @@ mod tests {
     use super::*;
     use oci_spec::runtime::{ProcessBuilder, RootBuilder, SpecBuilder};
 
-    #[test]
-    fn context_follows_the_spec() {
+    fn spec(args: &[&str], env: &[&str], cwd: &str, read_only: bool) -> Spec {
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let process = ProcessBuilder::default()
-            .args(vec!["app.wasm#greet".to_string(), "a b".to_string()])
-            .env(vec![
-                "A=1".to_string(),
-                "B=x=y".to_string(),
-                "EMPTY".to_string(),
-            ])
-            .cwd("/work")
+            .args(strings(args))
+            .env(strings(env))
+            .cwd(cwd)
             .build()
             .unwrap();
         let root = RootBuilder::default()
             .path("rootfs")
-            .readonly(true)
+            .readonly(read_only)
             .build()
             .unwrap();
-        let spec = SpecBuilder::default()
+        SpecBuilder::default()
             .process(process)
             .root(root)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn context_follows_the_spec() {
+        let spec = spec(
+            &["app.wasm#greet", "a b"],
+            &["A=1", "B=x=y", "EMPTY"],
+            "/work",
+            true,
+        );
         let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet"));
         assert_eq!(ctx.args, ["app.wasm", "a b"]);
         assert_eq!(ctx.entry, "greet");
@@ -228,22 +234,10 @@ mod tests {
 
     #[test]
     fn the_rootfs_is_writable_unless_read_only() {
-        let process = ProcessBuilder::default()
-            .args(vec!["/m.wasm".to_string()])
-            .cwd("/")
-            .build()
-            .unwrap();
-        let root = RootBuilder::default()
-            .path("rootfs")
-            .readonly(false)
-            .build()
-            .unwrap();
-        let spec = SpecBuilder::default()
-            .process(process)
-            .root(root)
-            .build()
-            .unwrap();
-        let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm"));
+        let ctx = wasi_context(
+            &spec(&["/m.wasm"], &[], "/", false),
+            &Entrypoint::parse("/m.wasm"),
+        );
         assert_eq!(ctx.preopens.len(), 1);
         assert!(!ctx.preopens[0].read_only);
         assert_eq!(ctx.entry, "_start");
