@@ -6,6 +6,18 @@
 //! plain `cargo test` lists them without needing containerd, and `make test` runs them with
 //! `--include-ignored` against the containerd of `scripts/containerd.sh`.
 //!
+//! Running it: `make test` (builds the shims and images, starts the private containerd,
+//! runs this suite with `--include-ignored`). By hand, against a running
+//! `scripts/containerd.sh start`:
+//!
+//! ```text
+//! eval "$(scripts/containerd.sh env)"
+//! cargo test --release -p shim-conformance --no-fail-fast -- --include-ignored
+//! ```
+//!
+//! Adding an engine is one entry in [`engines::ENGINES`]; an engine whose shim binary is
+//! not on containerd's PATH is skipped with the reason printed on stderr.
+//!
 //! A test picks its targets (runtime + demo program) and checks each:
 //!
 //! ```no_run
