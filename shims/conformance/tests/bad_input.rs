@@ -196,8 +196,9 @@ fn bad_input(
 /// A long-running container whose shim other containers join, as a pod's sandbox.
 struct Sandbox {
     target: Target,
-    container: Container,
+    // Dropped first: ctr stops waiting before the container's cleanup deletes the task.
     running: RunningCtr,
+    container: Container,
 }
 
 impl Sandbox {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use shim_conformance::container::Status;
+use shim_conformance::ctr::Ctr;
 use shim_conformance::environment::containerd;
 use shim_conformance::leftovers::{Footprint, expect_no_leftovers, leftovers_of, shim_socket};
 use shim_conformance::target::{Target, all_targets, check_targets};
@@ -79,6 +80,32 @@ fn nothing_left_after_run_rm() {
             .run(&target.args(&["echo", "bye"]))?
             .expect(0, "bye\n")?;
         expect_no_leftovers(container.id())
+    });
+}
+
+/// Two deletes at once, as when an operator force-deletes a task that `ctr run` (or a
+/// kubelet) is waiting on: whichever wins, the task must be gone from containerd and
+/// nothing may be left (the loser must get NotFound, not an error that makes containerd
+/// keep a task whose shim no longer knows it). The loser's ctr exits 1 reporting its failed
+/// delete, under runc too, so exit codes are not compared.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn force_delete_while_ctr_run_waits() {
+    check_targets(&all_targets(), |target, test| {
+        let container = target.container(test);
+        let mut running = container.spawn(&target.args(&["sleep", "600"]))?;
+        running.wait_for_stdout("sleeping 600", Duration::from_secs(20))?;
+        let footprint = observe(target, container.id())?;
+        // Either this delete or the one of `ctr run --rm` gets there first: not checked.
+        let _ = Ctr::new(["task", "delete", "--force", container.id()]).output()?;
+        running.wait(Duration::from_secs(20))?;
+        let task = container.task()?;
+        ensure!(
+            task.is_none(),
+            "containerd still lists task {} after both deletes: {task:?}",
+            container.id()
+        );
+        footprint.expect_gone()
     });
 }
 
