@@ -29,4 +29,4 @@ trap 'exit 143' TERM
 env_exports=$("$script_dir/containerd.sh" env)
 eval "$env_exports"
 
-cargo test --release -p shim-conformance -- --include-ignored
+cargo test --release -p shim-conformance --no-fail-fast -- --include-ignored

@@ -26,6 +26,8 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 pub enum ContainerError {
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    #[error("container {0} is already deleted")]
+    Deleted(String),
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
 }
@@ -56,6 +58,9 @@ pub struct Container {
     pidfd: OwnedFd,
     status: Mutex<Status>,
     exited: Condvar,
+    /// Held for the whole of a delete, so concurrent deletes run one after the other and
+    /// the later ones find the container gone.
+    deleted: Mutex<bool>,
 }
 
 impl Container {
@@ -113,6 +118,7 @@ impl Container {
             pidfd,
             status: Mutex::new(Status::Created),
             exited: Condvar::new(),
+            deleted: Mutex::new(false),
         });
         let watched = Arc::clone(&container);
         reaper.watch(
@@ -210,6 +216,10 @@ impl Container {
 
     /// Removes everything the container had: process, cgroup, state, rootfs mount, stdin.
     pub fn delete(&self) -> Result<(u32, SystemTime), ContainerError> {
+        let mut deleted = self.deleted.lock().unwrap();
+        if *deleted {
+            return Err(ContainerError::Deleted(self.id.clone()));
+        }
         let created = {
             let status = self.status();
             status.check_delete(&self.id)?;
@@ -229,8 +239,8 @@ impl Container {
             rootfs.unmount()?;
         }
         self.close_stdin();
-        let (exit_status, exited_at) = self.wait();
-        Ok((exit_status, exited_at))
+        *deleted = true;
+        Ok(self.wait())
     }
 
     fn wait_exit(&self, timeout: Duration) -> anyhow::Result<()> {

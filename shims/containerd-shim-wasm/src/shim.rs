@@ -40,6 +40,8 @@ pub struct WasmShim {
     engine: String,
     namespace: String,
     id: String,
+    /// `-socket`: the ttrpc socket this shim serves.
+    socket: String,
     debug: bool,
     exit: Arc<ExitSignal>,
 }
@@ -65,6 +67,7 @@ impl containerd_shim::Shim for WasmShim {
             engine,
             namespace: args.namespace.clone(),
             id: args.id.clone(),
+            socket: args.socket.clone(),
             debug: args.debug,
             exit: Arc::new(ExitSignal::default()),
         }
@@ -102,6 +105,14 @@ impl containerd_shim::Shim for WasmShim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The crate removes the socket after this returns, but it finds the socket's path in
+        // the bundle, which containerd may already have deleted once Shutdown answered.
+        let path = self.socket.strip_prefix("unix://").unwrap_or(&self.socket);
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!("remove the shim socket {path}: {e}");
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {

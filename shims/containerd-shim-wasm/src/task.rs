@@ -43,6 +43,7 @@ impl From<ContainerError> for ttrpc::Error {
     fn from(e: ContainerError) -> Self {
         match e {
             ContainerError::Illegal(e) => rpc_error(Code::FAILED_PRECONDITION, e.to_string()),
+            ContainerError::Deleted(_) => rpc_error(Code::NOT_FOUND, e.to_string()),
             ContainerError::Failed(e) => rpc_error(Code::UNKNOWN, format!("{e:#}")),
         }
     }
