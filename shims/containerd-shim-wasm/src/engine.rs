@@ -40,12 +40,16 @@ use std::path::PathBuf;
 /// assert!(Noop.can_run(b"\0asm\x01\0\0\0"));
 /// assert!(!Noop.can_run(b"\x7fELF"));
 /// ```
-pub trait Engine: Clone + Send + Sync + 'static {
+///
+/// Engines and modules never cross threads: they live in the single-threaded create helper
+/// and in the container's init process (a fork of it). So nothing here must be `Send` or
+/// `Sync`, and an engine over a C library needs no `unsafe impl` for them.
+pub trait Engine: Clone + 'static {
     /// Short name: the binary is `containerd-shim-<NAME>-v1`, the runtime `io.containerd.<NAME>.v1`.
     const NAME: &'static str;
 
     /// A compiled module, linked against the host functions the engine provides.
-    type Module: Send + Sync + 'static;
+    type Module: 'static;
 
     /// Builds the engine. Called once per process that needs it.
     fn new() -> anyhow::Result<Self>;
