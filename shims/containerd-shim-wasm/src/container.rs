@@ -168,12 +168,60 @@ impl Container {
         Ok(self.pid)
     }
 
+    /// running -> paused, through the cgroup freezer. `announce` runs under the status lock.
+    pub fn pause(&self, announce: impl FnOnce(&Container)) -> Result<(), ContainerError> {
+        let mut status = self.status();
+        status.pause(&self.id)?;
+        let frozen = self
+            .libcontainer()
+            .and_then(|mut c| c.pause().map_err(|e| anyhow!(e)))
+            .with_context(|| format!("pause container {}", self.id));
+        if let Err(e) = frozen {
+            *status = Status::Running;
+            return Err(e.into());
+        }
+        announce(self);
+        Ok(())
+    }
+
+    /// paused -> running. `announce` runs under the status lock.
+    pub fn resume(&self, announce: impl FnOnce(&Container)) -> Result<(), ContainerError> {
+        let mut status = self.status();
+        status.resume(&self.id)?;
+        let thawed = self
+            .libcontainer()
+            .and_then(|mut c| c.resume().map_err(|e| anyhow!(e)))
+            .with_context(|| format!("resume container {}", self.id));
+        if let Err(e) = thawed {
+            *status = Status::Paused;
+            return Err(e.into());
+        }
+        announce(self);
+        Ok(())
+    }
+
+    /// Applies new resource limits (memory, CPU, pids, ...) to the container's cgroup.
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> anyhow::Result<()> {
+        let options = libcgroups::common::ControllerOpt {
+            resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        self.cgroup()?
+            .apply(&options)
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("update the resources of container {}", self.id))
+    }
+
     /// Sends `signal` to the init process, or with `all` to every process of the container.
     pub fn kill(&self, signal: u32, all: bool) -> Result<(), ContainerError> {
         let status = self.status();
         if !all {
             status.check_kill(&self.id)?;
         }
+        // A frozen process only dies once thawed.
+        let thaw = *status == Status::Paused && signal == libc::SIGKILL as u32;
         drop(status);
         let signal = i32::try_from(signal).map_err(|_| anyhow!("invalid signal {signal}"))?;
         if all {
@@ -190,6 +238,11 @@ impl Container {
                     self.id, self.pid
                 )
             })?;
+        }
+        if thaw {
+            self.libcontainer()
+                .and_then(|mut c| c.resume().map_err(|e| anyhow!(e)))
+                .with_context(|| format!("thaw container {} to let SIGKILL through", self.id))?;
         }
         Ok(())
     }

@@ -10,6 +10,8 @@ pub enum Status {
     Created,
     /// The workload runs.
     Running,
+    /// Frozen by `pause` (cgroup freezer).
+    Paused,
     /// The process is gone; its exit status is final.
     Stopped {
         exit_status: u32,
@@ -31,6 +33,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped { .. } => "stopped",
         }
     }
@@ -42,7 +45,21 @@ impl Status {
         Ok(())
     }
 
-    /// created | running -> stopped. Returns false when already stopped, so an exit is
+    /// running -> paused.
+    pub fn pause(&mut self, id: &str) -> Result<(), IllegalTransition> {
+        self.require(id, "pause", matches!(self, Status::Running))?;
+        *self = Status::Paused;
+        Ok(())
+    }
+
+    /// paused -> running.
+    pub fn resume(&mut self, id: &str) -> Result<(), IllegalTransition> {
+        self.require(id, "resume", matches!(self, Status::Paused))?;
+        *self = Status::Running;
+        Ok(())
+    }
+
+    /// created | running | paused -> stopped. Returns false when already stopped, so an exit is
     /// recorded (and reported) exactly once.
     pub fn exit(&mut self, exit_status: u32, exited_at: SystemTime) -> bool {
         if matches!(self, Status::Stopped { .. }) {
@@ -60,9 +77,13 @@ impl Status {
         self.require(id, "signal", !matches!(self, Status::Stopped { .. }))
     }
 
-    /// A running container must be stopped before it is deleted.
+    /// A running or paused container must be stopped before it is deleted.
     pub fn check_delete(&self, id: &str) -> Result<(), IllegalTransition> {
-        self.require(id, "delete", !matches!(self, Status::Running))
+        self.require(
+            id,
+            "delete",
+            !matches!(self, Status::Running | Status::Paused),
+        )
     }
 
     fn require(
@@ -114,6 +135,30 @@ mod tests {
         assert!(s.check_kill("c").is_err());
         assert!(s.start("c").is_err());
         s.check_delete("c").unwrap();
+    }
+
+    #[test]
+    fn pause_and_resume() {
+        let mut s = Status::Created;
+        assert_eq!(
+            s.pause("c").unwrap_err().to_string(),
+            "cannot pause container c: it is created"
+        );
+        s.start("c").unwrap();
+        s.pause("c").unwrap();
+        assert_eq!(s.name(), "paused");
+        assert!(s.pause("c").is_err());
+        assert!(s.check_delete("c").is_err());
+        s.check_kill("c").unwrap();
+        s.resume("c").unwrap();
+        assert_eq!(s, Status::Running);
+        assert!(s.resume("c").is_err());
+        s.pause("c").unwrap();
+        assert!(
+            s.exit(137, SystemTime::now()),
+            "a paused process can die (SIGKILL)"
+        );
+        assert!(s.resume("c").is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use containerd_shim::api::{self, Status as ApiStatus};
-use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+};
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::ttrpc::{self, Code};
@@ -221,6 +223,7 @@ impl containerd_shim::Task for TaskService {
         resp.status = match status {
             crate::status::Status::Created => ApiStatus::CREATED,
             crate::status::Status::Running => ApiStatus::RUNNING,
+            crate::status::Status::Paused => ApiStatus::PAUSED,
             crate::status::Status::Stopped {
                 exit_status,
                 exited_at,
@@ -353,16 +356,48 @@ impl containerd_shim::Task for TaskService {
         Err(not_implemented("exec"))
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("pause"))
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        let events = &self.events;
+        self.container(&req.id)?.pause(|c| {
+            events.send(TaskPaused {
+                container_id: c.id.clone(),
+                ..Default::default()
+            })
+        })?;
+        info!(id = req.id.as_str(); "container {} paused", req.id);
+        Ok(api::Empty::new())
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("resume"))
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        let events = &self.events;
+        self.container(&req.id)?.resume(|c| {
+            events.send(TaskResumed {
+                container_id: c.id.clone(),
+                ..Default::default()
+            })
+        })?;
+        info!(id = req.id.as_str(); "container {} resumed", req.id);
+        Ok(api::Empty::new())
     }
 
-    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("update"))
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let container = self.container(&req.id)?;
+        let Some(any) = req.resources.as_ref() else {
+            let message = format!("update of container {}: no resources given", req.id);
+            return Err(rpc_error(Code::INVALID_ARGUMENT, message));
+        };
+        // containerd sends the runtime spec's LinuxResources as JSON.
+        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value)
+            .map_err(|e| {
+                let message = format!(
+                    "update of container {}: resources ({}) are not LinuxResources JSON: {e}",
+                    req.id, any.type_url
+                );
+                rpc_error(Code::INVALID_ARGUMENT, message)
+            })?;
+        container.update(&resources).map_err(failed)?;
+        info!(id = req.id.as_str(); "container {} resources updated", req.id);
+        Ok(api::Empty::new())
     }
 
     fn resize_pty(
