@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build images containerd-start containerd-stop demo test lint clean
+.PHONY: all setup build build-wasmedge images containerd-start containerd-stop demo test lint clean
 
 all: build
 
@@ -13,6 +13,11 @@ setup:
 
 build: setup
 	$(CARGO) build --release --workspace
+
+# The WasmEdge shim, kept out of the workspace: it needs a system libwasmedge, and says how
+# to get one when there is none (scripts/build-wasmedge.sh).
+build-wasmedge: setup
+	scripts/build-wasmedge.sh
 
 # OCI image tarballs in target/test-images/.
 images: build
@@ -35,6 +40,7 @@ test: images
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	scripts/build-wasmedge.sh check
 	shellcheck scripts/*.sh .ci/run
 
 clean: containerd-stop

@@ -12,6 +12,17 @@ cd "$repo_root"
 # The end-to-end suite runs below, against containerd; here only everything else.
 cargo test --release --workspace --exclude shim-conformance
 
+# The WasmEdge shim is outside the workspace (it needs libwasmedge: `make build-wasmedge`).
+# Once built, its unit tests run here and the suite below covers it like the other engines.
+wasmedge_shim="$(realpath -m "${CARGO_TARGET_DIR:-$repo_root/target}")/release/containerd-shim-wasmedge-v1"
+if [[ -x $wasmedge_shim ]]; then
+	"$script_dir/build-wasmedge.sh" test
+elif "$script_dir/build-wasmedge.sh" detect >/dev/null; then
+	echo "skipped: the WasmEdge shim is not built (run make build-wasmedge to build and test it)"
+else
+	echo "skipped: libwasmedge not installed (run make build-wasmedge to see how to get it)"
+fi
+
 stop_containerd() {
 	local status=$?
 	trap - EXIT

@@ -1,0 +1,12 @@
+//! containerd starts the shim without the installer's environment (`~/.wasmedge/env` sets
+//! `LD_LIBRARY_PATH`), so the binary and the unit tests record where libwasmedge is: the
+//! directory wasmedge-sys linked against when `WASMEDGE_LIB_DIR` names it
+//! (`scripts/build-wasmedge.sh` always sets it).
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=WASMEDGE_LIB_DIR");
+    if let Some(dir) = std::env::var_os("WASMEDGE_LIB_DIR") {
+        let dir = dir.to_string_lossy();
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+}
