@@ -1,0 +1,200 @@
+//! Runs WASI preview 1 modules with WAMR's fast interpreter.
+
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, bail};
+use containerd_shim_wasm::{Engine, Preopen, WasiContext};
+
+use crate::wamr::{Ending, Kind, Module, Runtime, WasiArgs};
+
+/// The interpreter's stack for the entry point's call (frames and operands, not the
+/// module's own shadow stack, which lives in its linear memory).
+const WASM_STACK_SIZE: u32 = 1024 * 1024;
+
+/// WAMR's runtime, initialized once per process; cloning shares it.
+#[derive(Clone)]
+pub struct WamrEngine {
+    runtime: Runtime,
+}
+
+impl Engine for WamrEngine {
+    const NAME: &'static str = "wamr";
+    type Module = Module;
+
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            runtime: Runtime::get()?,
+        })
+    }
+
+    fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Module> {
+        let module = self.runtime.load(bytes)?;
+        // WAMR loads a module whose imports it cannot resolve and traps only when one is
+        // called; refuse it here, as the other engines do at link time.
+        let unknown: Vec<String> = module
+            .imports()
+            .into_iter()
+            .filter(|import| !(import.kind == Kind::Function && import.linked))
+            .map(|import| {
+                let kind = format!("{:?}", import.kind).to_lowercase();
+                format!("`{}::{}` ({kind})", import.module, import.name)
+            })
+            .collect();
+        if !unknown.is_empty() {
+            bail!(
+                "unknown import{}: {} (the wamr engine provides WASI preview 1 functions only)",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.join(", ")
+            );
+        }
+        let exports = module.exports();
+        match exports.iter().find(|export| export.name == entry) {
+            Some(export) if export.kind != Kind::Function => {
+                bail!("export `{entry}` is not a function")
+            }
+            Some(export) if export.params_and_results != Some((0, 0)) => {
+                bail!("exported function `{entry}` must take no parameters and return nothing")
+            }
+            Some(_) => Ok(module),
+            None => bail!("the module has no exported function `{entry}`"),
+        }
+    }
+
+    fn run(&self, module: &Module, ctx: &WasiContext) -> anyhow::Result<i32> {
+        let wasi = WasiArgs::new(
+            ctx.args
+                .iter()
+                .map(|arg| arg.clone().into_bytes())
+                .collect(),
+            ctx.env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}").into_bytes())
+                .collect(),
+            ctx.preopens
+                .iter()
+                .map(map_dir)
+                .collect::<anyhow::Result<_>>()?,
+        )?;
+        let instance = module.instantiate(&wasi).context("instantiate")?;
+        let ending = instance
+            .call(&ctx.entry, WASM_STACK_SIZE)
+            .with_context(|| format!("entry point `{}`", ctx.entry))?;
+        Ok(match ending {
+            Ending::Returned => 0,
+            // WASI exit codes are unsigned; the process keeps the low byte either way.
+            Ending::Exited(code) => code as i32,
+        })
+    }
+}
+
+/// WAMR's `guest::host` spelling of a preopened directory.
+///
+/// WAMR's WASI has no read-only preopen (every directory grants the rights to create and
+/// write files), so `read_only` cannot be honoured here. The rootfs of a read-only
+/// container is still protected: `libcontainer` mounts it read-only, and the kernel
+/// refuses the writes (EROFS) that wasmtime would refuse in WASI.
+fn map_dir(dir: &Preopen) -> anyhow::Result<Vec<u8>> {
+    if dir.guest_path.contains("::") {
+        bail!(
+            "cannot preopen {} as {:?}: WAMR splits preopens at `::`",
+            dir.host_path.display(),
+            dir.guest_path
+        );
+    }
+    Ok([
+        dir.guest_path.as_bytes(),
+        b"::",
+        dir.host_path.as_os_str().as_bytes(),
+    ]
+    .concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wat(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    #[test]
+    fn compile_checks_the_entry_and_the_imports() {
+        let engine = WamrEngine::new().unwrap();
+        // WAMR requires a module that exports `_start` to export its memory (WASI's rule).
+        let ok = wat(
+            r#"(module (memory (export "memory") 1) (func (export "_start")) (func (export "greet")))"#,
+        );
+        engine.compile(&ok, "_start").unwrap();
+        engine.compile(&ok, "greet").unwrap();
+        let err = engine.compile(&ok, "missing").err().unwrap();
+        assert!(
+            err.to_string().contains("no exported function `missing`"),
+            "{err}"
+        );
+        let takes = wat(r#"(module (func (export "greet") (param i32)))"#);
+        let err = engine.compile(&takes, "greet").err().unwrap();
+        assert!(err.to_string().contains("no parameters"), "{err}");
+
+        let unknown = wat(
+            r#"(module (import "env" "nope" (func)) (import "env" "memory" (memory 1))
+                (export "memory" (memory 0)) (func (export "_start")))"#,
+        );
+        let err = engine.compile(&unknown, "_start").err().unwrap();
+        assert!(
+            format!("{err:#}").contains("`env::nope` (function)"),
+            "{err:#}"
+        );
+        assert!(
+            format!("{err:#}").contains("`env::memory` (memory)"),
+            "{err:#}"
+        );
+        // A WASI function with the wrong signature is not WASI's.
+        let mistyped = wat(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i64)))
+                (memory (export "memory") 1) (func (export "_start")))"#,
+        );
+        let err = engine.compile(&mistyped, "_start").err().unwrap();
+        assert!(format!("{err:#}").contains("proc_exit"), "{err:#}");
+
+        let err = engine
+            .compile(b"\0asm\x01\0\0\0garbage", "_start")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("section"), "{err:#}");
+    }
+
+    #[test]
+    fn exit_codes_and_traps() {
+        let engine = WamrEngine::new().unwrap();
+        let ctx = WasiContext {
+            args: vec!["m.wasm".into()],
+            env: vec![],
+            preopens: vec![],
+            entry: "_start".into(),
+        };
+        let exits = wat(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "_start") (call $exit (i32.const 42))))"#,
+        );
+        assert_eq!(
+            engine
+                .run(&engine.compile(&exits, "_start").unwrap(), &ctx)
+                .unwrap(),
+            42
+        );
+        let returns = wat(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
+        assert_eq!(
+            engine
+                .run(&engine.compile(&returns, "_start").unwrap(), &ctx)
+                .unwrap(),
+            0
+        );
+        let traps =
+            wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
+        let err = engine
+            .run(&engine.compile(&traps, "_start").unwrap(), &ctx)
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
+    }
+}
