@@ -190,7 +190,9 @@ launch_containerd() {
 	rm -f "$socket" "$socket.ttrpc"
 	(
 		cd "$state_dir"
-		PATH="$shim_bin_dir:$PATH" exec setsid nsenter --target "$holder" --mount --net --pid -- \
+		# The shims inherit containerd's environment: keep their precompile cache with the
+		# rest of this containerd's state, off the node's default location.
+		PATH="$shim_bin_dir:$PATH" WASM_SHIM_CACHE_DIR="$state_dir/wasm-cache" exec setsid nsenter --target "$holder" --mount --net --pid -- \
 			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1 {lock_fd}>&-
 	) &
 	local nsenter_pid=$!

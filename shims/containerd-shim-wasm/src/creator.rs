@@ -188,8 +188,7 @@ fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prep
             E::NAME
         );
     }
-    let module = engine
-        .compile(&bytes, &workload.entrypoint.func)
+    let module = crate::cache::compile(&engine, &bytes, &workload.entrypoint.func)
         .with_context(|| format!("{path}: invalid WebAssembly module"))?;
     Ok(Prepared::Wasm {
         engine,

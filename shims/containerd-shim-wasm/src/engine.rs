@@ -62,6 +62,24 @@ pub trait Engine: Clone + 'static {
     /// Compiles and links `bytes`, and checks that the export `entry` exists.
     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Self::Module>;
 
+    /// What makes precompiled artifacts interchangeable: the engine's version and settings.
+    /// `None` (the default) means the engine has no precompiled form and nothing is cached.
+    fn precompile_key(&self) -> Option<String> {
+        None
+    }
+
+    /// Compiles `bytes` into an artifact for the node's precompile cache.
+    fn precompile(&self, _bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        anyhow::bail!("the {} engine has no precompiled form", Self::NAME)
+    }
+
+    /// Loads an artifact made by [`Engine::precompile`] under the same key, then links it and
+    /// checks `entry` as [`Engine::compile`] does. The library only passes artifacts whose
+    /// checksum it verified; the engine should still check that they are its own.
+    fn load_precompiled(&self, _artifact: &[u8], _entry: &str) -> anyhow::Result<Self::Module> {
+        anyhow::bail!("the {} engine has no precompiled form", Self::NAME)
+    }
+
     /// Runs `module` to completion and returns its exit status (`proc_exit`'s code, 0 when
     /// the entry point returns). An error (a trap) is reported by the caller as a failure.
     fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32>;

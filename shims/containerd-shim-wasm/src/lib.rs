@@ -6,6 +6,7 @@
 //! native containers in the same shim (ELF binaries and `#!` scripts), stdio, and stats.
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
+mod cache;
 mod container;
 mod creator;
 pub mod engine;

@@ -1,5 +1,7 @@
 //! Runs WASI preview 1 modules with wasmtime.
 
+use std::hash::{Hash, Hasher};
+
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::{Engine, WasiContext};
 use wasmtime::{Config, ExternType, InstancePre, Linker, Module, Store};
@@ -34,16 +36,27 @@ impl Engine for WasmtimeEngine {
     }
 
     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<LinkedModule> {
-        let module = Module::new(&self.engine, bytes)?;
-        match module.get_export(entry) {
-            Some(ExternType::Func(_)) => {}
-            Some(_) => bail!("export `{entry}` is not a function"),
-            None => bail!("the module has no exported function `{entry}`"),
-        }
-        let mut linker = Linker::new(&self.engine);
-        p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
-        let pre = linker.instantiate_pre(&module)?;
-        Ok(LinkedModule { pre })
+        self.link(Module::new(&self.engine, bytes)?, entry)
+    }
+
+    fn precompile_key(&self) -> Option<String> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        Some(format!("{WASMTIME_VERSION}-{:016x}", hasher.finish()))
+    }
+
+    fn precompile(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(self.engine.precompile_module(bytes)?)
+    }
+
+    fn load_precompiled(&self, artifact: &[u8], entry: &str) -> anyhow::Result<LinkedModule> {
+        // SAFETY: the artifact comes from `precompile` of this engine build, through the
+        // library's root-owned cache, which verified its checksum; wasmtime itself rejects
+        // artifacts of another version or configuration.
+        let module = unsafe { Module::deserialize(&self.engine, artifact) }?;
+        self.link(module, entry)
     }
 
     fn run(&self, module: &LinkedModule, ctx: &WasiContext) -> anyhow::Result<i32> {
@@ -81,6 +94,21 @@ impl Engine for WasmtimeEngine {
     }
 }
 
+impl WasmtimeEngine {
+    /// Checks the entry export and links WASI preview 1.
+    fn link(&self, module: Module, entry: &str) -> anyhow::Result<LinkedModule> {
+        match module.get_export(entry) {
+            Some(ExternType::Func(_)) => {}
+            Some(_) => bail!("export `{entry}` is not a function"),
+            None => bail!("the module has no exported function `{entry}`"),
+        }
+        let mut linker = Linker::new(&self.engine);
+        p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
+        let pre = linker.instantiate_pre(&module)?;
+        Ok(LinkedModule { pre })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +138,30 @@ mod tests {
             .err()
             .unwrap();
         assert!(!format!("{err:#}").is_empty());
+    }
+
+    #[test]
+    fn precompiled_artifacts_load_and_foreign_bytes_are_refused() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let bytes = wat(r#"(module (func (export "_start")))"#);
+        let artifact = engine.precompile(&bytes).unwrap();
+        engine.load_precompiled(&artifact, "_start").unwrap();
+        let err = engine.load_precompiled(&artifact, "greet").err().unwrap();
+        assert!(
+            err.to_string().contains("no exported function `greet`"),
+            "{err}"
+        );
+        assert!(
+            engine
+                .load_precompiled(b"not an artifact", "_start")
+                .is_err()
+        );
+        let key = engine.precompile_key().unwrap();
+        assert_eq!(
+            Some(key),
+            WasmtimeEngine::new().unwrap().precompile_key(),
+            "stable key"
+        );
     }
 
     #[test]

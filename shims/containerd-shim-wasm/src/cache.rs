@@ -1,0 +1,269 @@
+//! The precompile cache: a module is compiled once per (content digest, engine compatibility
+//! key) on the node, and every later container loads the artifact instead of compiling.
+//!
+//! Layout: `<root>/<engine>/<key>/<sha256 of the module>.cwasm`, where each entry is the
+//! sha256 of the artifact followed by the artifact. An entry is only used when that checksum
+//! matches and the engine accepts it; anything else (truncated, corrupted, from another engine
+//! build) is removed and compiled again. Entries are written to a temporary file and renamed,
+//! under an exclusive `flock` on `<digest>.lock`, so containers of a new image that start
+//! together compile it once and never see a half-written entry.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use log::{debug, warn};
+use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
+
+use crate::engine::Engine;
+
+/// The environment variable that moves the cache (default [`DEFAULT_ROOT`]); `off` disables it.
+pub const ROOT_ENV: &str = "WASM_SHIM_CACHE_DIR";
+/// Where the cache lives unless [`ROOT_ENV`] says otherwise.
+pub const DEFAULT_ROOT: &str = "/var/lib/containerd-shim-wasm/cache";
+
+const CHECKSUM_LEN: usize = 32;
+
+/// The cache directory for engine `E` with compatibility `key`, per the environment.
+pub fn dir_for<E: Engine>(key: &str) -> Option<PathBuf> {
+    let root = std::env::var(ROOT_ENV).unwrap_or_else(|_| DEFAULT_ROOT.to_string());
+    (root != "off").then(|| Path::new(&root).join(E::NAME).join(key))
+}
+
+/// Compiles `bytes` through the cache in `dir` (or directly when the engine has no
+/// precompiled form or the cache cannot be used).
+pub fn compile<E: Engine>(engine: &E, bytes: &[u8], entry: &str) -> anyhow::Result<E::Module> {
+    let Some(dir) = engine.precompile_key().and_then(|key| dir_for::<E>(&key)) else {
+        return engine.compile(bytes, entry);
+    };
+    match Entry::open(&dir, bytes) {
+        Ok(entry_file) => entry_file.load_or_build(engine, bytes, entry),
+        Err(e) => {
+            warn!(
+                "precompile cache {} unusable, compiling without it: {e:#}",
+                dir.display()
+            );
+            engine.compile(bytes, entry)
+        }
+    }
+}
+
+/// One module's entry, locked for as long as this value lives.
+struct Entry {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Entry {
+    fn open(dir: &Path, module: &[u8]) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let digest = hex(&Sha256::digest(module));
+        let lock_path = dir.join(format!("{digest}.lock"));
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("open {}", lock_path.display()))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| anyhow::anyhow!("lock {}: {errno}", lock_path.display()))?;
+        Ok(Self {
+            path: dir.join(format!("{digest}.cwasm")),
+            _lock: lock,
+        })
+    }
+
+    fn load_or_build<E: Engine>(
+        &self,
+        engine: &E,
+        bytes: &[u8],
+        entry: &str,
+    ) -> anyhow::Result<E::Module> {
+        if let Some(module) = self.load(engine, entry) {
+            return Ok(module);
+        }
+        let artifact = engine.precompile(bytes)?;
+        let module = engine.load_precompiled(&artifact, entry)?;
+        if let Err(e) = self.store(&artifact) {
+            warn!(
+                "store {} in the precompile cache: {e:#}",
+                self.path.display()
+            );
+        }
+        Ok(module)
+    }
+
+    /// The cached module, or None (after removing a bad entry) when it must be rebuilt.
+    fn load<E: Engine>(&self, engine: &E, entry: &str) -> Option<E::Module> {
+        let stored = match fs::read(&self.path) {
+            Ok(stored) => stored,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return self.discard(&format!("unreadable: {e}")),
+        };
+        let Some((checksum, artifact)) = stored.split_at_checked(CHECKSUM_LEN) else {
+            return self.discard("truncated");
+        };
+        if Sha256::digest(artifact).as_slice() != checksum {
+            return self.discard("checksum mismatch");
+        }
+        match engine.load_precompiled(artifact, entry) {
+            Ok(module) => {
+                debug!("precompile cache hit: {}", self.path.display());
+                Some(module)
+            }
+            // The entry is intact, so the module itself is at fault (e.g. a missing export):
+            // compiling again gives the user the same error with the engine's own words.
+            Err(e) => self.discard(&format!("rejected by the engine: {e:#}")),
+        }
+    }
+
+    fn discard<T>(&self, why: &str) -> Option<T> {
+        warn!(
+            "precompile cache entry {} {why}: compiling again",
+            self.path.display()
+        );
+        let _ = fs::remove_file(&self.path);
+        None
+    }
+
+    fn store(&self, artifact: &[u8]) -> anyhow::Result<()> {
+        let tmp = self
+            .path
+            .with_extension(format!("tmp.{}", std::process::id()));
+        let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        file.write_all(&Sha256::digest(artifact))?;
+        file.write_all(artifact)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &self.path)
+            .with_context(|| format!("rename {} into place", tmp.display()))?;
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::WasiContext;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Artifacts are the module bytes reversed; counts how often it really compiles.
+    #[derive(Clone, Default)]
+    struct Counting {
+        compiles: Arc<AtomicUsize>,
+    }
+
+    impl Engine for Counting {
+        const NAME: &'static str = "counting";
+        type Module = Vec<u8>;
+        fn new() -> anyhow::Result<Self> {
+            Ok(Self::default())
+        }
+        fn compile(&self, bytes: &[u8], _entry: &str) -> anyhow::Result<Vec<u8>> {
+            Ok(bytes.to_vec())
+        }
+        fn precompile_key(&self) -> Option<String> {
+            Some("v1".into())
+        }
+        fn precompile(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+            self.compiles.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(bytes.iter().rev().copied().collect())
+        }
+        fn load_precompiled(&self, artifact: &[u8], entry: &str) -> anyhow::Result<Vec<u8>> {
+            anyhow::ensure!(entry == "_start", "no export {entry}");
+            Ok(artifact.iter().rev().copied().collect())
+        }
+        fn run(&self, _module: &Vec<u8>, _ctx: &WasiContext) -> anyhow::Result<i32> {
+            Ok(0)
+        }
+    }
+
+    fn compile_in(root: &Path, engine: &Counting, bytes: &[u8]) -> Vec<u8> {
+        let dir = root.join("counting").join("v1");
+        Entry::open(&dir, bytes)
+            .unwrap()
+            .load_or_build(engine, bytes, "_start")
+            .unwrap()
+    }
+
+    fn entry_path(root: &Path, bytes: &[u8]) -> PathBuf {
+        root.join("counting/v1")
+            .join(format!("{}.cwasm", hex(&Sha256::digest(bytes))))
+    }
+
+    #[test]
+    fn compiles_once_then_loads() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Counting::default();
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(engine.compiles.load(Ordering::SeqCst), 1);
+        assert_eq!(compile_in(root.path(), &engine, b"other"), b"other");
+        assert_eq!(engine.compiles.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn corrupt_and_truncated_entries_are_rebuilt() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Counting::default();
+        compile_in(root.path(), &engine, b"module");
+        let path = entry_path(root.path(), b"module");
+
+        let mut stored = fs::read(&path).unwrap();
+        let last = stored.len() - 1;
+        stored[last] ^= 0xff;
+        fs::write(&path, &stored).unwrap();
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(
+            engine.compiles.load(Ordering::SeqCst),
+            2,
+            "corruption detected"
+        );
+
+        fs::write(&path, b"short").unwrap();
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(
+            engine.compiles.load(Ordering::SeqCst),
+            3,
+            "truncation detected"
+        );
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(
+            engine.compiles.load(Ordering::SeqCst),
+            3,
+            "the rebuilt entry is used"
+        );
+    }
+
+    #[test]
+    fn twenty_at_once_compile_once() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Counting::default();
+        std::thread::scope(|scope| {
+            for _ in 0..20 {
+                scope.spawn(|| assert_eq!(compile_in(root.path(), &engine, b"module"), b"module"));
+            }
+        });
+        assert_eq!(engine.compiles.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn errors_reach_the_caller_and_leave_no_entry() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Counting::default();
+        let dir = root.path().join("counting/v1");
+        let err = Entry::open(&dir, b"module")
+            .unwrap()
+            .load_or_build(&engine, b"module", "greet")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no export greet");
+        assert!(!entry_path(root.path(), b"module").exists());
+    }
+}
