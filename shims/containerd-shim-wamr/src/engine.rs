@@ -4,6 +4,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, bail};
 use containerd_shim_wasm::{Engine, Preopen, WasiContext};
+use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::wamr::{Ending, Kind, Module, Runtime, WasiArgs};
 
@@ -28,25 +29,23 @@ impl Engine for WamrEngine {
     }
 
     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Module> {
+        // WAMR's loader checks WASI's ABI first (a `_start` module must export its memory),
+        // so the imports it has nothing for, what the user must fix, are looked for before.
+        refuse_imports(imports_without_host_function(self.runtime, bytes))?;
         let module = self.runtime.load(bytes)?;
-        // WAMR loads a module whose imports it cannot resolve and traps only when one is
-        // called; refuse it here, as the other engines do at link time.
-        let unknown: Vec<String> = module
-            .imports()
-            .into_iter()
-            .filter(|import| !(import.kind == Kind::Function && import.linked))
-            .map(|import| {
-                let kind = format!("{:?}", import.kind).to_lowercase();
-                format!("`{}::{}` ({kind})", import.module, import.name)
-            })
-            .collect();
-        if !unknown.is_empty() {
-            bail!(
-                "unknown import{}: {} (the wamr engine provides WASI preview 1 functions only)",
-                if unknown.len() > 1 { "s" } else { "" },
-                unknown.join(", ")
-            );
-        }
+        // WAMR loads a module whose imports it cannot link (a WASI function with another
+        // type) and traps only when one is called; refuse it, as other engines do.
+        refuse_imports(
+            module
+                .imports()
+                .into_iter()
+                .filter(|import| !import.linked)
+                .map(|import| {
+                    let kind = format!("{:?}", import.kind).to_lowercase();
+                    format!("`{}::{}` ({kind})", import.module, import.name)
+                })
+                .collect(),
+        )?;
         let exports = module.exports();
         match exports.iter().find(|export| export.name == entry) {
             Some(export) if export.kind != Kind::Function => {
@@ -85,6 +84,50 @@ impl Engine for WamrEngine {
             Ending::Exited(code) => code as i32,
         })
     }
+}
+
+/// The imports of `bytes` that are not a host function of WAMR's, as `module::name (kind)`.
+/// Bytes that do not parse are left to WAMR's loader, which names the problem.
+fn imports_without_host_function(runtime: Runtime, bytes: &[u8]) -> Vec<String> {
+    let section = Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .find_map(|payload| match payload {
+            Payload::ImportSection(section) => Some(section),
+            _ => None,
+        });
+    let Some(section) = section else {
+        return vec![];
+    };
+    section
+        .into_imports()
+        .map_while(Result::ok)
+        .filter(|import| {
+            !matches!(import.ty, TypeRef::Func(_) | TypeRef::FuncExact(_))
+                || !runtime.has_host_function(import.module, import.name)
+        })
+        .map(|import| {
+            let kind = match import.ty {
+                TypeRef::Func(_) | TypeRef::FuncExact(_) => "function",
+                TypeRef::Table(_) => "table",
+                TypeRef::Memory(_) => "memory",
+                TypeRef::Global(_) => "global",
+                TypeRef::Tag(_) => "tag",
+            };
+            format!("`{}::{}` ({kind})", import.module, import.name)
+        })
+        .collect()
+}
+
+fn refuse_imports(unknown: Vec<String>) -> anyhow::Result<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "unknown import{}: {} (the wamr engine provides WASI preview 1 functions only, with their WASI types)",
+        if unknown.len() > 1 { "s" } else { "" },
+        unknown.join(", ")
+    )
 }
 
 /// WAMR's `guest::host` spelling of a preopened directory.
@@ -135,9 +178,10 @@ mod tests {
         let err = engine.compile(&takes, "greet").err().unwrap();
         assert!(err.to_string().contains("no parameters"), "{err}");
 
+        // Named although WAMR's loader would first refuse the memory that is not exported.
         let unknown = wat(
             r#"(module (import "env" "nope" (func)) (import "env" "memory" (memory 1))
-                (export "memory" (memory 0)) (func (export "_start")))"#,
+                (func (export "_start")))"#,
         );
         let err = engine.compile(&unknown, "_start").err().unwrap();
         assert!(
@@ -196,5 +240,12 @@ mod tests {
             .run(&engine.compile(&traps, "_start").unwrap(), &ctx)
             .unwrap_err();
         assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
+        // Unbounded recursion ends in a trap, not in a crash of the process.
+        let recurses =
+            wat(r#"(module (memory (export "memory") 1) (func $f (export "_start") call $f))"#);
+        let err = engine
+            .run(&engine.compile(&recurses, "_start").unwrap(), &ctx)
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("stack overflow"), "{err:?}");
     }
 }

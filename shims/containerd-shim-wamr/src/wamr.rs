@@ -43,6 +43,15 @@ impl Runtime {
         Ok(Self(()))
     }
 
+    /// Whether WAMR has a host function `module::name` (of whatever type).
+    pub fn has_host_function(self, module: &str, name: &str) -> bool {
+        let (Ok(module), Ok(name)) = (CString::new(module), CString::new(name)) else {
+            return false;
+        };
+        // SAFETY: two valid C strings, read during the call only.
+        unsafe { sys::wasm_runtime_is_import_func_linked(module.as_ptr(), name.as_ptr()) }
+    }
+
     /// Loads (parses and validates) a module; its imports are resolved against WASI.
     pub fn load(self, bytes: &[u8]) -> Result<Module> {
         // WAMR may rewrite the buffer and reads it until unload, so the module owns a copy.
