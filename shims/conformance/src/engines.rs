@@ -23,12 +23,20 @@ pub struct Runtime {
 
 /// Every Wasm shim we build. An engine whose binary is not built is skipped with a
 /// printed reason (see [`available_engines`]).
-pub const ENGINES: &[Runtime] = &[Runtime {
-    name: "wasmtime",
-    runtime_type: "io.containerd.wasmtime.v1",
-    binary: "containerd-shim-wasmtime-v1",
-    runs_wasm: true,
-}];
+pub const ENGINES: &[Runtime] = &[
+    Runtime {
+        name: "wasmtime",
+        runtime_type: "io.containerd.wasmtime.v1",
+        binary: "containerd-shim-wasmtime-v1",
+        runs_wasm: true,
+    },
+    Runtime {
+        name: "wamr",
+        runtime_type: "io.containerd.wamr.v1",
+        binary: "containerd-shim-wamr-v1",
+        runs_wasm: true,
+    },
+];
 
 /// The reference: what containerd users get for native containers today.
 pub const RUNC: Runtime = Runtime {
