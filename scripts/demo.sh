@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: runs the demo images through the wasmtime shim on the private containerd,
-# then prints what a node operator does to get the same on their own node.
+# and the Wasm demo through the WAMR shim too, then prints what a node operator does to
+# get the same on their own node.
 # Expects the shim and the test images to be built (`make images`). containerd is left
 # running so the demo can be explored with ctr; `make containerd-stop` ends it.
 set -euo pipefail
@@ -11,6 +12,8 @@ images_dir=$repo_root/target/test-images
 shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/target}/release}")
 readonly runtime=io.containerd.wasmtime.v1
 readonly shim_binary=containerd-shim-wasmtime-v1
+readonly wamr_runtime=io.containerd.wamr.v1
+readonly wamr_shim_binary=containerd-shim-wamr-v1
 readonly wasm_image=docker.io/library/wasi-demo-app:latest
 readonly wasm_platform=wasip1/wasm
 readonly native_image=docker.io/library/native-demo:latest
@@ -27,12 +30,13 @@ import_image() {
 	ctr images import --platform "$platform" "$tarball" >/dev/null
 }
 
+runs=0
 failures=0
 
-# run_demo ID IMAGE PLATFORM [CTR-RUN-OPTIONS...] -- ARGS...
+# run_demo RUNTIME ID IMAGE PLATFORM [CTR-RUN-OPTIONS...] -- ARGS...
 run_demo() {
-	local id=$1 image=$2 platform=$3
-	shift 3
+	local runtime_type=$1 id=$2 image=$3 platform=$4
+	shift 4
 	local -a options=()
 	while [[ $1 != -- ]]; do
 		options+=("$1")
@@ -42,8 +46,9 @@ run_demo() {
 	# A demo interrupted earlier may have left its container behind.
 	ctr task delete --force "$id" >/dev/null 2>&1 || true
 	ctr containers delete "$id" >/dev/null 2>&1 || true
-	local -a command=(ctr run --rm --runtime "$runtime" --platform "$platform" "${options[@]}" "$image" "$id" "$@")
+	local -a command=(ctr run --rm --runtime "$runtime_type" --platform "$platform" "${options[@]}" "$image" "$id" "$@")
 	printf '\n$ %s\n' "${command[*]}"
+	runs=$((runs + 1))
 	if ! "${command[@]}"; then
 		say "FAILED: $id"
 		failures=$((failures + 1))
@@ -79,6 +84,9 @@ print_howto() {
        name: wasmtime
      handler: wasmtime
 
+The WAMR shim (an interpreter: a smaller binary, slower code) installs the same way: the binary
+$wamr_shim_binary, the runtime $wamr_runtime.
+
 This demo's containerd is still running. To use it:
   eval "\$(scripts/containerd.sh env)"; ctr containers ls
 Stop it with: make containerd-stop
@@ -86,8 +94,11 @@ EOF
 }
 
 main() {
-	[[ -x $shim_bin_dir/$shim_binary ]] ||
-		say "warning: $shim_bin_dir/$shim_binary not found: the Wasm runs will fail (cargo build --release)"
+	local binary
+	for binary in "$shim_binary" "$wamr_shim_binary"; do
+		[[ -x $shim_bin_dir/$binary ]] ||
+			say "warning: $shim_bin_dir/$binary not found: its runs will fail (cargo build --release)"
+	done
 	"$script_dir/containerd.sh" start
 	local env_exports
 	env_exports=$("$script_dir/containerd.sh" env)
@@ -96,15 +107,17 @@ main() {
 	import_image wasi-demo-app.tar "$wasm_platform"
 	import_image native-demo.tar "$native_platform"
 
-	run_demo demo-echo "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm echo hello
-	run_demo demo-args "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm args
-	run_demo demo-env "$wasm_image" "$wasm_platform" --env GREETING=hi -- /wasi-demo-app.wasm env
-	run_demo demo-cat "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm cat /data/hello.txt
-	run_demo demo-native "$native_image" "$native_platform" -- /native-demo echo hello from native
+	run_demo "$runtime" demo-echo "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm echo hello
+	run_demo "$runtime" demo-args "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm args
+	run_demo "$runtime" demo-env "$wasm_image" "$wasm_platform" --env GREETING=hi -- /wasi-demo-app.wasm env
+	run_demo "$runtime" demo-cat "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm cat /data/hello.txt
+	run_demo "$runtime" demo-native "$native_image" "$native_platform" -- /native-demo echo hello from native
+	run_demo "$wamr_runtime" demo-wamr-echo "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm echo hello from wamr
+	run_demo "$wamr_runtime" demo-wamr-cat "$wasm_image" "$wasm_platform" -- /wasi-demo-app.wasm cat /data/hello.txt
 
 	print_howto
 	if ((failures > 0)); then
-		say "$failures of 5 demo runs failed; containerd's log: ${CONTAINERD_ADDRESS%/*}/containerd.log"
+		say "$failures of $runs demo runs failed; containerd's log: ${CONTAINERD_ADDRESS%/*}/containerd.log"
 		exit 1
 	fi
 }
