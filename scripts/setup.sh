@@ -8,12 +8,12 @@ set -euo pipefail
 apt_packages=(
 	containerd        # the private containerd the tests drive, and ctr
 	runc              # reference runtime (io.containerd.runc.v2)
-	cmake             # wasmtime's and libseccomp's build scripts
-	libclang-dev      # bindgen
+	cmake             # wasmtime's, libseccomp's and WAMR's (wamrx-sys) build scripts
+	libclang-dev      # bindgen (WAMR's bindings)
 	protobuf-compiler # containerd-shim-protos
 	pkg-config
 	libseccomp-dev # libcontainer's seccomp support
-	gcc
+	gcc # the linker, and WAMR's C sources
 	libc6-dev # libc.a for the static native-demo
 	make
 	iproute2   # ip, inside the private namespaces
