@@ -13,8 +13,8 @@ apt_packages=(
 	protobuf-compiler # containerd-shim-protos
 	pkg-config
 	libseccomp-dev # libcontainer's seccomp support
-	gcc # the linker, and WAMR's C sources
-	libc6-dev # libc.a for the static native-demo
+	gcc            # the linker, and WAMR's C sources
+	libc6-dev      # libc.a for the static native-demo
 	make
 	iproute2   # ip, inside the private namespaces
 	util-linux # unshare, nsenter, mount, lsns
