@@ -1,17 +1,19 @@
 //! containerd's gRPC API, for what `ctr` cannot do: a spec that ctr would not write
 //! (not UTF-8, no process), a task that is created but not started, process args changed
-//! between two tasks of one container.
+//! between two tasks of one container, events as a subscriber receives them.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::{
     Container, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
-    GetRequest, StartRequest, UpdateContainerRequest, WaitRequest,
+    GetRequest, PublishRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
+    WaitRequest,
 };
-use containerd_client::tonic::Request;
+use containerd_client::tonic::{Request, Streaming};
+use containerd_client::types::Envelope;
 use containerd_client::types::v1::Status as ProcessStatus;
 use containerd_client::{Client, with_namespace};
 use prost_types::{Any, FieldMask};
@@ -23,6 +25,14 @@ const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/S
 
 /// Deadline for one API call; Create starts a shim, which is the slowest.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Topic of the marker events [`Api::subscribe`] publishes: containerd answers a Subscribe
+/// call only when it passes on the first event, so the markers are what make it answer.
+const SUBSCRIBED_TOPIC: &str = "/conformance/subscribed";
+
+/// How often [`Api::subscribe`] publishes a marker until its subscription answers (a marker
+/// published before containerd registered the subscription is not passed on).
+const MARKER_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A blocking wrapper around containerd's gRPC client, for use from tests.
 pub struct Api {
@@ -236,6 +246,89 @@ impl Api {
         let mut client = self.client.containers();
         self.call(&format!("delete container {id}"), client.delete(request))?;
         Ok(())
+    }
+}
+
+impl Api {
+    /// Subscribes to the test namespace's events whose topic matches the regular expression
+    /// `topics`. Returns once containerd has registered the subscription, so that every
+    /// event published later reaches it.
+    pub fn subscribe(&self, topics: &str) -> Result<Subscription<'_>> {
+        let namespace = &self.namespace;
+        // Several filters match as alternatives; Rust's quoting of these plain ASCII
+        // strings is the Go quoting containerd's filter syntax expects.
+        let filters = vec![
+            format!("namespace=={namespace},topic~={topics:?}"),
+            format!("namespace=={namespace},topic=={SUBSCRIBED_TOPIC:?}"),
+        ];
+        let request = with_namespace!(SubscribeRequest { filters }, self.namespace);
+        let mut events = self.client.events();
+        let mut subscribing = self
+            .runtime
+            .spawn(async move { events.subscribe(request).await });
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let answer = loop {
+            self.publish_marker()?;
+            let waited = self
+                .runtime
+                .block_on(async { tokio::time::timeout(MARKER_INTERVAL, &mut subscribing).await });
+            if let Ok(joined) = waited {
+                break joined.context("the Subscribe call panicked")?;
+            }
+            if Instant::now() > deadline {
+                subscribing.abort();
+                bail!("subscribe to events {topics:?}: no answer within {CALL_TIMEOUT:?}");
+            }
+        };
+        let stream = answer
+            .map_err(|e| anyhow!("subscribe to events {topics:?}: {e}"))?
+            .into_inner();
+        Ok(Subscription { api: self, stream })
+    }
+
+    fn publish_marker(&self) -> Result<()> {
+        let marker = Any {
+            type_url: "google.protobuf.Empty".to_owned(),
+            value: Vec::new(),
+        };
+        let request = with_namespace!(
+            PublishRequest {
+                topic: SUBSCRIBED_TOPIC.to_owned(),
+                event: Some(marker),
+            },
+            self.namespace
+        );
+        let mut events = self.client.events();
+        self.call(
+            &format!("publish a marker event on {SUBSCRIBED_TOPIC}"),
+            events.publish(request),
+        )?;
+        Ok(())
+    }
+}
+
+/// Events of the test namespace, in the order containerd passes them on.
+pub struct Subscription<'a> {
+    api: &'a Api,
+    stream: Streaming<Envelope>,
+}
+
+impl Subscription<'_> {
+    /// The next event, or `None` if none comes within `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Envelope>> {
+        let Self { api, stream } = self;
+        let deadline = tokio::time::Instant::now() + timeout;
+        api.runtime.block_on(async {
+            loop {
+                match tokio::time::timeout_at(deadline, stream.message()).await {
+                    Err(_) => return Ok(None),
+                    Ok(Err(status)) => bail!("the event stream failed: {status}"),
+                    Ok(Ok(None)) => bail!("containerd ended the event stream"),
+                    Ok(Ok(Some(envelope))) if envelope.topic == SUBSCRIBED_TOPIC => {}
+                    Ok(Ok(Some(envelope))) => return Ok(Some(envelope)),
+                }
+            }
+        })
     }
 }
 

@@ -30,9 +30,11 @@
 
 pub mod api;
 pub mod container;
+pub mod containerd_log;
 pub mod ctr;
 pub mod engines;
 pub mod environment;
+pub mod events;
 pub mod expect;
 pub mod images;
 pub mod leftovers;
