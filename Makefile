@@ -12,7 +12,7 @@ setup:
 	scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --all-targets
 
 # The WasmEdge shim, kept out of the workspace: it needs a system libwasmedge, and says how
 # to get one when there is none (scripts/build-wasmedge.sh).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: the workspace's unit tests, then the end-to-end suite (shim-conformance)
+# `make test`: the workspace's unit tests and the end-to-end suite (shim-conformance)
 # against the private containerd, which is stopped afterwards whatever happened.
 # Expects the shims and the test images to be built (`make images`).
 # The exit status is the tests' status; a failed stop fails a passing run.
@@ -9,8 +9,6 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 cd "$repo_root"
 
-# The end-to-end suite runs below, against containerd; here only everything else.
-cargo test --release --workspace --exclude shim-conformance
 
 # The WasmEdge shim is outside the workspace (it needs libwasmedge: `make build-wasmedge`).
 # Once built, its unit tests run here and the suite below covers it like the other engines.
@@ -41,4 +39,6 @@ trap 'exit 143' TERM
 env_exports=$("$script_dir/containerd.sh" env)
 eval "$env_exports"
 
-cargo test --release -p shim-conformance --no-fail-fast -- --include-ignored
+# One cargo invocation over the whole workspace, as `make build` compiled it (so nothing is
+# compiled twice): the unit tests and the end-to-end suite, which needs the containerd above.
+cargo test --release --workspace --no-fail-fast -- --include-ignored
