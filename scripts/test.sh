@@ -9,7 +9,6 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 cd "$repo_root"
 
-
 # The WasmEdge shim is outside the workspace (it needs libwasmedge: `make build-wasmedge`).
 # Once built, its unit tests run here and the suite below covers it like the other engines.
 wasmedge_shim="$(realpath -m "${CARGO_TARGET_DIR:-$repo_root/target}")/release/containerd-shim-wasmedge-v1"
