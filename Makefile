@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build build-wasmedge images containerd-start containerd-stop demo test lint clean
+.PHONY: all setup build build-wasmedge images containerd-start containerd-stop demo test engines-table lint clean
 
 all: build
 
@@ -36,6 +36,12 @@ demo: images
 # Unit tests, then the end-to-end suite against a private containerd.
 test: images
 	scripts/test.sh
+
+# docs/engines.md, the feature table, from the results the last `make test` left in
+# target/conformance-results.jsonl (one JSON line per test and target).
+engines-table:
+	$(CARGO) run --release --quiet -p shim-conformance --bin engines-table -- \
+		"$${CARGO_TARGET_DIR:-target}/conformance-results.jsonl" docs/engines.md
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -38,6 +38,13 @@ trap 'exit 143' TERM
 env_exports=$("$script_dir/containerd.sh" env)
 eval "$env_exports"
 
+# The suite appends every test's outcome per target here, one JSON line each, for
+# `make engines-table`.
+results_file="$(realpath -m "${CARGO_TARGET_DIR:-$repo_root/target}")/conformance-results.jsonl"
+mkdir -p "$(dirname "$results_file")"
+: >"$results_file"
+export WASM_SHIMS_RESULTS="$results_file"
+
 # One cargo invocation over the whole workspace, as `make build` compiled it (so nothing is
 # compiled twice): the unit tests and the end-to-end suite, which needs the containerd above.
 cargo test --release --workspace --no-fail-fast -- --include-ignored

@@ -19,6 +19,9 @@ pub struct Runtime {
     pub binary: &'static str,
     /// Whether the shim runs Wasm modules (false only for the runc reference).
     pub runs_wasm: bool,
+    /// Why the shim binary would be missing and how to get it: the start of the reason an
+    /// engine is skipped with.
+    pub when_missing: &'static str,
 }
 
 /// Every Wasm shim we build. An engine whose binary is not built is skipped with a
@@ -29,14 +32,28 @@ pub const ENGINES: &[Runtime] = &[
         runtime_type: "io.containerd.wasmtime.v1",
         binary: "containerd-shim-wasmtime-v1",
         runs_wasm: true,
+        when_missing: NOT_BUILT,
     },
     Runtime {
         name: "wamr",
         runtime_type: "io.containerd.wamr.v1",
         binary: "containerd-shim-wamr-v1",
         runs_wasm: true,
+        when_missing: NOT_BUILT,
+    },
+    // Built apart (outside the workspace), only where the WasmEdge C library is installed.
+    Runtime {
+        name: "wasmedge",
+        runtime_type: "io.containerd.wasmedge.v1",
+        binary: "containerd-shim-wasmedge-v1",
+        runs_wasm: true,
+        when_missing: "libwasmedge not installed \
+            (`make build-wasmedge` builds the shim where it is, or says how to get it)",
     },
 ];
+
+/// Why a shim of the workspace would be missing.
+const NOT_BUILT: &str = "not built (`cargo build --release`)";
 
 /// The reference: what containerd users get for native containers today.
 pub const RUNC: Runtime = Runtime {
@@ -44,6 +61,7 @@ pub const RUNC: Runtime = Runtime {
     runtime_type: "io.containerd.runc.v2",
     binary: "containerd-shim-runc-v2",
     runs_wasm: false,
+    when_missing: "not installed (Debian's containerd package ships it)",
 };
 
 impl Runtime {
@@ -60,7 +78,8 @@ impl Runtime {
         }
         let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         bail!(
-            "{} is not on containerd's PATH ({}): build it with `cargo build --release`",
+            "{}: {} is not on containerd's PATH ({})",
+            self.when_missing,
             self.binary,
             searched.join(":")
         )
@@ -70,21 +89,33 @@ impl Runtime {
 /// The engines whose shim containerd can start. Every skipped engine is reported once per
 /// test binary on the real stderr (not captured by the test harness), with the reason.
 pub fn available_engines() -> &'static [&'static Runtime] {
-    static AVAILABLE: OnceLock<Vec<&'static Runtime>> = OnceLock::new();
-    AVAILABLE.get_or_init(|| {
-        ENGINES
-            .iter()
-            .filter(|engine| match engine.locate() {
-                Ok(_) => true,
-                Err(reason) => {
-                    report_uncaptured(&format!(
-                        "SKIPPED engine {} ({}): {reason:#}",
-                        engine.name, engine.runtime_type
-                    ));
-                    false
-                }
-            })
-            .collect()
+    &availability().available
+}
+
+/// The engines whose shim is missing: they are skipped (see [`available_engines`]).
+pub fn skipped_engines() -> &'static [&'static Runtime] {
+    &availability().skipped
+}
+
+struct Availability {
+    available: Vec<&'static Runtime>,
+    skipped: Vec<&'static Runtime>,
+}
+
+fn availability() -> &'static Availability {
+    static AVAILABILITY: OnceLock<Availability> = OnceLock::new();
+    AVAILABILITY.get_or_init(|| {
+        let (available, skipped) = ENGINES.iter().partition(|engine| match engine.locate() {
+            Ok(_) => true,
+            Err(reason) => {
+                report_uncaptured(&format!(
+                    "SKIPPED engine {} ({}): {reason:#}",
+                    engine.name, engine.runtime_type
+                ));
+                false
+            }
+        });
+        Availability { available, skipped }
     })
 }
 

@@ -18,6 +18,10 @@
 //! Adding an engine is one entry in [`engines::ENGINES`]; an engine whose shim binary is
 //! not on containerd's PATH is skipped with the reason printed on stderr.
 //!
+//! With `WASM_SHIMS_RESULTS` set (`make test` sets it), every checked target's outcome is
+//! appended to that file as a JSON line ([`results`]); `make engines-table` turns the file
+//! into `docs/engines.md`.
+//!
 //! A test picks its targets (runtime + demo program) and checks each:
 //!
 //! ```no_run
@@ -39,4 +43,5 @@ pub mod expect;
 pub mod images;
 pub mod leftovers;
 pub mod procfs;
+pub mod results;
 pub mod target;

@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::container::Container;
 use crate::engines::{RUNC, Runtime, available_engines};
 use crate::images::{NATIVE_DEMO, TestImage, WASI_DEMO_APP};
+use crate::results;
 
 /// The demo program a target runs; both implement the same sub-commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,14 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// `wasm` or `native`, as in the results file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Wasm => "wasm",
+            Workload::Native => "native",
+        }
+    }
+
     pub fn image(self) -> &'static TestImage {
         match self {
             Workload::Wasm => &WASI_DEMO_APP,
@@ -119,35 +128,35 @@ pub fn all_targets() -> Vec<Target> {
 /// `check` gets the target and the test's name (a label for container ids).
 pub fn check_targets(targets: &[Target], check: impl Fn(&Target, &str) -> Result<()> + Sync) {
     let test = test_name();
-    let failures: Vec<String> = std::thread::scope(|scope| {
+    let failures: Vec<Option<String>> = std::thread::scope(|scope| {
         let running: Vec<_> = targets
             .iter()
             .map(|target| {
                 let (check, test) = (&check, &test);
-                (target, scope.spawn(move || check(target, test)))
+                scope.spawn(move || check(target, test))
             })
             .collect();
         running
             .into_iter()
-            .filter_map(|(target, handle)| failure(target, handle.join()))
+            .map(|handle| failure(handle.join()))
             .collect()
     });
-    report(targets.len(), failures);
+    conclude(&test, targets, &failures);
 }
 
 /// Like [`check_targets`], one target after the other: for checks that load the machine
 /// themselves (many containers at once).
 pub fn check_targets_in_turn(targets: &[Target], check: impl Fn(&Target, &str) -> Result<()>) {
     let test = test_name();
-    let failures: Vec<String> = targets
+    let failures: Vec<Option<String>> = targets
         .iter()
-        .filter_map(|target| {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(target, &test)));
-            failure(target, outcome)
+        .map(|target| {
+            failure(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || check(target, &test),
+            )))
         })
         .collect();
-    report(targets.len(), failures);
+    conclude(&test, targets, &failures);
 }
 
 /// The running test's name (libtest names the test's thread after it).
@@ -158,20 +167,30 @@ fn test_name() -> String {
         .unwrap_or_else(|| "test".to_owned())
 }
 
-fn failure(target: &Target, outcome: std::thread::Result<Result<()>>) -> Option<String> {
+/// Why a check failed (an error or a panic), or `None` when it passed.
+fn failure(outcome: std::thread::Result<Result<()>>) -> Option<String> {
     match outcome {
         Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(format!("[{target}] {error:#}")),
-        Err(panic) => Some(format!("[{target}] panicked: {}", panic_message(&panic))),
+        Ok(Err(error)) => Some(format!("{error:#}")),
+        Err(panic) => Some(format!("panicked: {}", panic_message(&panic))),
     }
 }
 
-fn report(checked: usize, failures: Vec<String>) {
+/// Records every target's outcome (see [`crate::results`]), then panics with every failure,
+/// each labelled with its target.
+fn conclude(test: &str, targets: &[Target], failures: &[Option<String>]) {
+    results::record_test(test, targets, failures);
+    let failed: Vec<String> = targets
+        .iter()
+        .zip(failures)
+        .filter_map(|(target, failure)| Some(format!("[{target}] {}", failure.as_ref()?)))
+        .collect();
     assert!(
-        failures.is_empty(),
-        "{} of {checked} targets failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
+        failed.is_empty(),
+        "{} of {} targets failed:\n{}",
+        failed.len(),
+        targets.len(),
+        failed.join("\n\n")
     );
 }
 
