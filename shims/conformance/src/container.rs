@@ -248,6 +248,14 @@ impl Container {
         Ok(())
     }
 
+    /// `ctr task kill --all -s SIGNAL`: every process of the container.
+    pub fn kill_all(&self, signal: &str) -> Result<()> {
+        Ctr::new(["task", "kill", "--all", "-s", signal, &self.id])
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
     /// `ctr task metrics --format json`, parsed.
     pub fn metrics(&self) -> Result<serde_json::Value> {
         let out = Ctr::new(["task", "metrics", "--format", "json", &self.id]).output()?;

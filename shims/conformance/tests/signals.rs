@@ -54,6 +54,21 @@ fn sigkill_stops_a_spinning_program() {
     });
 }
 
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn sigkill_to_all_processes_stops_the_container() {
+    check_targets(&all_targets(), |target, test| {
+        let container = target.container(test);
+        let mut running = container.spawn(&target.args(SLEEP))?;
+        running.wait_for_stdout(SLEEP_READY, Duration::from_secs(20))?;
+        container.kill_all("SIGKILL")?;
+        container.wait_until_not_running(Duration::from_secs(5))?;
+        running
+            .wait(Duration::from_secs(10))?
+            .expect(EXIT_SIGKILL, &format!("{SLEEP_READY}\n"))
+    });
+}
+
 fn sigterm(target: &Target, test: &str, command: &[&str], ready: &str) -> Result<()> {
     let container = target.container(test);
     let mut running = container.spawn(&target.args(command))?;
