@@ -52,12 +52,11 @@ pub static NATIVE_DEMO: TestImage = TestImage::tarball(
 );
 
 /// Files that no shim can run, in an image with neither entrypoint nor command.
-pub static BAD_INPUTS: TestImage = TestImage {
-    reference: "docker.io/library/shim-conformance-bad-inputs:latest",
-    platform: "wasip1/wasm",
-    source: Source::Built(bad_inputs_image),
-    imported: OnceLock::new(),
-};
+pub static BAD_INPUTS: TestImage = TestImage::built(
+    "docker.io/library/shim-conformance-bad-inputs:latest",
+    "wasip1/wasm",
+    bad_inputs_image,
+);
 
 /// Paths inside [`BAD_INPUTS`].
 pub mod bad {
@@ -90,6 +89,20 @@ fn bad_inputs_image() -> Result<ImageBuilder> {
 }
 
 impl TestImage {
+    /// An image that `build` makes in memory the first time a test needs it.
+    pub const fn built(
+        reference: &'static str,
+        platform: &'static str,
+        build: fn() -> Result<ImageBuilder>,
+    ) -> Self {
+        Self {
+            reference,
+            platform,
+            source: Source::Built(build),
+            imported: OnceLock::new(),
+        }
+    }
+
     const fn tarball(reference: &'static str, platform: &'static str, file: &'static str) -> Self {
         Self {
             reference,

@@ -1,0 +1,133 @@
+//! The node's precompile cache, seen from outside: a module is compiled once, later
+//! containers (each with a new shim process) load the stored artifact, and a corrupted or
+//! truncated entry is detected and rebuilt instead of trusted. Only engines with a
+//! precompiled form keep entries; the others compile at every create by design.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use image_builder::{ImageBuilder, wat_module};
+use sha2::{Digest, Sha256};
+use shim_conformance::container::Container;
+use shim_conformance::environment::containerd;
+use shim_conformance::images::TestImage;
+use shim_conformance::target::{Target, check_targets, wasm_targets};
+
+/// Engines whose `Engine::precompile_key` is set.
+const PRECOMPILING_ENGINES: &[&str] = &["wasmtime"];
+
+static CACHED_MODULE: TestImage = TestImage::built(
+    "docker.io/library/shim-conformance-cached-module:latest",
+    "wasip1/wasm",
+    cached_module_image,
+);
+const PROGRAM: &str = "/cached.wasm";
+const GREETING: &str = "cached module ran\n";
+
+/// A module no other test uses, so its cache entry is this test's alone.
+fn cached_module() -> Result<Vec<u8>> {
+    wat_module(&format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write"
+               (func $fd_write (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "{}")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const {}))
+               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        GREETING.escape_default(),
+        GREETING.len()
+    ))
+}
+
+fn cached_module_image() -> Result<ImageBuilder> {
+    Ok(ImageBuilder::new(CACHED_MODULE.reference)
+        .platform("wasip1", "wasm")
+        .file(PROGRAM, cached_module()?, 0o755))
+}
+
+/// `<cache root>/<engine>/<key>/<sha256 of the module>.cwasm`, the root being the
+/// `WASM_SHIM_CACHE_DIR` that containerd (and so every shim) runs with.
+fn entry_of(engine: &str) -> Result<PathBuf> {
+    let containerd = containerd();
+    let environ = std::fs::read(format!("/proc/{}/environ", containerd.pid))
+        .context("read containerd's environment")?;
+    let root = environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(b"WASM_SHIM_CACHE_DIR="))
+        .map(|root| PathBuf::from(String::from_utf8_lossy(root).into_owned()))
+        .context("containerd runs without WASM_SHIM_CACHE_DIR (scripts/containerd.sh sets it)")?;
+    let digest: String = Sha256::digest(cached_module()?)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let engine_dir = containerd.path(&root).join(engine);
+    let keys = std::fs::read_dir(&engine_dir)
+        .with_context(|| format!("no cache for {engine} at {}", engine_dir.display()))?;
+    keys.filter_map(|key| Some(key.ok()?.path().join(format!("{digest}.cwasm"))))
+        .find(|entry| entry.exists())
+        .with_context(|| format!("no entry for the module under {}", engine_dir.display()))
+}
+
+fn run(target: &Target, test: &str) -> Result<()> {
+    Container::new(test, target.runtime, &CACHED_MODULE)
+        .run(&[PROGRAM])?
+        .expect(0, GREETING)
+}
+
+/// Identity of the file at `path`: a rebuilt entry is a new file renamed into place.
+fn identity(path: &Path) -> Result<(u64, i64, i64)> {
+    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    Ok((meta.ino(), meta.mtime(), meta.mtime_nsec()))
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn the_cache_survives_shim_restarts_and_recovers_from_bad_entries() {
+    let targets: Vec<Target> = wasm_targets()
+        .into_iter()
+        .filter(|t| PRECOMPILING_ENGINES.contains(&t.runtime.name))
+        .collect();
+    check_targets(&targets, |target, test| {
+        run(target, test)?;
+        let entry = entry_of(target.runtime.name)?;
+        let built = identity(&entry)?;
+
+        // A new container, so a new shim process: it must load the entry, not rebuild it.
+        run(target, test)?;
+        if identity(&entry)? != built {
+            bail!(
+                "{}: a second container rebuilt the entry instead of loading it",
+                entry.display()
+            );
+        }
+
+        for (damage, bytes) in [
+            ("corrupted", {
+                let mut stored = std::fs::read(&entry)?;
+                let middle = stored.len() / 2;
+                stored[middle] ^= 0xff;
+                stored
+            }),
+            ("truncated", std::fs::read(&entry)?[..40].to_vec()),
+        ] {
+            std::fs::write(&entry, &bytes)?;
+            let damaged = identity(&entry)?;
+            run(target, test).with_context(|| format!("after the entry was {damage}"))?;
+            if identity(&entry)? == damaged {
+                bail!("{}: the {damage} entry was not rebuilt", entry.display());
+            }
+            let stored = std::fs::read(&entry)?;
+            let (checksum, artifact) = stored.split_at(32);
+            if Sha256::digest(artifact).as_slice() != checksum {
+                bail!(
+                    "{}: the rebuilt entry's checksum does not match",
+                    entry.display()
+                );
+            }
+        }
+        Ok(())
+    });
+}
