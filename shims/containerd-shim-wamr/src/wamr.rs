@@ -95,6 +95,7 @@ impl Kind {
             sys::WASM_IMPORT_EXPORT_KIND_FUNC => Kind::Function,
             sys::WASM_IMPORT_EXPORT_KIND_TABLE => Kind::Table,
             sys::WASM_IMPORT_EXPORT_KIND_MEMORY => Kind::Memory,
+            // WASM_IMPORT_EXPORT_KIND_GLOBAL, the last of WAMR's four kinds.
             _ => Kind::Global,
         }
     }
@@ -334,10 +335,10 @@ impl Instance<'_> {
                 sys::wasm_runtime_get_wasi_exit_code(inst)
             }));
         }
-        Err(anyhow!(
-            "{}",
-            exception.strip_prefix("Exception: ").unwrap_or(&exception)
-        ))
+        match exception.strip_prefix("Exception: ").unwrap_or(&exception) {
+            "" => bail!("WAMR failed the call without an exception"),
+            message => bail!("{message}"),
+        }
     }
 }
 
@@ -391,4 +392,46 @@ unsafe fn owned_str(ptr: *const c_char) -> String {
     unsafe { CStr::from_ptr(ptr) }
         .to_string_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_the_vendored_release() {
+        let version = version();
+        let parts: Vec<u32> = version.split('.').map(|n| n.parse().unwrap()).collect();
+        assert_eq!(parts.len(), 3, "{version}");
+        assert!(parts[0] >= 2, "{version}");
+    }
+
+    #[test]
+    fn instances_close_their_preopens() {
+        let runtime = Runtime::get().unwrap();
+        let module = runtime
+            .load(
+                &wat::parse_str(
+                    r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let wasi = WasiArgs::new(
+            vec![b"m.wasm".to_vec()],
+            vec![b"A=1".to_vec()],
+            vec![b"/::/".to_vec(), b".::/tmp".to_vec()],
+        )
+        .unwrap();
+        let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let before = open_fds();
+        for _ in 0..3 {
+            let instance = module.instantiate(&wasi).unwrap();
+            assert_eq!(
+                instance.call("_start", 64 * 1024).unwrap(),
+                Ending::Returned
+            );
+        }
+        assert_eq!(open_fds(), before);
+    }
 }
