@@ -268,8 +268,14 @@ impl containerd_shim::Task for TaskService {
     ) -> TtrpcResult<api::DeleteResponse> {
         Self::init_only(&req.exec_id, "delete")?;
         let container = self.container(&req.id)?;
-        let (exit_status, exited_at) = container.delete()?;
-        self.containers.lock().unwrap().remove(&req.id);
+        let deleted = container.delete();
+        // A concurrent delete that lost the race answers NOT_FOUND; the container must be out
+        // of the map before either answer, or containerd's Shutdown after the first answer
+        // would find it still there and the shim would never exit.
+        if matches!(deleted, Ok(_) | Err(ContainerError::Deleted(_))) {
+            self.containers.lock().unwrap().remove(&req.id);
+        }
+        let (exit_status, exited_at) = deleted?;
         info!(id = req.id.as_str(); "container {} deleted", req.id);
         self.events.send(TaskDelete {
             container_id: req.id.clone(),
