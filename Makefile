@@ -51,3 +51,9 @@ lint: setup
 
 clean: containerd-stop
 	$(CARGO) clean
+
+# Benchmarks against runc on their own private containerd (target/bench-containerd): writes
+# benches/results/latest.json, benches/report.md and benches/plots/. Not part of `make test`.
+.PHONY: bench
+bench: images
+	$(CARGO) run --release -p shim-bench

@@ -1,0 +1,122 @@
+//! Throughput: many short containers (`echo hi`) through the API, a fixed number at a time,
+//! in containers per second; with the machine's busy CPU time per container alongside, since
+//! at high parallelism the cores are what limits it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::api::{Api, NewContainer, Template};
+use crate::bench::Bench;
+use crate::cpu;
+use crate::variants::{Cache, Variant};
+
+const COMMAND: [&str; 2] = ["echo", "hi"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub variant: String,
+    pub label: String,
+    /// Containers per parallelism level.
+    pub containers: usize,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Point {
+    pub parallelism: usize,
+    pub seconds: f64,
+    pub per_second: f64,
+    /// Busy CPU time of the whole machine during the level, per container.
+    pub cpu_ms_per_container: f64,
+}
+
+pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
+    let containers = match variant.cache {
+        Cache::Uncached => bench.sizes.throughput_uncached,
+        Cache::Cached | Cache::None => bench.sizes.throughput,
+    };
+    let template = bench.template(&variant.image)?;
+    // Untimed: fills the cache of a cached variant, warms the page cache.
+    crate::cold_start::run_api(bench, variant, &COMMAND).context("warm-up run")?;
+    // Removing the cache before each container cannot work with many in flight (one
+    // would find what another just wrote): the cache is made unusable instead.
+    let _blocked = match variant.cache {
+        Cache::Uncached => Some(bench.containerd.block_cache()?),
+        Cache::Cached | Cache::None => None,
+    };
+    let points = bench
+        .sizes
+        .parallelism
+        .iter()
+        .map(|&parallelism| {
+            let ids: Vec<String> = (0..containers)
+                .map(|_| bench.unique_id(&format!("tput-{}-p{parallelism}", variant.key)))
+                .collect();
+            let busy_before = cpu::busy_ms()?;
+            let started = Instant::now();
+            bench
+                .runtime
+                .block_on(run_all(&bench.api, &template, variant, ids, parallelism))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let busy = cpu::busy_ms()? - busy_before;
+            Ok(Point {
+                parallelism,
+                seconds,
+                per_second: containers as f64 / seconds,
+                cpu_ms_per_container: busy / containers as f64,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{} containers of {}", containers, variant.label))?;
+    Ok(Throughput {
+        variant: variant.key.to_owned(),
+        label: variant.label.to_owned(),
+        containers,
+        points,
+    })
+}
+
+/// Runs one container per id to completion, `parallelism` at a time; stops at the first
+/// failure.
+async fn run_all(
+    api: &Api,
+    template: &Arc<Template>,
+    variant: &Variant,
+    ids: Vec<String>,
+    parallelism: usize,
+) -> Result<()> {
+    let args = Arc::new(variant.image.args(&COMMAND));
+    let mut pending = ids.into_iter();
+    let mut running = JoinSet::new();
+    let spawn = |running: &mut JoinSet<Result<()>>, id: String| {
+        let (api, template, args, runtime) =
+            (api.clone(), template.clone(), args.clone(), variant.runtime);
+        running.spawn(async move {
+            let new = NewContainer {
+                id: &id,
+                runtime,
+                args: &args,
+                annotations: &[],
+            };
+            api.run_to_exit(&template, &new).await
+        });
+    };
+    for id in pending.by_ref().take(parallelism) {
+        spawn(&mut running, id);
+    }
+    while let Some(finished) = running.join_next().await {
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => bail!("a container's task panicked: {e}"),
+        }
+        if let Some(id) = pending.next() {
+            spawn(&mut running, id);
+        }
+    }
+    Ok(())
+}
