@@ -160,45 +160,59 @@ mod tests {
         wat::parse_str(text).unwrap()
     }
 
+    /// Why compiling the text-format module `text` for `entry` fails.
+    fn compile_error(text: &str, entry: &str) -> String {
+        let engine = WamrEngine::new().unwrap();
+        match engine.compile(&wat(text), entry) {
+            Ok(_) => panic!("compiled for `{entry}`: {text}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// Runs `_start` of a module made of `funcs`, which may call `$exit` (WASI's proc_exit).
+    fn run_start(funcs: &str) -> anyhow::Result<i32> {
+        let engine = WamrEngine::new().unwrap();
+        let text = format!(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1) {funcs})"#
+        );
+        let ctx = WasiContext {
+            args: vec!["m.wasm".into()],
+            env: vec![],
+            preopens: vec![],
+            entry: "_start".into(),
+        };
+        engine.run(&engine.compile(&wat(&text), "_start")?, &ctx)
+    }
+
     #[test]
     fn compile_checks_the_entry_and_the_imports() {
-        let engine = WamrEngine::new().unwrap();
         // WAMR requires a module that exports `_start` to export its memory (WASI's rule).
-        let ok = wat(
-            r#"(module (memory (export "memory") 1) (func (export "_start")) (func (export "greet")))"#,
-        );
-        engine.compile(&ok, "_start").unwrap();
-        engine.compile(&ok, "greet").unwrap();
-        let err = engine.compile(&ok, "missing").err().unwrap();
-        assert!(
-            err.to_string().contains("no exported function `missing`"),
-            "{err}"
-        );
-        let takes = wat(r#"(module (func (export "greet") (param i32)))"#);
-        let err = engine.compile(&takes, "greet").err().unwrap();
-        assert!(err.to_string().contains("no parameters"), "{err}");
+        let ok = r#"(module (memory (export "memory") 1) (func (export "_start"))
+            (func (export "greet")) (func (export "add") (param i32)))"#;
+        let engine = WamrEngine::new().unwrap();
+        engine.compile(&wat(ok), "_start").unwrap();
+        engine.compile(&wat(ok), "greet").unwrap();
+        let err = compile_error(ok, "missing");
+        assert!(err.contains("no exported function `missing`"), "{err}");
+        let err = compile_error(ok, "add");
+        assert!(err.contains("no parameters"), "{err}");
 
         // Named although WAMR's loader would first refuse the memory that is not exported.
-        let unknown = wat(
+        let err = compile_error(
             r#"(module (import "env" "nope" (func)) (import "env" "memory" (memory 1))
                 (func (export "_start")))"#,
+            "_start",
         );
-        let err = engine.compile(&unknown, "_start").err().unwrap();
-        assert!(
-            format!("{err:#}").contains("`env::nope` (function)"),
-            "{err:#}"
-        );
-        assert!(
-            format!("{err:#}").contains("`env::memory` (memory)"),
-            "{err:#}"
-        );
-        // A WASI function with the wrong signature is not WASI's.
-        let mistyped = wat(
+        assert!(err.contains("`env::nope` (function)"), "{err}");
+        assert!(err.contains("`env::memory` (memory)"), "{err}");
+        // A WASI function with another type is not WASI's.
+        let err = compile_error(
             r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i64)))
                 (memory (export "memory") 1) (func (export "_start")))"#,
+            "_start",
         );
-        let err = engine.compile(&mistyped, "_start").err().unwrap();
-        assert!(format!("{err:#}").contains("proc_exit"), "{err:#}");
+        assert!(err.contains("`wasi_snapshot_preview1::proc_exit`"), "{err}");
 
         let err = engine
             .compile(b"\0asm\x01\0\0\0garbage", "_start")
@@ -209,43 +223,16 @@ mod tests {
 
     #[test]
     fn exit_codes_and_traps() {
-        let engine = WamrEngine::new().unwrap();
-        let ctx = WasiContext {
-            args: vec!["m.wasm".into()],
-            env: vec![],
-            preopens: vec![],
-            entry: "_start".into(),
-        };
-        let exits = wat(
-            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-                (memory (export "memory") 1)
-                (func (export "_start") (call $exit (i32.const 42))))"#,
-        );
-        assert_eq!(
-            engine
-                .run(&engine.compile(&exits, "_start").unwrap(), &ctx)
-                .unwrap(),
-            42
-        );
-        let returns = wat(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
-        assert_eq!(
-            engine
-                .run(&engine.compile(&returns, "_start").unwrap(), &ctx)
-                .unwrap(),
-            0
-        );
-        let traps =
-            wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
-        let err = engine
-            .run(&engine.compile(&traps, "_start").unwrap(), &ctx)
-            .unwrap_err();
-        assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
+        let exits = run_start(r#"(func (export "_start") (call $exit (i32.const 42)))"#);
+        assert_eq!(exits.unwrap(), 42);
+        assert_eq!(run_start(r#"(func (export "_start"))"#).unwrap(), 0);
+        let trap = run_start(r#"(func (export "_start") unreachable)"#).unwrap_err();
+        assert!(format!("{trap:#}").contains("unreachable"), "{trap:#}");
         // Unbounded recursion ends in a trap, not in a crash of the process.
-        let recurses =
-            wat(r#"(module (memory (export "memory") 1) (func $f (export "_start") call $f))"#);
-        let err = engine
-            .run(&engine.compile(&recurses, "_start").unwrap(), &ctx)
-            .unwrap_err();
-        assert!(format!("{err:?}").contains("stack overflow"), "{err:?}");
+        let overflow = run_start(r#"(func $f (export "_start") call $f)"#).unwrap_err();
+        assert!(
+            format!("{overflow:#}").contains("stack overflow"),
+            "{overflow:#}"
+        );
     }
 }
