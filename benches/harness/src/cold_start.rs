@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Error, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::api::NewContainer;
@@ -23,32 +23,83 @@ pub struct ColdStart {
     pub ctr: Summary,
     /// containerd's API: container, snapshot, task create/start/wait/delete, removal.
     pub api: Summary,
+    /// Timed ctr runs that exited 0 but whose output ctr did not print: the container ran,
+    /// ctr lost what it wrote (seen now and then with runc's shim and a container that
+    /// exits at once).
+    pub ctr_lost_output: usize,
 }
 
-pub fn measure(bench: &Bench, variant: &Variant) -> Result<ColdStart> {
-    // Untimed: brings binaries into the page cache and, for a cached variant, fills the cache.
-    run_ctr(bench, variant).context("warm-up run")?;
-    let ctr_samples = (0..bench.sizes.runs)
-        .map(|_| {
-            bench.before_each(variant)?;
-            run_ctr(bench, variant)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let api_samples = (0..bench.sizes.runs)
-        .map(|_| {
-            bench.before_each(variant)?;
-            run_api(bench, variant, &COMMAND)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ColdStart {
-        variant: variant.key.to_owned(),
-        label: variant.label.to_owned(),
-        ctr: Summary::of(&ctr_samples).context("no ctr samples")?,
-        api: Summary::of(&api_samples).context("no API samples")?,
-    })
+/// The samples of one variant so far.
+struct Samples<'a> {
+    variant: &'a Variant,
+    ctr: Vec<Duration>,
+    api: Vec<Duration>,
+    ctr_lost_output: usize,
 }
 
-fn run_ctr(bench: &Bench, variant: &Variant) -> Result<Duration> {
+impl Samples<'_> {
+    /// One round: a run through ctr, then one through the API.
+    fn round(&mut self, bench: &Bench) -> Result<()> {
+        bench.before_each(self.variant)?;
+        let (elapsed, printed) = run_ctr(bench, self.variant)?;
+        self.ctr.push(elapsed);
+        if !printed {
+            self.ctr_lost_output += 1;
+        }
+        bench.before_each(self.variant)?;
+        self.api.push(run_api(bench, self.variant, &COMMAND)?);
+        Ok(())
+    }
+}
+
+/// Times every variant, round by round: each round runs each variant once through ctr and
+/// once through the API, so that load from elsewhere on the machine falls on all variants
+/// alike. A variant that fails is dropped from later rounds and returned with its error.
+pub fn measure(bench: &Bench, variants: &[Variant]) -> (Vec<ColdStart>, Vec<(Variant, Error)>) {
+    let mut failed: Vec<(Variant, Error)> = Vec::new();
+    let mut samples: Vec<Samples> = Vec::new();
+    for variant in variants {
+        // Untimed: brings binaries into the page cache and, for a cached variant, fills
+        // the cache.
+        match run_ctr(bench, variant).context("warm-up run") {
+            Ok(_) => samples.push(Samples {
+                variant,
+                ctr: Vec::new(),
+                api: Vec::new(),
+                ctr_lost_output: 0,
+            }),
+            Err(e) => failed.push((variant.clone(), e)),
+        }
+    }
+    for _ in 0..bench.sizes.runs {
+        // In variant order, an uncached run (which compiles and stores the module) comes
+        // right before the cached one, which then finds it in the cache.
+        samples.retain_mut(|variant| match variant.round(bench) {
+            Ok(()) => true,
+            Err(e) => {
+                failed.push((variant.variant.clone(), e));
+                false
+            }
+        });
+    }
+    let measured = samples
+        .into_iter()
+        .filter_map(|s| {
+            Some(ColdStart {
+                variant: s.variant.key.to_owned(),
+                label: s.variant.label.to_owned(),
+                ctr: Summary::of(&s.ctr)?,
+                api: Summary::of(&s.api)?,
+                ctr_lost_output: s.ctr_lost_output,
+            })
+        })
+        .collect();
+    (measured, failed)
+}
+
+/// `ctr run --rm … echo hi`: its wall time, and whether it printed `hi`. ctr exits with the
+/// container's status, so a container that failed is an error.
+fn run_ctr(bench: &Bench, variant: &Variant) -> Result<(Duration, bool)> {
     let id = bench.unique_id(&format!("cold-ctr-{}", variant.key));
     let mut args: Vec<String> = [
         "run",
@@ -65,14 +116,14 @@ fn run_ctr(bench: &Bench, variant: &Variant) -> Result<Duration> {
     .collect();
     args.extend(variant.image.args(&COMMAND));
     let output = ctr(&bench.containerd, &args)?;
-    if output.stdout.trim() != "hi" {
+    if !output.stdout.trim().is_empty() && output.stdout.trim() != "hi" {
         bail!(
             "container {id} ({}) printed {:?} instead of \"hi\"",
             variant.runtime,
             output.stdout
         );
     }
-    Ok(output.elapsed)
+    Ok((output.elapsed, output.stdout.trim() == "hi"))
 }
 
 /// One container running `command` through the API, timed from the container record's

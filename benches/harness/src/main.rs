@@ -95,14 +95,16 @@ fn run() -> Result<bool> {
 
     let mut failures = Vec::new();
     let demo = engines.demo_variants();
-    let cold_start = measure_each("cold start", &demo, &mut failures, |variant| {
-        let c = cold_start::measure(&bench, variant)?;
+    let (cold_start, cold_start_failures) = cold_start::measure(&bench, &demo);
+    for c in &cold_start {
         progress(format_args!(
             "cold start, {}: ctr median {:.0} ms, API median {:.0} ms",
             c.label, c.ctr.median_ms, c.api.median_ms
         ));
-        Ok(c)
-    });
+    }
+    for (variant, error) in cold_start_failures {
+        failed(&mut failures, "cold start", &variant, &error);
+    }
     let throughput = measure_each("throughput", &demo, &mut failures, |variant| {
         let t = throughput::measure(&bench, variant)?;
         for p in &t.points {
@@ -192,20 +194,29 @@ fn measure_each<T>(
         .filter_map(|variant| match measure(variant) {
             Ok(value) => Some(value),
             Err(e) => {
-                let error = format!("{e:#}");
-                progress(format_args!(
-                    "{measurement}, {}: FAILED: {error}",
-                    variant.label
-                ));
-                failures.push(Failure {
-                    measurement: measurement.to_owned(),
-                    variant: variant.label.to_owned(),
-                    error,
-                });
+                failed(failures, measurement, variant, &e);
                 None
             }
         })
         .collect()
+}
+
+fn failed(
+    failures: &mut Vec<Failure>,
+    measurement: &str,
+    variant: &Variant,
+    error: &anyhow::Error,
+) {
+    let error = format!("{error:#}");
+    progress(format_args!(
+        "{measurement}, {}: FAILED: {error}",
+        variant.label
+    ));
+    failures.push(Failure {
+        measurement: measurement.to_owned(),
+        variant: variant.label.to_owned(),
+        error,
+    });
 }
 
 fn progress(message: impl Display) {

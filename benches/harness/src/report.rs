@@ -129,6 +129,16 @@ fn cold_start(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
             c.label, c.ctr.median_ms, c.ctr.p90_ms, c.api.median_ms, c.api.p90_ms
         );
     }
+    for c in r.cold_start.iter().filter(|c| c.ctr_lost_output > 0) {
+        let _ = writeln!(
+            md,
+            "\n{}: in {} of {} timed runs ctr exited 0 but printed nothing (the container ran; \
+             ctr did not get its output).",
+            c.label,
+            c.ctr_lost_output,
+            c.ctr.samples_ms.len()
+        );
+    }
     let categories: Vec<String> = r.cold_start.iter().map(|c| c.label.clone()).collect();
     let series = [
         Bars {
@@ -166,14 +176,12 @@ fn throughput(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
     let _ = writeln!(
         md,
         "Short containers (`echo hi`) through the API, a fixed number in flight, each one \
-         created, started, waited for and removed; containers per second over the whole batch. \
-         {} containers per level ({} for uncached wasmtime, where every container compiles the \
-         module: compiling {} three times over would not fit the time budget). Uncached here \
-         means the cache directory is replaced by a file for the duration, so the shim cannot \
-         use it and compiles every time (removing it before each container does not work with \
-         many in flight). CPU/container is the machine's busy CPU time during the batch divided \
-         by its containers.\n",
-        r.sizes.throughput, r.sizes.throughput_uncached, r.sizes.throughput
+         created, started, waited for and removed; containers per second over the whole batch \
+         (the table gives each runtime's batch size). Uncached wasmtime compiles the module for \
+         every container: the cache directory is replaced by a file for the duration, so the \
+         shim cannot use it (removing it before each container does not work with many in \
+         flight). CPU/container is the machine's busy CPU time during the batch divided by its \
+         containers.\n"
     );
     if r.throughput.is_empty() {
         return Ok(());
@@ -406,7 +414,7 @@ fn how_to_run(md: &mut String) {
          `benches/results/latest.json`, this report and `benches/plots/*.svg`, and stops \
          containerd. Smaller runs for quick checks: `BENCH_RUNS` (cold starts per runtime, \
          default 30), `BENCH_THROUGHPUT` (containers per throughput level, default 500), \
-         `BENCH_THROUGHPUT_UNCACHED` (default a fifth of it), `BENCH_DENSITY` (pod sizes, default \
+         `BENCH_THROUGHPUT_UNCACHED` (default the same), `BENCH_DENSITY` (pod sizes, default \
          `1,10,50`), `BENCH_MODULE_RUNS` (default 10), `BENCH_NOTE` (a sentence for the report). \
          `cargo run --release -p shim-bench -- report benches/results/latest.json` redoes the \
          report from saved results. No timing is asserted anywhere: the report states the \

@@ -25,7 +25,12 @@ pub struct Verdict {
 }
 
 pub fn evaluate(results: &Results) -> Vec<Verdict> {
-    vec![cold_start(results), throughput(results), density(results)]
+    let mut verdicts = vec![cold_start(results), throughput(results)];
+    verdicts.push(density(results, "wasmtime-cached", "wasmtime"));
+    if results.wamr {
+        verdicts.push(density(results, "wamr", "WAMR"));
+    }
+    verdicts
 }
 
 fn not_measured(target: String, what: &str) -> Verdict {
@@ -135,13 +140,14 @@ fn throughput(results: &Results) -> Verdict {
             "With {THROUGHPUT_PARALLELISM} containers in flight on {cores:.0} cores both runtimes \
              are bound by CPU: the machine spent {:.0} ms of CPU per wasmtime container and {:.0} \
              ms per runc container (containerd, shim, container setup and the workload together), \
-             which caps them near {:.0}/s and {:.0}/s. Three times runc's rate needs a third of \
-             runc's CPU per container, and most of that CPU goes to steps both share (containerd's \
-             bookkeeping, the shim process, namespaces, cgroup and mounts).",
+             which caps them near {:.0}/s and {:.0}/s. Three times runc's rate would need at most \
+             a third of runc's CPU per container ({:.0} ms); wasmtime uses {:.0}% of runc's.",
             wasm.cpu_ms_per_container,
             runc.cpu_ms_per_container,
             cores * 1000.0 / wasm.cpu_ms_per_container,
             cores * 1000.0 / runc.cpu_ms_per_container,
+            runc.cpu_ms_per_container / THROUGHPUT_RATIO,
+            wasm.cpu_ms_per_container / runc.cpu_ms_per_container * 100.0,
         )
     });
     Verdict {
@@ -156,12 +162,12 @@ fn throughput(results: &Results) -> Verdict {
     }
 }
 
-fn density(results: &Results) -> Verdict {
+fn density(results: &Results, variant: &str, engine: &str) -> Verdict {
     let target = format!(
-        "each additional sleeping Wasm container in a pod under {:.0} MB (PSS)",
+        "each additional sleeping Wasm container ({engine}) in a pod under {:.0} MB (PSS)",
         DENSITY_LIMIT_BYTES / 1e6
     );
-    let Some(wasm) = results.density("wasmtime-cached") else {
+    let Some(wasm) = results.density(variant) else {
         return not_measured(target, "the density measurement");
     };
     let Some(per_added) = wasm.per_added_container_kib else {
@@ -179,7 +185,7 @@ fn density(results: &Results) -> Verdict {
         let member = wasm.member_process;
         format!(
             "Every container is its own process: one member's process has a PSS of {:.2} MB, of \
-             which {:.2} MB anonymous memory (engine state, the loaded module's code, Wasm linear \
+             which {:.2} MB anonymous memory (engine state, the loaded module, Wasm linear \
              memory, heap) and {:.2} MB file pages (the shim binary, shared among all processes \
              that map it); {:.2} MB of it is private to that process.",
             mb(member.pss_kib as f64),
@@ -195,9 +201,144 @@ fn density(results: &Results) -> Verdict {
         .unwrap_or_default();
     Verdict {
         target,
-        measured: format!("wasmtime {per_added_mb:.2} MB per added container{runc}"),
+        measured: format!("{engine} {per_added_mb:.2} MB per added container{runc}"),
         met: Some(met),
         margin,
         why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cold_start::ColdStart;
+    use crate::config::Sizes;
+    use crate::density::Density;
+    use crate::machine::Machine;
+    use crate::memory::Usage;
+    use crate::stats::Summary;
+    use crate::throughput::{Point, Throughput};
+
+    fn summary(ms: f64) -> Summary {
+        Summary::of(&[Duration::from_secs_f64(ms / 1e3)]).unwrap()
+    }
+
+    fn results() -> Results {
+        Results {
+            started_at: String::new(),
+            duration_s: 0.0,
+            machine: Machine {
+                cores: 2,
+                cpu_model: String::new(),
+                memory_mib: 0,
+                kernel: String::new(),
+                cgroups: String::new(),
+                containerd: String::new(),
+                runc: String::new(),
+                commit: String::new(),
+                load_at_start: 0.0,
+                load_at_end: 0.0,
+            },
+            note: None,
+            sizes: Sizes {
+                runs: 1,
+                throughput: 1,
+                throughput_uncached: 1,
+                parallelism: vec![1, 16],
+                density: vec![1, 2],
+                module_runs: 1,
+            },
+            wamr: false,
+            cold_start: Vec::new(),
+            throughput: Vec::new(),
+            density: Vec::new(),
+            module_size: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn cold(variant: &str, ctr_ms: f64, api_ms: f64) -> ColdStart {
+        ColdStart {
+            variant: variant.into(),
+            label: variant.into(),
+            ctr: summary(ctr_ms),
+            api: summary(api_ms),
+            ctr_lost_output: 0,
+        }
+    }
+
+    fn rate(variant: &str, per_second: f64, cpu_ms: f64) -> Throughput {
+        Throughput {
+            variant: variant.into(),
+            label: variant.into(),
+            containers: 1,
+            points: vec![Point {
+                parallelism: THROUGHPUT_PARALLELISM,
+                seconds: 1.0,
+                per_second,
+                cpu_ms_per_container: cpu_ms,
+            }],
+        }
+    }
+
+    fn pod(variant: &str, per_added_kib: f64) -> Density {
+        Density {
+            variant: variant.into(),
+            label: variant.into(),
+            points: Vec::new(),
+            per_added_container_kib: Some(per_added_kib),
+            member_process: Usage::default(),
+            shim_process: Usage::default(),
+        }
+    }
+
+    #[test]
+    fn cold_start_needs_half_of_runc() {
+        let mut r = results();
+        r.cold_start = vec![
+            cold("wasmtime-cached", 50.0, 40.0),
+            cold("runc", 100.0, 80.0),
+        ];
+        assert_eq!(cold_start(&r).met, Some(true));
+        r.cold_start[0] = cold("wasmtime-cached", 60.0, 40.0);
+        let verdict = cold_start(&r);
+        assert_eq!(verdict.met, Some(false));
+        assert!(
+            verdict.margin.starts_with("10 ms over"),
+            "{}",
+            verdict.margin
+        );
+        assert!(verdict.why.unwrap().contains("ctr adds about 20 ms"));
+    }
+
+    #[test]
+    fn throughput_needs_three_times_runc() {
+        let mut r = results();
+        r.throughput = vec![
+            rate("wasmtime-cached", 30.0, 60.0),
+            rate("runc", 10.0, 200.0),
+        ];
+        assert_eq!(throughput(&r).met, Some(true));
+        r.throughput[0] = rate("wasmtime-cached", 20.0, 100.0);
+        let verdict = throughput(&r);
+        assert_eq!(verdict.met, Some(false));
+        assert!(verdict.why.unwrap().contains("wasmtime uses 50% of runc's"));
+    }
+
+    #[test]
+    fn density_limit_is_5_mb_per_added_container() {
+        let mut r = results();
+        r.density = vec![pod("wasmtime-cached", 4_800.0)];
+        assert_eq!(density(&r, "wasmtime-cached", "wasmtime").met, Some(true));
+        r.density = vec![pod("wasmtime-cached", 4_900.0)];
+        assert_eq!(density(&r, "wasmtime-cached", "wasmtime").met, Some(false));
+    }
+
+    #[test]
+    fn missing_numbers_are_not_a_verdict() {
+        let r = results();
+        assert!(evaluate(&r).iter().all(|v| v.met.is_none()));
     }
 }
