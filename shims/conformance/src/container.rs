@@ -54,6 +54,7 @@ pub struct Container {
     env: Vec<String>,
     cwd: Option<String>,
     annotations: Vec<String>,
+    read_only: bool,
 }
 
 impl Container {
@@ -65,6 +66,7 @@ impl Container {
             env: Vec::new(),
             cwd: None,
             annotations: Vec::new(),
+            read_only: false,
         }
     }
 
@@ -85,6 +87,12 @@ impl Container {
     /// Sets the process's working directory (`ctr run --cwd`).
     pub fn cwd(mut self, dir: &str) -> Self {
         self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// Mounts the rootfs read-only (`ctr run --read-only`, `root.readonly` in the spec).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
 
@@ -118,6 +126,9 @@ impl Container {
         }
         for annotation in &self.annotations {
             command.extend(["--annotation".into(), annotation.clone()]);
+        }
+        if self.read_only {
+            command.push("--read-only".into());
         }
         command.push(self.image.reference.into());
         command.push(self.id.clone());

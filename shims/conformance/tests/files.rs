@@ -1,6 +1,6 @@
 //! The container's rootfs: files from the image, directories, and files the program writes.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use shim_conformance::api::Api;
 use shim_conformance::target::{all_targets, check_targets};
 
@@ -19,6 +19,27 @@ fn reads_a_file_from_the_image() {
 fn lists_a_directory_of_the_image() {
     check_targets(&all_targets(), |target, test| {
         target.run(test, &["ls", "/data"])?.expect(0, "hello.txt\n")
+    });
+}
+
+/// With `root.readonly`, writing into the rootfs fails (the module is refused, or the
+/// kernel refuses the read-only mount) while reading still works.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_read_only_rootfs_refuses_writes() {
+    check_targets(&all_targets(), |target, test| {
+        let container = || target.container(test).read_only();
+        let out = container().run(&target.args(&["write", "/data/refused.txt", "x"]))?;
+        if out.code == Some(0) {
+            bail!(
+                "`{}` wrote into a read-only rootfs: {}",
+                out.command,
+                out.describe()
+            );
+        }
+        container()
+            .run(&target.args(&["cat", "/data/hello.txt"]))?
+            .expect(0, "hello from a file\n")
     });
 }
 
