@@ -29,7 +29,7 @@ containerd-start: setup
 containerd-stop:
 	scripts/containerd.sh stop
 
-# Runs the demo images through the wasmtime shim and prints how to do it on a node.
+# Runs the demo images through the wasmtime and WAMR shims and prints how to do it on a node.
 demo: images
 	scripts/demo.sh
 
