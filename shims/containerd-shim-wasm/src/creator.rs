@@ -16,11 +16,12 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use log::{error, info};
+use log::{debug, error, info};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
@@ -135,13 +136,16 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
 
 fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let id = &request.id;
+    let began = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let workload = workload::resolve(&spec, &rootfs)?;
+    let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,
         Kind::Wasm => prepare_wasm::<E>(&workload)?,
     };
+    let compiled = Instant::now();
     let [stdin, stdout, stderr] = request
         .stdio
         .open_for_process()
@@ -174,6 +178,13 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
         .ok_or_else(|| anyhow!("libcontainer created container {id} without an init pid"))?
         .as_raw();
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
+    debug!(
+        id = id.as_str();
+        "create phases of {id}: spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
+        resolved - began,
+        compiled - resolved,
+        compiled.elapsed()
+    );
     Ok((pid, workload.kind))
 }
 

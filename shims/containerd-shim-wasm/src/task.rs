@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use containerd_shim::api::{self, Status as ApiStatus};
 use containerd_shim::protos::events::task::{
@@ -16,7 +16,7 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::ttrpc::{self, Code};
 use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
-use log::{error, info};
+use log::{debug, error, info};
 
 use crate::container::{Container, ContainerError, Spawn};
 use crate::events::Events;
@@ -97,7 +97,9 @@ impl TaskService {
     fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
         let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
         let bundle = PathBuf::from(&req.bundle);
+        let began = Instant::now();
         let mounted = rootfs::mount(&bundle, &req.rootfs)?;
+        debug!(id = req.id.as_str(); "rootfs of {} mounted in {:?}", req.id, began.elapsed());
         let spawn = Spawn {
             id: req.id.clone(),
             bundle,
@@ -144,12 +146,14 @@ impl containerd_shim::Task for TaskService {
                 format!("container {} already exists", req.id),
             ));
         }
+        let began = Instant::now();
         let container = self.create_container(&req).map_err(|e| {
             error!(id = req.id.as_str(); "create container {}: {e:#}", req.id);
             failed(e)
         })?;
         let pid = container.pid as u32;
         info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
+        debug!(id = req.id.as_str(); "create of {} took {:?}", req.id, began.elapsed());
         self.containers
             .lock()
             .unwrap()
@@ -183,6 +187,7 @@ impl containerd_shim::Task for TaskService {
         Self::init_only(&req.exec_id, "start")?;
         let container = self.container(&req.id)?;
         let events = &self.events;
+        let began = Instant::now();
         let pid = container.start(|c| {
             events.send(TaskStart {
                 container_id: c.id.clone(),
@@ -191,6 +196,7 @@ impl containerd_shim::Task for TaskService {
             })
         })?;
         info!(id = req.id.as_str(); "container {} started", req.id);
+        debug!(id = req.id.as_str(); "start of {} took {:?}", req.id, began.elapsed());
         Ok(api::StartResponse {
             pid: pid as u32,
             ..Default::default()
