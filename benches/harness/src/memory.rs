@@ -2,7 +2,6 @@
 //! it), RSS and private memory, from `/proc/PID/smaps_rollup`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -63,11 +62,7 @@ pub fn shims(namespace: &str, ids: &BTreeSet<String>) -> BTreeSet<u32> {
         .into_iter()
         .filter(|pid| {
             let args = procfs::cmdline(*pid);
-            let is_shim = args
-                .first()
-                .and_then(|exe| Path::new(exe).file_name())
-                .is_some_and(|name| name.to_string_lossy().starts_with("containerd-shim"));
-            is_shim
+            procfs::is_shim(&args)
                 && flag(&args, "-namespace") == Some(namespace)
                 && flag(&args, "-id").is_some_and(|id| ids.contains(id))
         })

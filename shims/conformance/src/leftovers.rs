@@ -158,11 +158,7 @@ pub fn shims_of(id: &str) -> Vec<u32> {
         .into_iter()
         .filter(|pid| {
             let args = procfs::cmdline(*pid);
-            let is_shim = args
-                .first()
-                .and_then(|exe| Path::new(exe).file_name())
-                .is_some_and(|name| name.to_string_lossy().starts_with("containerd-shim"));
-            is_shim && args.windows(2).any(|w| w[0] == "-id" && w[1] == id)
+            procfs::is_shim(&args) && args.windows(2).any(|w| w[0] == "-id" && w[1] == id)
         })
         .collect()
 }

@@ -32,6 +32,13 @@ pub fn cmdline(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether command line `args` is a containerd shim's (`containerd-shim*`).
+pub fn is_shim(args: &[String]) -> bool {
+    args.first()
+        .and_then(|exe| std::path::Path::new(exe).file_name())
+        .is_some_and(|name| name.to_string_lossy().starts_with("containerd-shim"))
+}
+
 /// The cgroup paths of a process, one per hierarchy (`4:memory:/wasm-test/id` gives `/wasm-test/id`).
 pub fn cgroups(pid: u32) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
