@@ -13,7 +13,7 @@ use log::{info, warn};
 
 use crate::creator::{self, CreateRequest};
 use crate::reaper::{self, Reaper};
-use crate::rootfs::MountedRootfs;
+use crate::rootfs::{MountedRootfs, RootfsMount};
 use crate::status::{IllegalTransition, Status};
 use crate::stdio::{StdinHolder, StdioPaths};
 use crate::workload::Kind;
@@ -38,7 +38,9 @@ pub struct Spawn {
     pub bundle: PathBuf,
     pub stdio: StdioPaths,
     pub terminal: bool,
+    /// Where the helper mounts `rootfs_mounts`, for the unmount at delete.
     pub rootfs: Option<MountedRootfs>,
+    pub rootfs_mounts: Vec<RootfsMount>,
     pub state_root: PathBuf,
     pub systemd_cgroup: bool,
     pub debug: bool,
@@ -82,6 +84,7 @@ impl Container {
         let request = CreateRequest {
             id: spawn.id.clone(),
             bundle: spawn.bundle.clone(),
+            rootfs: spawn.rootfs_mounts.clone(),
             state_root: spawn.state_root.clone(),
             systemd_cgroup: spawn.systemd_cgroup,
             stdio: spawn.stdio.clone(),

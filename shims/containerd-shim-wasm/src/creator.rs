@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::executor::{Prepared, ShimExecutor};
+use crate::rootfs::{self, RootfsMount};
 use crate::stdio::StdioPaths;
 use crate::workload::{self, Kind};
 
@@ -42,6 +43,8 @@ const LOG_FD: i32 = 3;
 pub struct CreateRequest {
     pub id: String,
     pub bundle: PathBuf,
+    /// The snapshot's mounts, mounted at `<bundle>/rootfs` by the helper.
+    pub rootfs: Vec<RootfsMount>,
     /// `libcontainer`'s state root; the container's state is `<root>/<id>`.
     pub state_root: PathBuf,
     pub systemd_cgroup: bool,
@@ -137,6 +140,9 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
 fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let id = &request.id;
     let began = Instant::now();
+    // On failure the shim unmounts whatever was mounted.
+    rootfs::mount_all(&request.bundle.join("rootfs"), &request.rootfs)?;
+    let mounted = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let workload = workload::resolve(&spec, &rootfs)?;
@@ -180,8 +186,9 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
     debug!(
         id = id.as_str();
-        "create phases of {id}: spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
-        resolved - began,
+        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
+        mounted - began,
+        resolved - mounted,
         compiled - resolved,
         compiled.elapsed()
     );

@@ -4,15 +4,13 @@
 //! short-lived create helper has exited. A watched process is registered with the pidfd that
 //! was opened for it before its workload started, and it is reaped *through that pidfd*
 //! (`waitid(P_PIDFD)`), so a recycled pid can never be mistaken for it. Every other child
-//! (helpers, orphans from inside containers) is reaped too, so no zombie is left, and its exit is
-//! passed on to the `containerd-shim` crate's monitor. This replaces the crate's reaper, whose
-//! `waitpid(-1)` would race with the pidfd.
+//! (helpers, orphans from inside containers) is reaped too, so no zombie is left. This replaces
+//! the `containerd-shim` crate's reaper, whose `waitpid(-1)` would race with the pidfd.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use containerd_shim::synchronous::monitor::monitor_notify_by_pid;
 use log::{debug, warn};
 use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
@@ -106,9 +104,6 @@ impl Reaper {
                     None => {
                         let status = waitpid(pid, Some(WaitPidFlag::WNOHANG));
                         debug!("reaped child {pid}: {status:?}");
-                        // The containerd-shim crate waits for the children it forks (e.g. in
-                        // mount_rootfs) through its monitor, which its own reaper would feed.
-                        let _ = monitor_notify_by_pid(pid.as_raw(), exit_status(status));
                     }
                 }
             }

@@ -22,8 +22,9 @@ use crate::container::{Container, ContainerError, Spawn};
 use crate::events::Events;
 use crate::options::RuntimeOptions;
 use crate::reaper::Reaper;
+use crate::rootfs::{self, RootfsMount};
+use crate::stats;
 use crate::stdio::StdioPaths;
-use crate::{rootfs, stats};
 
 /// The shim's Task service: the containers of one shim (one pod, or one container).
 pub struct TaskService {
@@ -97,15 +98,15 @@ impl TaskService {
     fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
         let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
         let bundle = PathBuf::from(&req.bundle);
-        let began = Instant::now();
-        let mounted = rootfs::mount(&bundle, &req.rootfs)?;
-        debug!(id = req.id.as_str(); "rootfs of {} mounted in {:?}", req.id, began.elapsed());
+        let rootfs_mounts = RootfsMount::from_request(&req.rootfs);
+        let rootfs = rootfs::planned(&bundle, &rootfs_mounts);
         let spawn = Spawn {
             id: req.id.clone(),
             bundle,
             stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
             terminal: req.terminal,
-            rootfs: mounted,
+            rootfs,
+            rootfs_mounts,
             state_root: options.state_root,
             systemd_cgroup: options.systemd_cgroup,
             debug: self.debug,
