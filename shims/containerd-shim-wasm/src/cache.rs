@@ -32,17 +32,23 @@ pub fn dir_for<E: Engine>(key: &str) -> Option<PathBuf> {
     (root != "off").then(|| Path::new(&root).join(E::NAME).join(key))
 }
 
-/// Compiles `bytes` through the cache in `dir` (or directly when the engine has no
-/// precompiled form or the cache cannot be used).
-pub fn compile<E: Engine>(engine: &E, bytes: &[u8], entry: &str) -> anyhow::Result<E::Module> {
+/// Compiles `bytes` for `container` through the node's cache (or directly when the engine has
+/// no precompiled form or the cache cannot be used).
+pub fn compile<E: Engine>(
+    engine: &E,
+    bytes: &[u8],
+    entry: &str,
+    container: &str,
+) -> anyhow::Result<E::Module> {
     let Some(dir) = engine.precompile_key().and_then(|key| dir_for::<E>(&key)) else {
         return engine.compile(bytes, entry);
     };
-    match Entry::open(&dir, bytes) {
+    match Entry::open(&dir, bytes, container) {
         Ok(entry_file) => entry_file.load_or_build(engine, bytes, entry),
         Err(e) => {
             warn!(
-                "precompile cache {} unusable, compiling without it: {e:#}",
+                id = container;
+                "container {container}: precompile cache {} unusable, compiling without it: {e:#}",
                 dir.display()
             );
             engine.compile(bytes, entry)
@@ -53,11 +59,13 @@ pub fn compile<E: Engine>(engine: &E, bytes: &[u8], entry: &str) -> anyhow::Resu
 /// One module's entry, locked for as long as this value lives.
 struct Entry {
     path: PathBuf,
+    /// The container being created, for the log.
+    container: String,
     _lock: Flock<File>,
 }
 
 impl Entry {
-    fn open(dir: &Path, module: &[u8]) -> anyhow::Result<Self> {
+    fn open(dir: &Path, module: &[u8], container: &str) -> anyhow::Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let digest = hex(&Sha256::digest(module));
         let lock_path = dir.join(format!("{digest}.lock"));
@@ -71,6 +79,7 @@ impl Entry {
             .map_err(|(_, errno)| anyhow::anyhow!("lock {}: {errno}", lock_path.display()))?;
         Ok(Self {
             path: dir.join(format!("{digest}.cwasm")),
+            container: container.to_string(),
             _lock: lock,
         })
     }
@@ -88,7 +97,9 @@ impl Entry {
         let module = engine.load_precompiled(&artifact, entry)?;
         if let Err(e) = self.store(&artifact) {
             warn!(
-                "store {} in the precompile cache: {e:#}",
+                id = self.container.as_str();
+                "container {}: store {} in the precompile cache: {e:#}",
+                self.container,
                 self.path.display()
             );
         }
@@ -110,7 +121,7 @@ impl Entry {
         }
         match engine.load_precompiled(artifact, entry) {
             Ok(module) => {
-                debug!("precompile cache hit: {}", self.path.display());
+                debug!(id = self.container.as_str(); "precompile cache hit: {}", self.path.display());
                 Some(module)
             }
             // The entry is intact, so the module itself is at fault (e.g. a missing export):
@@ -121,7 +132,9 @@ impl Entry {
 
     fn discard<T>(&self, why: &str) -> Option<T> {
         warn!(
-            "precompile cache entry {} {why}: compiling again",
+            id = self.container.as_str();
+            "container {}: precompile cache entry {} {why}: compiling again",
+            self.container,
             self.path.display()
         );
         let _ = fs::remove_file(&self.path);
@@ -187,7 +200,7 @@ mod tests {
 
     fn compile_in(root: &Path, engine: &Counting, bytes: &[u8]) -> Vec<u8> {
         let dir = root.join("counting").join("v1");
-        Entry::open(&dir, bytes)
+        Entry::open(&dir, bytes, "test")
             .unwrap()
             .load_or_build(engine, bytes, "_start")
             .unwrap()
@@ -259,7 +272,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let engine = Counting::default();
         let dir = root.path().join("counting/v1");
-        let err = Entry::open(&dir, b"module")
+        let err = Entry::open(&dir, b"module", "test")
             .unwrap()
             .load_or_build(&engine, b"module", "greet")
             .unwrap_err();

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
 use libcgroups::common::{CgroupConfig, CgroupManager};
+use libcontainer::container::Container as LcContainer;
+use libcontainer::error::LibcontainerError;
 use libcontainer::signal::Signal as ContainerSignal;
 use log::{info, warn};
 
@@ -155,48 +157,39 @@ impl Container {
 
     /// created -> running. `announce` runs under the status lock once the workload runs.
     pub fn start(&self, announce: impl FnOnce(&Container)) -> Result<i32, ContainerError> {
-        let mut status = self.status();
-        status.start(&self.id)?;
-        let started = self
-            .libcontainer()
-            .and_then(|mut c| c.start().map_err(|e| anyhow!(e)))
-            .with_context(|| format!("start container {}", self.id));
-        if let Err(e) = started {
-            if *status == Status::Running {
-                *status = Status::Created;
-            }
-            return Err(e.into());
-        }
-        announce(self);
+        self.transition("start", Status::start, LcContainer::start, announce)?;
         Ok(self.pid)
     }
 
     /// running -> paused, through the cgroup freezer. `announce` runs under the status lock.
     pub fn pause(&self, announce: impl FnOnce(&Container)) -> Result<(), ContainerError> {
-        let mut status = self.status();
-        status.pause(&self.id)?;
-        let frozen = self
-            .libcontainer()
-            .and_then(|mut c| c.pause().map_err(|e| anyhow!(e)))
-            .with_context(|| format!("pause container {}", self.id));
-        if let Err(e) = frozen {
-            *status = Status::Running;
-            return Err(e.into());
-        }
-        announce(self);
-        Ok(())
+        self.transition("pause", Status::pause, LcContainer::pause, announce)
     }
 
     /// paused -> running. `announce` runs under the status lock.
     pub fn resume(&self, announce: impl FnOnce(&Container)) -> Result<(), ContainerError> {
+        self.transition("resume", Status::resume, LcContainer::resume, announce)
+    }
+
+    /// Moves the status with `next`, has libcontainer `act` on it, and puts the status back if
+    /// that fails. The status lock is held throughout, so an exit cannot come in between and
+    /// the event `announce` sends precedes the exit event.
+    fn transition(
+        &self,
+        verb: &str,
+        next: fn(&mut Status, &str) -> Result<(), IllegalTransition>,
+        act: fn(&mut LcContainer) -> Result<(), LibcontainerError>,
+        announce: impl FnOnce(&Container),
+    ) -> Result<(), ContainerError> {
         let mut status = self.status();
-        status.resume(&self.id)?;
-        let thawed = self
+        let before = *status;
+        next(&mut status, &self.id)?;
+        let done = self
             .libcontainer()
-            .and_then(|mut c| c.resume().map_err(|e| anyhow!(e)))
-            .with_context(|| format!("resume container {}", self.id));
-        if let Err(e) = thawed {
-            *status = Status::Paused;
+            .and_then(|mut c| act(&mut c).map_err(|e| anyhow!(e)))
+            .with_context(|| format!("{verb} container {}", self.id));
+        if let Err(e) = done {
+            *status = before;
             return Err(e.into());
         }
         announce(self);
@@ -283,7 +276,11 @@ impl Container {
         };
         if created {
             // Never started: its init still waits for `start`.
-            let _ = reaper::pidfd_signal(&self.pidfd, libc::SIGKILL);
+            if let Err(e) = reaper::pidfd_signal(&self.pidfd, libc::SIGKILL)
+                && e.raw_os_error() != Some(libc::ESRCH)
+            {
+                warn!(id = self.id.as_str(); "SIGKILL to container {} (pid {}): {e}", self.id, self.pid);
+            }
             self.wait_exit(KILL_GRACE)?;
         }
         let mut container = self.libcontainer()?;
@@ -332,7 +329,7 @@ impl Container {
             .with_context(|| format!("read the cgroup statistics of container {}", self.id))
     }
 
-    fn libcontainer(&self) -> anyhow::Result<libcontainer::container::Container> {
+    fn libcontainer(&self) -> anyhow::Result<LcContainer> {
         let dir = self.state_root.join(&self.id);
         libcontainer::container::Container::load(dir.clone()).with_context(|| {
             format!(

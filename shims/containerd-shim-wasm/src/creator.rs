@@ -149,7 +149,7 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload)?,
+        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
     };
     let compiled = Instant::now();
     let [stdin, stdout, stderr] = request
@@ -195,7 +195,10 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     Ok((pid, workload.kind))
 }
 
-fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prepared<E>> {
+fn prepare_wasm<E: Engine>(
+    workload: &workload::Workload,
+    container: &str,
+) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
     let bytes =
         std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
@@ -206,7 +209,7 @@ fn prepare_wasm<E: Engine>(workload: &workload::Workload) -> anyhow::Result<Prep
             E::NAME
         );
     }
-    let module = crate::cache::compile(&engine, &bytes, &workload.entrypoint.func)
+    let module = crate::cache::compile(&engine, &bytes, &workload.entrypoint.func, container)
         .with_context(|| format!("{path}: invalid WebAssembly module"))?;
     Ok(Prepared::Wasm {
         engine,
@@ -242,7 +245,12 @@ pub fn open_shim_log() -> std::io::Result<File> {
         .open("log")
     {
         Ok(file) => file,
-        Err(_) => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+        Err(e) => {
+            log::warn!(
+                "open the shim log FIFO `log` for the create helpers: {e}; their log is lost"
+            );
+            std::fs::OpenOptions::new().write(true).open("/dev/null")?
+        }
     };
     // Writes must block rather than fail with EAGAIN when containerd is slow to read.
     fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;

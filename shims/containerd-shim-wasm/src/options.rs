@@ -38,6 +38,24 @@ impl RuntimeOptions {
     }
 }
 
+/// The file in a bundle that keeps the state root its container was created with, so that the
+/// `delete` sub-command (which containerd runs without the runtime options) finds the state.
+const STATE_ROOT_FILE: &str = "wasm-shim-state-root";
+
+/// Records `state_root` in `bundle` for [`recorded_state_root`].
+pub fn record_state_root(bundle: &Path, state_root: &Path) -> anyhow::Result<()> {
+    let path = bundle.join(STATE_ROOT_FILE);
+    std::fs::write(&path, state_root.as_os_str().as_encoded_bytes())
+        .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))
+}
+
+/// The state root recorded in `bundle`, if any.
+pub fn recorded_state_root(bundle: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(bundle.join(STATE_ROOT_FILE))
+        .ok()
+        .map(PathBuf::from)
+}
+
 /// `<root or /run/containerd/<engine>>/<namespace>`.
 pub fn state_root(root: &str, engine: &str, namespace: &str) -> PathBuf {
     let base = if root.is_empty() {
@@ -58,6 +76,17 @@ mod tests {
             value: options.write_to_bytes().unwrap(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_state_root_is_recorded_in_the_bundle() {
+        let bundle = tempfile::tempdir().unwrap();
+        assert_eq!(recorded_state_root(bundle.path()), None);
+        record_state_root(bundle.path(), Path::new("/var/run/wasm/k8s.io")).unwrap();
+        assert_eq!(
+            recorded_state_root(bundle.path()),
+            Some(PathBuf::from("/var/run/wasm/k8s.io"))
+        );
     }
 
     #[test]

@@ -44,12 +44,17 @@ pub struct MountedRootfs {
 /// Where `mounts` go for this bundle, or None when there are none (the rootfs is already in
 /// place, e.g. `ctr run --rootfs`).
 pub fn planned(bundle: &Path, mounts: &[RootfsMount]) -> Option<MountedRootfs> {
-    (!mounts.is_empty()).then(|| MountedRootfs {
-        target: bundle.join("rootfs"),
-    })
+    (!mounts.is_empty()).then(|| MountedRootfs::of_bundle(bundle))
 }
 
 impl MountedRootfs {
+    /// The rootfs of `bundle`, `<bundle>/rootfs`.
+    pub fn of_bundle(bundle: &Path) -> Self {
+        Self {
+            target: bundle.join("rootfs"),
+        }
+    }
+
     /// Unmounts everything at and below the rootfs (nothing, if it was never mounted).
     pub fn unmount(&self) -> anyhow::Result<()> {
         let target = self.target.to_string_lossy();

@@ -16,8 +16,9 @@ use log::warn;
 use crate::container::remove_state;
 use crate::creator;
 use crate::events::Events;
-use crate::options::state_root;
+use crate::options::{recorded_state_root, state_root};
 use crate::reaper::Reaper;
+use crate::rootfs::MountedRootfs;
 use crate::task::TaskService;
 
 /// Annotations whose value names the shim a container joins (one shim per pod).
@@ -84,16 +85,17 @@ impl containerd_shim::Shim for WasmShim {
     /// containerd runs `delete` in the bundle when the shim died: remove what the container
     /// left (processes, cgroup, state directory, rootfs mount).
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let root = state_root("", &self.engine, &self.namespace);
+        // containerd runs `delete` in the bundle; mount points are matched by absolute path.
+        let bundle = std::env::current_dir().map_err(|err| containerd_shim::Error::IoError {
+            context: "find the bundle (the working directory of delete)".to_string(),
+            err,
+        })?;
+        let bundle = bundle.as_path();
+        let root = recorded_state_root(bundle)
+            .unwrap_or_else(|| state_root("", &self.engine, &self.namespace));
         remove_state(&root, &self.id);
-        let rootfs = Path::new("rootfs").canonicalize().ok();
-        if let Some(rootfs) = rootfs {
-            let target = rootfs.to_string_lossy();
-            if let Err(e) =
-                containerd_shim::mount::umount_recursive(Some(&target), libc::MNT_DETACH)
-            {
-                warn!("unmount {target}: {e}");
-            }
+        if let Err(e) = MountedRootfs::of_bundle(bundle).unmount() {
+            warn!(id = self.id.as_str(); "container {}: {e:#}", self.id);
         }
         let now = containerd_shim::util::timestamp()?;
         Ok(DeleteResponse {

@@ -20,7 +20,7 @@ use log::{debug, error, info};
 
 use crate::container::{Container, ContainerError, Spawn};
 use crate::events::Events;
-use crate::options::RuntimeOptions;
+use crate::options::{self, RuntimeOptions};
 use crate::reaper::Reaper;
 use crate::rootfs::{self, RootfsMount};
 use crate::stats;
@@ -98,6 +98,7 @@ impl TaskService {
     fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
         let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
         let bundle = PathBuf::from(&req.bundle);
+        options::record_state_root(&bundle, &options.state_root)?;
         let rootfs_mounts = RootfsMount::from_request(&req.rootfs);
         let rootfs = rootfs::planned(&bundle, &rootfs_mounts);
         let spawn = Spawn {
