@@ -181,6 +181,7 @@ mod tests {
             env: vec![],
             preopens: vec![],
             entry: "_start".into(),
+            network: false,
         };
         engine.run(&engine.compile(&wat(&text), "_start")?, &ctx)
     }

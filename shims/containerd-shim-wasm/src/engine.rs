@@ -102,7 +102,14 @@ pub struct WasiContext {
     pub preopens: Vec<Preopen>,
     /// The exported function to call: `_start` unless the entry point said `path#func`.
     pub entry: String,
+    /// Whether the module may open network connections (WASI sockets, outgoing HTTP), in
+    /// the container's network namespace. Off unless the container asks for it with the
+    /// annotation [`NETWORK_ANNOTATION`] set to `allow`.
+    pub network: bool,
 }
+
+/// The container annotation that gives a module network access: `io.containerd.wasm.network=allow`.
+pub const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";
 
 /// A host directory made visible to the module under `guest_path`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use log::error;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use oci_spec::runtime::Spec;
 
-use crate::engine::{Engine, Preopen, WasiContext};
+use crate::engine::{Engine, NETWORK_ANNOTATION, Preopen, WasiContext};
 use crate::entrypoint::Entrypoint;
 
 /// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
@@ -138,11 +138,17 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
             read_only,
         });
     }
+    let network = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(NETWORK_ANNOTATION))
+        .is_some_and(|value| value == "allow");
     WasiContext {
         args,
         env,
         preopens,
         entry: entrypoint.func.clone(),
+        network,
     }
 }
 
@@ -230,6 +236,19 @@ mod tests {
         assert!(ctx.preopens.iter().all(|p| p.read_only));
         assert_eq!(ctx.preopens[1].host_path, PathBuf::from("/work"));
         assert_eq!(ctx.preopens[1].guest_path, ".");
+        assert!(!ctx.network);
+    }
+
+    #[test]
+    fn network_only_when_the_annotation_allows_it() {
+        let mut spec = spec(&["/m.wasm"], &[], "/", false);
+        let entry = Entrypoint::parse("/m.wasm");
+        for (value, allowed) in [("allow", true), ("deny", false), ("true", false)] {
+            spec.set_annotations(Some(
+                [(NETWORK_ANNOTATION.to_string(), value.to_string())].into(),
+            ));
+            assert_eq!(wasi_context(&spec, &entry).network, allowed, "{value}");
+        }
     }
 
     #[test]

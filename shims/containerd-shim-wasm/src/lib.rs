@@ -23,7 +23,7 @@ mod stdio;
 mod task;
 pub mod workload;
 
-pub use engine::{Engine, Preopen, WASM_MAGIC, WasiContext};
+pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext};
 pub use executor::TRAP_EXIT_STATUS;
 
 /// The whole shim binary: call it from `main` with the engine type.

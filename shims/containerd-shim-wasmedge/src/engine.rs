@@ -201,6 +201,7 @@ mod tests {
             env: vec![],
             preopens: vec![],
             entry: entry.into(),
+            network: false,
         }
     }
 

@@ -172,6 +172,7 @@ mod tests {
             env: vec![],
             preopens: vec![],
             entry: "_start".into(),
+            network: false,
         };
         let exits = wat(
             r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
