@@ -267,6 +267,48 @@ impl Container {
         Ok(())
     }
 
+    /// `ctr task exec`: runs `args` (args[0] included) as exec process `exec_id` in the
+    /// running task, to completion; ctr deletes the exec process afterwards.
+    pub fn exec(&self, exec_id: &str, args: &[&str]) -> Result<CmdOutput> {
+        self.exec_command(exec_id, &[], args).output()
+    }
+
+    /// `ctr task exec --cwd DIR`.
+    pub fn exec_in(&self, exec_id: &str, cwd: &str, args: &[&str]) -> Result<CmdOutput> {
+        self.exec_command(exec_id, &["--cwd", cwd], args).output()
+    }
+
+    /// `ctr task exec` in the background, for exec processes killed or waited on later.
+    pub fn spawn_exec(&self, exec_id: &str, args: &[&str]) -> Result<RunningCtr> {
+        self.exec_command(exec_id, &[], args)
+            .timeout(Duration::from_secs(120))
+            .spawn()
+    }
+
+    fn exec_command(&self, exec_id: &str, options: &[&str], args: &[&str]) -> Ctr {
+        let fifo_dir = self.fifo_dir();
+        let mut command = vec![
+            "task",
+            "exec",
+            "--exec-id",
+            exec_id,
+            "--fifo-dir",
+            &fifo_dir,
+        ];
+        command.extend(options);
+        command.push(&self.id);
+        command.extend(args);
+        Ctr::new(command)
+    }
+
+    /// `ctr task kill --exec-id EXEC -s SIGNAL`.
+    pub fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
+        Ctr::new(["task", "kill", "--exec-id", exec_id, "-s", signal, &self.id])
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
     /// `ctr task metrics --format json`, parsed.
     pub fn metrics(&self) -> Result<serde_json::Value> {
         let out = Ctr::new(["task", "metrics", "--format", "json", &self.id]).output()?;

@@ -52,6 +52,51 @@ pub struct CreateRequest {
     pub debug: bool,
 }
 
+/// What the shim asks the helper to start in a running container: an exec process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub container_id: String,
+    pub exec_id: String,
+    pub state_root: PathBuf,
+    /// The OCI process spec that containerd sent, as JSON.
+    pub process: serde_json::Value,
+    pub stdio: StdioPaths,
+    pub debug: bool,
+}
+
+/// A job for the helper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HelperRequest {
+    Create(CreateRequest),
+    Exec(ExecRequest),
+}
+
+impl HelperRequest {
+    fn container_id(&self) -> &str {
+        match self {
+            HelperRequest::Create(r) => &r.id,
+            HelperRequest::Exec(r) => &r.container_id,
+        }
+    }
+
+    /// What the helper works on, for messages.
+    fn subject(&self) -> String {
+        match self {
+            HelperRequest::Create(r) => format!("container {}", r.id),
+            HelperRequest::Exec(r) => {
+                format!("exec process {} of container {}", r.exec_id, r.container_id)
+            }
+        }
+    }
+
+    fn debug(&self) -> bool {
+        match self {
+            HelperRequest::Create(r) => r.debug,
+            HelperRequest::Exec(r) => r.debug,
+        }
+    }
+}
+
 /// The helper's answer: one JSON line on stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Created {
@@ -59,8 +104,9 @@ pub enum Created {
     Err { message: String },
 }
 
-/// Shim side: runs the helper and waits for its answer.
-pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
+/// Shim side: runs the helper and waits for its answer: the pid of the process it started
+/// (a child of the shim once the helper is gone) and what it runs.
+pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut child = Command::new(&exe)
         .arg(HELPER_ARG)
@@ -85,8 +131,8 @@ pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Res
         Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
         Ok(Created::Err { message }) => Err(anyhow!(message)),
         Err(_) => bail!(
-            "the create helper for container {} died without an answer (see the shim log)",
-            request.id
+            "the helper for {} died without an answer (see the shim log)",
+            request.subject()
         ),
     }
 }
@@ -103,24 +149,29 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
             log,
         )));
     }
-    let answer = match serde_json::from_str::<CreateRequest>(request_json) {
+    let answer = match serde_json::from_str::<HelperRequest>(request_json) {
         Ok(request) => {
-            log::set_max_level(if request.debug {
+            log::set_max_level(if request.debug() {
                 log::LevelFilter::Debug
             } else {
                 log::LevelFilter::Info
             });
-            match create::<E>(&request) {
+            let done = match &request {
+                HelperRequest::Create(create_request) => create::<E>(create_request),
+                HelperRequest::Exec(exec_request) => exec::<E>(exec_request),
+            };
+            match done {
                 Ok((pid, kind)) => Created::Ok { pid, kind },
                 Err(e) => {
                     let message = format!("{e:#}");
-                    error!(id = request.id.as_str(); "create container {}: {message}", request.id);
+                    let id = request.container_id();
+                    error!(id; "{}: {message}", request.subject());
                     Created::Err { message }
                 }
             }
         }
         Err(e) => Created::Err {
-            message: format!("invalid create request: {e}"),
+            message: format!("invalid helper request: {e}"),
         },
     };
     let mut stdout = std::io::stdout().lock();
@@ -190,6 +241,78 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
         mounted - began,
         resolved - mounted,
         compiled - resolved,
+        compiled.elapsed()
+    );
+    Ok((pid, workload.kind))
+}
+
+/// Starts an exec process in the running container `request.container_id`, in its
+/// namespaces and cgroup, with the engine for a module. args[0] is resolved in the rootfs
+/// mounted at create (`/proc/<pid>/root` would show volumes too, but `safe-path` resolves
+/// that magic link to the reader's own root).
+fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
+    let id = &request.container_id;
+    let exec_id = &request.exec_id;
+    let began = Instant::now();
+    let process: oci_spec::runtime::Process = serde_json::from_value(request.process.clone())
+        .context("the exec's process spec is not an OCI process")?;
+    let container = libcontainer::container::Container::load(request.state_root.join(id))
+        .with_context(|| format!("load the state of container {id}"))?;
+    let mut spec = load_spec(container.bundle())?;
+    spec.set_process(Some(process));
+    let rootfs = rootfs_path(&spec, container.bundle())?;
+    let workload = workload::resolve(&spec, &rootfs)?;
+    let prepared = match workload.kind {
+        Kind::Native => Prepared::Native,
+        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
+    };
+    let compiled = Instant::now();
+    let [stdin, stdout, stderr] = request
+        .stdio
+        .open_for_process()
+        .context("open the exec's stdio")?;
+    // libcontainer reads a tenant's full process spec (user, capabilities, rlimits...) from a
+    // file, as runc exec does.
+    if exec_id.contains('/') || exec_id.starts_with('.') {
+        bail!("invalid exec id {exec_id:?}");
+    }
+    let process_file = request
+        .state_root
+        .join(id)
+        .join(format!("exec-{exec_id}.json"));
+    let process_json = serde_json::to_vec(&request.process)?;
+    std::fs::write(&process_file, process_json)
+        .with_context(|| format!("write {}", process_file.display()))?;
+    let executor = ShimExecutor {
+        container_id: id.clone(),
+        prepared,
+    };
+    let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
+        .with_root_path(&request.state_root)
+        .and_then(|b| {
+            b.with_executor(executor)
+                .with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr)
+                .with_preserved_fds(if workload.kind == Kind::Wasm { 1 } else { 0 })
+                .as_tenant()
+                .with_process(Some(&process_file))
+                .with_detach(true)
+                .build()
+        });
+    let _ = std::fs::remove_file(&process_file);
+    let pid = built
+        .map_err(|e| {
+            anyhow!(e).context(format!(
+                "start exec process {exec_id} in container {id} with libcontainer"
+            ))
+        })?
+        .as_raw();
+    info!(id = id.as_str(); "exec process {exec_id} of container {id} runs {} ({:?}), pid {pid}", workload.entrypoint.path, workload.kind);
+    debug!(
+        id = id.as_str();
+        "exec phases of {exec_id} in {id}: resolve and module load {:?}, process setup {:?}",
+        compiled - began,
         compiled.elapsed()
     );
     Ok((pid, workload.kind))
