@@ -273,6 +273,19 @@ impl Container {
         self.exec_command(exec_id, &[], args).output()
     }
 
+    /// `ctr run --rm -t` from a terminal of its own (see [`Ctr::in_terminal`]).
+    pub fn run_in_terminal(&self, setup: &str, args: &[&str]) -> Result<Ctr> {
+        Ok(self
+            .ctr_command(&["run", "--rm", "-t"], args)?
+            .in_terminal(setup))
+    }
+
+    /// `ctr task exec -t` from a terminal of its own.
+    pub fn exec_in_terminal(&self, exec_id: &str, args: &[&str]) -> Ctr {
+        self.exec_command(exec_id, &["-t"], args)
+            .in_terminal("true")
+    }
+
     /// `ctr task exec --cwd DIR`.
     pub fn exec_in(&self, exec_id: &str, cwd: &str, args: &[&str]) -> Result<CmdOutput> {
         self.exec_command(exec_id, &["--cwd", cwd], args).output()

@@ -13,6 +13,7 @@ use libcontainer::error::LibcontainerError;
 use libcontainer::signal::Signal as ContainerSignal;
 use log::warn;
 
+use crate::console::{Console, ConsoleSocket};
 use crate::creator::{self, CreateRequest, HelperRequest};
 use crate::exec::Exec;
 use crate::process::Process;
@@ -85,6 +86,14 @@ impl Container {
                 return Err(e.into());
             }
         };
+        let name = format!("container {}", spawn.id);
+        let console_socket = match spawn.terminal.then(ConsoleSocket::bind).transpose() {
+            Ok(socket) => socket,
+            Err(e) => {
+                unmount(spawn.rootfs.as_ref(), &spawn.id);
+                return Err(anyhow!("{name}: console socket: {e}"));
+            }
+        };
         let request = HelperRequest::Create(CreateRequest {
             id: spawn.id.clone(),
             bundle: spawn.bundle.clone(),
@@ -92,19 +101,20 @@ impl Container {
             state_root: spawn.state_root.clone(),
             systemd_cgroup: spawn.systemd_cgroup,
             stdio: spawn.stdio.clone(),
+            console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
             debug: spawn.debug,
         });
         let created = creator::run_helper(&request, shim_log).and_then(|(pid, kind)| {
-            let pidfd = reaper::pidfd_open(pid).with_context(|| {
-                format!(
-                    "container {} lost its init process {pid} during create",
-                    spawn.id
-                )
-            })?;
+            let pidfd = reaper::pidfd_open(pid)
+                .with_context(|| format!("{name} lost its init process {pid} during create"))?;
             let watch_fd = pidfd.try_clone().context("duplicate the pidfd")?;
-            Ok((pid, kind, pidfd, watch_fd))
+            let console = console_socket
+                .as_ref()
+                .map(|socket| connect_console(socket, &spawn.stdio, &name))
+                .transpose()?;
+            Ok((pid, kind, pidfd, watch_fd, console))
         });
-        let (pid, kind, pidfd, watch_fd) = match created {
+        let (pid, kind, pidfd, watch_fd, console) = match created {
             Ok(created) => created,
             Err(e) => {
                 remove_state(&spawn.state_root, &spawn.id);
@@ -114,13 +124,16 @@ impl Container {
         };
         let init = Process::new(
             spawn.id.clone(),
-            format!("container {}", spawn.id),
+            name,
             spawn.id.clone(),
             spawn.stdio,
             spawn.terminal,
             stdin,
         );
         init.set_pid(pid, Some(pidfd));
+        if let Some(console) = console {
+            init.set_console(console);
+        }
         let container = Arc::new(Container {
             id: spawn.id,
             bundle: spawn.bundle,
@@ -309,6 +322,18 @@ impl Container {
         })
         .with_context(|| format!("open the cgroup of container {}", self.id))
     }
+}
+
+/// The terminal the process's init sent to `socket`, connected to the task's stdio.
+pub fn connect_console(
+    socket: &ConsoleSocket,
+    stdio: &StdioPaths,
+    name: &str,
+) -> anyhow::Result<Console> {
+    let master = socket
+        .receive_master()
+        .with_context(|| format!("{name}: terminal"))?;
+    Console::start(master, stdio, name).with_context(|| format!("{name}: connect the terminal"))
 }
 
 fn unmount(rootfs: Option<&MountedRootfs>, id: &str) {

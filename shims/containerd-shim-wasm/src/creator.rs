@@ -49,6 +49,8 @@ pub struct CreateRequest {
     pub state_root: PathBuf,
     pub systemd_cgroup: bool,
     pub stdio: StdioPaths,
+    /// For a process with a terminal: where the pty master goes (the stdio is then the pty).
+    pub console_socket: Option<PathBuf>,
     pub debug: bool,
 }
 
@@ -61,6 +63,7 @@ pub struct ExecRequest {
     /// The OCI process spec that containerd sent, as JSON.
     pub process: serde_json::Value,
     pub stdio: StdioPaths,
+    pub console_socket: Option<PathBuf>,
     pub debug: bool,
 }
 
@@ -203,30 +206,18 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
         Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
     };
     let compiled = Instant::now();
-    let [stdin, stdout, stderr] = request
-        .stdio
-        .open_for_process()
-        .context("open the task's stdio")?;
     let executor = ShimExecutor {
         container_id: id.clone(),
         prepared,
     };
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
-    let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
-        .with_root_path(&request.state_root)
-        .and_then(|b| {
-            b.with_executor(executor)
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
-                // Only a Wasm runtime keeps the shim log; a native program gets no extra fd.
-                .with_preserved_fds(if workload.kind == Kind::Wasm { 1 } else { 0 })
-                .as_init(&request.bundle)
-                .with_systemd(request.systemd_cgroup)
-                .with_detach(true)
-                .build()
-        });
+    let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
+    let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
+        .as_init(&request.bundle)
+        .with_systemd(request.systemd_cgroup)
+        .with_detach(true)
+        .build();
     // On failure the shim removes what libcontainer may have left (state directory, cgroup).
     let container = built
         .map_err(|e| anyhow!(e).context(format!("create container {id} with libcontainer")))?;
@@ -267,10 +258,12 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
         Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
     };
     let compiled = Instant::now();
-    let [stdin, stdout, stderr] = request
-        .stdio
-        .open_for_process()
-        .context("open the exec's stdio")?;
+    let executor = ShimExecutor {
+        container_id: id.clone(),
+        prepared,
+    };
+    let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
+    let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
     // libcontainer reads a tenant's full process spec (user, capabilities, rlimits...) from a
     // file, as runc exec does.
     if exec_id.contains('/') || exec_id.starts_with('.') {
@@ -283,23 +276,11 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     let process_json = serde_json::to_vec(&request.process)?;
     std::fs::write(&process_file, process_json)
         .with_context(|| format!("write {}", process_file.display()))?;
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
-    let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
-        .with_root_path(&request.state_root)
-        .and_then(|b| {
-            b.with_executor(executor)
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
-                .with_preserved_fds(if workload.kind == Kind::Wasm { 1 } else { 0 })
-                .as_tenant()
-                .with_process(Some(&process_file))
-                .with_detach(true)
-                .build()
-        });
+    let built = builder
+        .as_tenant()
+        .with_process(Some(&process_file))
+        .with_detach(true)
+        .build();
     let _ = std::fs::remove_file(&process_file);
     let pid = built
         .map_err(|e| {
@@ -316,6 +297,39 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
         compiled.elapsed()
     );
     Ok((pid, workload.kind))
+}
+
+/// What every process the helper starts has in common.
+fn base_builder<E: Engine>(
+    id: &str,
+    state_root: &Path,
+    executor: ShimExecutor<E>,
+    kind: Kind,
+) -> anyhow::Result<ContainerBuilder> {
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(state_root)
+        .map_err(|e| anyhow!(e).context(format!("state root {}", state_root.display())))?;
+    Ok(builder
+        .with_executor(executor)
+        // Only a Wasm runtime keeps the shim log; a native program gets no extra fd.
+        .with_preserved_fds(if kind == Kind::Wasm { 1 } else { 0 }))
+}
+
+/// The process's stdio: the task's FIFOs, or with a terminal the pty that its init creates
+/// and sends to the console socket.
+fn with_stdio(
+    builder: ContainerBuilder,
+    console_socket: Option<&Path>,
+    stdio: &StdioPaths,
+) -> anyhow::Result<ContainerBuilder> {
+    if let Some(socket) = console_socket {
+        return Ok(builder.with_console_socket(Some(socket)));
+    }
+    let [stdin, stdout, stderr] = stdio.open_for_process().context("open the stdio")?;
+    Ok(builder
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr))
 }
 
 fn prepare_wasm<E: Engine>(

@@ -14,7 +14,8 @@ use std::time::SystemTime;
 use anyhow::anyhow;
 use log::warn;
 
-use crate::container::{Container, ContainerError};
+use crate::console::ConsoleSocket;
+use crate::container::{Container, ContainerError, connect_console};
 use crate::creator::{self, ExecRequest, HelperRequest};
 use crate::process::Process;
 use crate::reaper::{Adopted, Reaper, UNKNOWN_EXIT_STATUS};
@@ -122,16 +123,44 @@ impl Container {
             }
             .into());
         }
+        let console_socket = match process.terminal.then(ConsoleSocket::bind).transpose() {
+            Ok(socket) => socket,
+            Err(e) => {
+                drop(status);
+                process.set_exited(UNKNOWN_EXIT_STATUS);
+                return Err(anyhow!("{}: console socket: {e}", process.name).into());
+            }
+        };
         let request = HelperRequest::Exec(ExecRequest {
             container_id: self.id.clone(),
             exec_id: exec.exec_id.clone(),
             state_root: self.state_root.clone(),
             process: exec.spec.clone(),
             stdio: process.stdio.clone(),
+            console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
             debug,
         });
         let adoption = reaper.expect_adoption();
-        let (pid, kind) = match creator::run_helper(&request, shim_log) {
+        let started = creator::run_helper(&request, shim_log).and_then(|(pid, kind)| {
+            if let Some(socket) = &console_socket {
+                let console = connect_console(socket, &process.stdio, &process.name);
+                // The process runs already: without its terminal it must not go on.
+                match console {
+                    Ok(console) => process.set_console(console),
+                    Err(e) => {
+                        if let Err(kill) = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        ) {
+                            warn!(id = self.id.as_str(); "{}: SIGKILL: {kill}", process.name);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok((pid, kind))
+        });
+        let (pid, kind) = match started {
             Ok(started) => started,
             Err(e) => {
                 // Nothing runs: let waiters go, as for a process that died at once.

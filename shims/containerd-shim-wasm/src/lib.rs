@@ -7,6 +7,7 @@
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
 mod cache;
+mod console;
 mod container;
 mod creator;
 pub mod engine;

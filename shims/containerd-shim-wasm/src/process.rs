@@ -10,7 +10,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::anyhow;
 use log::info;
 
+use crate::console::Console;
 use crate::reaper;
+
+/// How long an exit waits for the terminal's output to be copied.
+const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
 use crate::status::{IllegalTransition, Status};
 use crate::stdio::{StdinHolder, StdioPaths};
 
@@ -28,6 +32,8 @@ pub struct Process {
     /// The pidfd is opened before the workload runs, so signals never reach a recycled pid.
     started: OnceLock<(i32, Option<OwnedFd>)>,
     stdin: Mutex<StdinHolder>,
+    /// The shim's end of the terminal, for a process with `terminal`.
+    console: OnceLock<Console>,
     status: Mutex<Status>,
     exited: Condvar,
 }
@@ -49,6 +55,7 @@ impl Process {
             terminal,
             started: OnceLock::new(),
             stdin: Mutex::new(stdin),
+            console: OnceLock::new(),
             status: Mutex::new(Status::Created),
             exited: Condvar::new(),
         }
@@ -72,8 +79,28 @@ impl Process {
         self.status.lock().unwrap()
     }
 
-    /// Records the exit; true the first (and only) time.
+    /// Connects the process's terminal to its stdio.
+    pub fn set_console(&self, console: Console) {
+        let _ = self.console.set(console);
+    }
+
+    /// Sets the terminal's size (`ResizePty`).
+    pub fn resize_console(&self, width: u16, height: u16) -> anyhow::Result<()> {
+        let console = self
+            .console
+            .get()
+            .ok_or_else(|| anyhow!("{} has no terminal", self.name))?;
+        console
+            .resize(width, height)
+            .map_err(|e| anyhow!("resize the terminal of {}: {e}", self.name))
+    }
+
+    /// Records the exit; true the first (and only) time. With a terminal, the output the
+    /// process left in it reaches stdout first, so a client that saw the exit has it all.
     pub fn set_exited(&self, exit_status: i32) -> bool {
+        if let Some(console) = self.console.get() {
+            console.drain(CONSOLE_DRAIN);
+        }
         let mut status = self.status();
         let first = status.exit(exit_status as u32, SystemTime::now());
         if first {

@@ -62,13 +62,6 @@ fn failed(e: anyhow::Error) -> ttrpc::Error {
     rpc_error(Code::UNKNOWN, format!("{e:#}"))
 }
 
-fn not_implemented(verb: &str) -> ttrpc::Error {
-    rpc_error(
-        Code::UNIMPLEMENTED,
-        format!("{verb} is not implemented yet by this shim"),
-    )
-}
-
 fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -188,9 +181,6 @@ impl containerd_shim::Task for TaskService {
                 Code::UNIMPLEMENTED,
                 "restoring a checkpoint is not supported",
             ));
-        }
-        if req.terminal {
-            return Err(not_implemented("a terminal (process.terminal)"));
         }
         if self.containers.lock().unwrap().contains_key(&req.id) {
             return Err(rpc_error(
@@ -438,9 +428,6 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        if req.terminal {
-            return Err(not_implemented("a terminal for an exec process"));
-        }
         let container = self.container(&req.id)?;
         let spec = req
             .spec
@@ -519,9 +506,15 @@ impl containerd_shim::Task for TaskService {
     fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("resize_pty"))
+        let target = self.target(&req.id, &req.exec_id)?;
+        let size = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+        target
+            .process()
+            .resize_console(size(req.width), size(req.height))
+            .map_err(failed)?;
+        Ok(api::Empty::new())
     }
 
     fn checkpoint(
