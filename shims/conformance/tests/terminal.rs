@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, ensure};
 use shim_conformance::container::Status;
 use shim_conformance::leftovers::in_container_cgroup;
 use shim_conformance::procfs;
