@@ -212,10 +212,11 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     };
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
+    let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
         .as_init(&request.bundle)
-        .with_systemd(request.systemd_cgroup)
+        .with_systemd(systemd)
         .with_detach(true)
         .build();
     // On failure the shim removes what libcontainer may have left (state directory, cgroup).
@@ -297,6 +298,28 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
         compiled.elapsed()
     );
     Ok((pid, workload.kind))
+}
+
+/// Whether `linux.cgroupsPath` is systemd's `slice:prefix:name` form. Docker with the systemd
+/// cgroup driver writes it and, to a runtime other than runc, sends no option that says so.
+/// It needs systemd on the node; without it, placing the cgroup would fail obscurely.
+fn systemd_cgroups_path(spec: &Spec) -> anyhow::Result<bool> {
+    let Some(path) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    else {
+        return Ok(false);
+    };
+    let text = path.to_string_lossy();
+    let systemd_form = !text.starts_with('/') && text.split(':').count() == 3;
+    if systemd_form && !Path::new("/run/systemd/system").exists() {
+        bail!(
+            "cgroupsPath {text} is in systemd's slice:prefix:name form, but systemd is not \
+             running on this node: use a cgroupfs path (Docker: the cgroupfs cgroup driver)"
+        );
+    }
+    Ok(systemd_form)
 }
 
 /// What every process the helper starts has in common.
