@@ -21,6 +21,16 @@ fn sleeping(target: &Target, test: &str) -> Result<Container> {
     Ok(container)
 }
 
+/// Exec processes come and go; the task itself keeps running.
+fn still_running(container: &Container, when: &str) -> Result<()> {
+    let task = container.task()?;
+    ensure!(
+        task.map(|t| t.status) == Some(Status::Running),
+        "the task is {task:?} {when}, expected running"
+    );
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn exec_runs_a_program_in_the_running_container() {
@@ -59,12 +69,7 @@ fn exec_runs_a_program_in_the_running_container() {
                 .expect(0, &format!("word{i}\n"))?;
         }
 
-        let task = container.task()?;
-        ensure!(
-            task.map(|t| t.status) == Some(Status::Running),
-            "the task is {task:?} after its exec processes, expected running"
-        );
-        Ok(())
+        still_running(&container, "after its exec processes")
     });
 }
 
@@ -90,12 +95,7 @@ fn exec_processes_are_listed_and_signalled_on_their_own() {
             pids.len() == 1,
             "`ctr task ps` lists {pids:?} after the exec process was killed"
         );
-        let task = container.task()?;
-        ensure!(
-            task.map(|t| t.status) == Some(Status::Running),
-            "killing an exec process stopped the task: {task:?}"
-        );
-        Ok(())
+        still_running(&container, "after its exec process was killed")
     });
 }
 
@@ -113,12 +113,7 @@ fn a_missing_exec_program_is_named_and_the_task_keeps_running() {
             "exec of a missing program: expected a failure naming it, got {}",
             out.describe()
         );
-        let task = container.task()?;
-        ensure!(
-            task.map(|t| t.status) == Some(Status::Running),
-            "a failed exec changed the task: {task:?}"
-        );
-        Ok(())
+        still_running(&container, "after a failed exec")
     });
 }
 

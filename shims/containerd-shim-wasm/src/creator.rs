@@ -199,17 +199,8 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let mounted = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
-    let workload = workload::resolve(&spec, &rootfs)?;
-    let resolved = Instant::now();
-    let prepared = match workload.kind {
-        Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
-    };
-    let compiled = Instant::now();
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
     let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
@@ -229,11 +220,10 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
     debug!(
         id = id.as_str();
-        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
+        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, container (namespaces, cgroup, mounts, init) {:?}",
         mounted - began,
-        resolved - mounted,
-        compiled - resolved,
-        compiled.elapsed()
+        prepared - mounted,
+        prepared.elapsed()
     );
     Ok((pid, workload.kind))
 }
@@ -253,16 +243,8 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     let mut spec = load_spec(container.bundle())?;
     spec.set_process(Some(process));
     let rootfs = rootfs_path(&spec, container.bundle())?;
-    let workload = workload::resolve(&spec, &rootfs)?;
-    let prepared = match workload.kind {
-        Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
-    };
-    let compiled = Instant::now();
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
     // libcontainer reads a tenant's full process spec (user, capabilities, rlimits...) from a
@@ -293,9 +275,9 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "exec process {exec_id} of container {id} runs {} ({:?}), pid {pid}", workload.entrypoint.path, workload.kind);
     debug!(
         id = id.as_str();
-        "exec phases of {exec_id} in {id}: resolve and module load {:?}, process setup {:?}",
-        compiled - began,
-        compiled.elapsed()
+        "exec phases of {exec_id} in {id}: spec and workload {:?}, process setup {:?}",
+        prepared - began,
+        prepared.elapsed()
     );
     Ok((pid, workload.kind))
 }
@@ -353,6 +335,33 @@ fn with_stdio(
         .with_stdin(stdin)
         .with_stdout(stdout)
         .with_stderr(stderr))
+}
+
+/// What the process will run: args[0] resolved in the rootfs and, for a module, compiled (or
+/// loaded from the cache) and linked, so that every error a user can fix comes now.
+fn prepare<E: Engine>(
+    spec: &Spec,
+    rootfs: &Path,
+    id: &str,
+) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
+    let began = Instant::now();
+    let workload = workload::resolve(spec, rootfs)?;
+    let resolved = Instant::now();
+    let prepared = match workload.kind {
+        Kind::Native => Prepared::Native,
+        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
+    };
+    debug!(
+        id;
+        "workload of {id}: resolve {:?}, module load {:?}",
+        resolved - began,
+        resolved.elapsed()
+    );
+    let executor = ShimExecutor {
+        container_id: id.to_string(),
+        prepared,
+    };
+    Ok((workload, executor))
 }
 
 fn prepare_wasm<E: Engine>(
