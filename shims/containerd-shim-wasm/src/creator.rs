@@ -200,8 +200,7 @@ fn prepare_wasm<E: Engine>(
     container: &str,
 ) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
-    let bytes =
-        std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
+    let bytes = crate::module_size::read_module(&workload.host_path, path)?;
     let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
     if !engine.can_run(&bytes) {
         bail!(

@@ -13,6 +13,8 @@ pub mod engine;
 pub mod entrypoint;
 mod events;
 mod executor;
+mod module_size;
+mod oom;
 mod options;
 mod reaper;
 mod rootfs;
