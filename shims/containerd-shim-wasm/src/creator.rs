@@ -146,6 +146,9 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let workload = workload::resolve(&spec, &rootfs)?;
+    if workload.kind == Kind::Wasm {
+        crate::preopens::check(&spec, &rootfs)?;
+    }
     let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,

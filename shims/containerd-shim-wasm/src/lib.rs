@@ -16,6 +16,7 @@ mod executor;
 mod module_size;
 mod oom;
 mod options;
+pub mod preopens;
 mod reaper;
 mod rootfs;
 mod shim;
