@@ -140,6 +140,16 @@ impl Api {
     /// Creates (without starting) the task of container `id`, on the container's snapshot
     /// if it has one, with no stdio. Returns the task's pid.
     pub fn create_task(&self, id: &str) -> Result<u32> {
+        self.create_task_with_stdio(id, ["", "", ""])
+    }
+
+    /// Like [`Api::create_task`], with the task's stdin, stdout and stderr at these paths
+    /// (FIFOs the caller made; an empty path means none), as ctr and CRI pass them.
+    pub fn create_task_with_stdio(
+        &self,
+        id: &str,
+        [stdin, stdout, stderr]: [&str; 3],
+    ) -> Result<u32> {
         let container = self.get_container(id)?;
         let rootfs = if container.snapshot_key.is_empty() {
             Vec::new()
@@ -163,6 +173,9 @@ impl Api {
             CreateTaskRequest {
                 container_id: id.to_owned(),
                 rootfs,
+                stdin: stdin.to_owned(),
+                stdout: stdout.to_owned(),
+                stderr: stderr.to_owned(),
                 ..Default::default()
             },
             self.namespace

@@ -55,6 +55,7 @@ pub struct Container {
     cwd: Option<String>,
     annotations: Vec<String>,
     read_only: bool,
+    flags: Vec<String>,
 }
 
 impl Container {
@@ -67,6 +68,7 @@ impl Container {
             cwd: None,
             annotations: Vec::new(),
             read_only: false,
+            flags: Vec::new(),
         }
     }
 
@@ -102,6 +104,13 @@ impl Container {
         self
     }
 
+    /// Adds a `ctr run` / `ctr container create` flag with its value, e.g.
+    /// `--memory-limit 67108864`.
+    pub fn flag(mut self, flag: &str, value: &str) -> Self {
+        self.flags.extend([flag.to_owned(), value.to_owned()]);
+        self
+    }
+
     /// Makes this container join the shim of container `sandbox_id`, as CRI does for a pod.
     pub fn in_sandbox(self, sandbox_id: &str) -> Self {
         self.annotation("io.kubernetes.cri.sandbox-id", sandbox_id)
@@ -130,6 +139,7 @@ impl Container {
         if self.read_only {
             command.push("--read-only".into());
         }
+        command.extend(self.flags.iter().cloned());
         command.push(self.image.reference.into());
         command.push(self.id.clone());
         command.extend(args.iter().map(|s| s.to_string()));
