@@ -147,7 +147,7 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let workload = workload::resolve(&spec, &rootfs)?;
     if workload.kind == Kind::Wasm {
-        crate::preopens::check(&spec, &rootfs)?;
+        crate::preopens::check(&spec, &rootfs, E::READ_ONLY_PREOPENS)?;
     }
     let resolved = Instant::now();
     let prepared = match workload.kind {

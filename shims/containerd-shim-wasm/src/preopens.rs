@@ -76,8 +76,16 @@ pub fn for_spec(spec: &Spec) -> anyhow::Result<Vec<Preopen>> {
 }
 
 /// Checks, at create, that the annotation parses and that every directory it names is a
-/// directory of the rootfs mounted at `rootfs` (symlinks resolved inside it).
-pub fn check(spec: &Spec, rootfs: &Path) -> anyhow::Result<()> {
+/// directory of the rootfs mounted at `rootfs` (symlinks resolved inside it). When the engine
+/// cannot make a preopen read-only itself (`engine_read_only` false), a read-only preopen
+/// must be read-only for the kernel: the whole rootfs (`root.readonly`) or a read-only mount
+/// of the spec at that very directory.
+pub fn check(spec: &Spec, rootfs: &Path, engine_read_only: bool) -> anyhow::Result<()> {
+    let root_read_only = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     for preopen in for_spec(spec)? {
         if preopen.guest_path == "." {
             continue;
@@ -94,8 +102,32 @@ pub fn check(spec: &Spec, rootfs: &Path) -> anyhow::Result<()> {
                 preopen.guest_path
             );
         }
+        if preopen.read_only
+            && !engine_read_only
+            && !root_read_only
+            && !read_only_mount(spec, &preopen.host_path)
+        {
+            bail!(
+                "annotation {PREOPENS_ANNOTATION}: {} is asked read-only, which this engine cannot \
+                 enforce in WASI; mount it read-only (a read-only volume) or make the rootfs \
+                 read-only",
+                preopen.guest_path
+            );
+        }
     }
     Ok(())
+}
+
+/// Whether the spec mounts something read-only at `dir`.
+fn read_only_mount(spec: &Spec, dir: &Path) -> bool {
+    spec.mounts().iter().flatten().any(|mount| {
+        mount.destination().components().eq(dir.components())
+            && mount
+                .options()
+                .iter()
+                .flatten()
+                .any(|option| option == "ro")
+    })
 }
 
 /// One listed directory.
@@ -227,10 +259,10 @@ mod tests {
         let rootfs = tempfile::tempdir().unwrap();
         std::fs::create_dir(rootfs.path().join("data")).unwrap();
         std::fs::write(rootfs.path().join("file"), "x").unwrap();
-        check(&spec(Some("/data"), "/", false), rootfs.path()).unwrap();
-        check(&spec(None, "/", false), rootfs.path()).unwrap();
+        check(&spec(Some("/data"), "/", false), rootfs.path(), false).unwrap();
+        check(&spec(None, "/", false), rootfs.path(), false).unwrap();
         for missing in ["/file", "/nope"] {
-            let err = check(&spec(Some(missing), "/", false), rootfs.path()).unwrap_err();
+            let err = check(&spec(Some(missing), "/", false), rootfs.path(), true).unwrap_err();
             assert!(
                 err.to_string()
                     .contains("is not a directory of the container's rootfs"),
@@ -240,6 +272,27 @@ mod tests {
         // A symlink is resolved inside the rootfs, never on the host.
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), rootfs.path().join("escape")).unwrap();
-        assert!(check(&spec(Some("/escape"), "/", false), rootfs.path()).is_err());
+        assert!(check(&spec(Some("/escape"), "/", false), rootfs.path(), true).is_err());
+    }
+
+    #[test]
+    fn read_only_needs_the_engine_or_the_kernel() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("data")).unwrap();
+        let ro = spec(Some("/data:ro"), "/", false);
+        check(&ro, rootfs.path(), true).unwrap();
+        let err = check(&ro, rootfs.path(), false).unwrap_err().to_string();
+        assert!(err.contains("/data is asked read-only"), "{err}");
+        check(&spec(Some("/data:ro"), "/", true), rootfs.path(), false).unwrap();
+        let mut mounted = ro.clone();
+        let mount = oci_spec::runtime::MountBuilder::default()
+            .destination("/data/")
+            .typ("bind")
+            .source("/somewhere")
+            .options(vec!["rbind".to_string(), "ro".to_string()])
+            .build()
+            .unwrap();
+        mounted.set_mounts(Some(vec![mount]));
+        check(&mounted, rootfs.path(), false).unwrap();
     }
 }
