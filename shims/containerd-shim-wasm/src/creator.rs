@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
@@ -163,6 +163,12 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
         container_id: id.clone(),
         prepared,
     };
+    // State under this id can only be a crashed shim's (containerd's ids are unique, and the
+    // shim refused a second create of a live one): it must not block the new container.
+    if request.state_root.join(id).exists() {
+        warn!(id = id.as_str(); "container {id}: removing the state a crashed shim left in {}", request.state_root.display());
+        crate::container::remove_state(&request.state_root, id);
+    }
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
     let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
