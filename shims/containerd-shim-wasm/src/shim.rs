@@ -13,8 +13,8 @@ use containerd_shim::util::write_address;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use log::warn;
 
-use crate::container::remove_state;
 use crate::creator;
+use crate::dead_shim;
 use crate::events::Events;
 use crate::options::{recorded_state_root, state_root};
 use crate::reaper::Reaper;
@@ -93,10 +93,11 @@ impl containerd_shim::Shim for WasmShim {
         let bundle = bundle.as_path();
         let root = recorded_state_root(bundle)
             .unwrap_or_else(|| state_root("", &self.engine, &self.namespace));
-        remove_state(&root, &self.id);
+        dead_shim::remove_container(&root, &self.id);
         if let Err(e) = MountedRootfs::of_bundle(bundle).unmount() {
             warn!(id = self.id.as_str(); "container {}: {e:#}", self.id);
         }
+        dead_shim::remove_socket(&self.id);
         let now = containerd_shim::util::timestamp()?;
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
