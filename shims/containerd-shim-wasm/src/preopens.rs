@@ -9,7 +9,7 @@
 //! io.containerd.wasm.preopens=                    no directory at all
 //! ```
 //!
-//! An entry is an absolute path without `..` components, optionally followed by `:ro`
+//! An entry is an absolute path without `..` components or `:`, optionally followed by `:ro`
 //! (`:rw` is accepted and is the default, unless `root.readonly` makes everything read-only).
 //! The working directory is preopened as `.` only when it lies inside a listed directory. The
 //! module cannot leave a preopen: the engines resolve `..`, absolute paths and symlinks inside
@@ -147,6 +147,10 @@ pub fn parse(value: &str) -> anyhow::Result<Vec<Dir>> {
             Some((_, mode)) => bail!("entry {entry:?}: unknown mode {mode:?} (use ro or rw)"),
             None => (entry, false),
         };
+        // `:` would make the mode ambiguous (`/a:ro` as a name, or /a read-only).
+        if path.contains(':') {
+            bail!("entry {entry:?}: the path must not contain `:`");
+        }
         let path = Path::new(path);
         if !path.is_absolute() {
             bail!("entry {entry:?}: the path must be absolute");
@@ -242,6 +246,7 @@ mod tests {
             ("data", "must be absolute"),
             ("/data/../etc", "must not contain"),
             ("/data:rx", "unknown mode \"rx\""),
+            ("/a:b:ro", "must not contain `:`"),
             ("/data,/data/", "listed twice"),
         ];
         for (value, reason) in cases {
