@@ -57,3 +57,10 @@ clean: containerd-stop
 .PHONY: bench
 bench: images
 	$(CARGO) run --release -p shim-bench
+
+# The property tests over spec, annotation and entry point parsing with many more cases than
+# `make test` gives them (256 each). FUZZ_CASES=... to change; about 3 minutes at 1,000,000.
+.PHONY: fuzz
+FUZZ_CASES ?= 1000000
+fuzz: setup
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release -p containerd-shim-wasm --test parsing_properties
