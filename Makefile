@@ -64,3 +64,11 @@ bench: images
 FUZZ_CASES ?= 1000000
 fuzz: setup
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release -p containerd-shim-wasm --test parsing_properties
+
+# Soak: 50 long-running containers in one pod and 1,000 short ones at parallelism 16 through
+# a private containerd of its own, then a count of leaks (processes, descriptors, memory,
+# mounts, cgroups, state). Bounded (SOAK_DEADLINE, 1200 s); writes target/soak/report.md.
+# Not part of `make test`.
+.PHONY: soak
+soak: images
+	scripts/soak.sh
