@@ -209,6 +209,17 @@ fn a_module_cannot_open_sockets() {
     });
 }
 
+/// A module has no threads to start (nor processes: WASI preview 1 has no such call).
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_module_cannot_start_threads() {
+    check_targets(&wasm_targets(), |target, test| {
+        target
+            .run(test, &["threads", "2"])?
+            .expect(1, "started 0 of 2 threads\n")
+    });
+}
+
 /// The container's process is in a network namespace of its own, not containerd's (nor the
 /// host's, where this test runs), with or without `io.containerd.wasm.network=allow`: whatever network a module is
 /// given is the container's.
