@@ -285,7 +285,7 @@ fn soak(settings: &Settings) -> Result<Report> {
                     let outcome = run_short(runtime, &pod, run_id, n);
                     outcomes.lock().unwrap().push(outcome);
                     let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if finished % 100 == 0 {
+                    if finished.is_multiple_of(100) {
                         if let Ok(sample) = sample_shim(shim, finished) {
                             sampled.lock().unwrap().push(sample);
                         }
