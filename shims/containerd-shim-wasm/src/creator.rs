@@ -63,6 +63,9 @@ pub enum Created {
 pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut child = Command::new(&exe)
+        // Not the shim's working directory, which another thread's libcontainer start may
+        // have changed for a moment (see cwd.rs).
+        .current_dir(&request.bundle)
         .arg(HELPER_ARG)
         .arg(serde_json::to_string(request)?)
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@
 mod cache;
 mod container;
 mod creator;
+mod cwd;
 mod dead_shim;
 pub mod engine;
 pub mod entrypoint;
