@@ -57,3 +57,18 @@ clean: containerd-stop
 .PHONY: bench
 bench: images
 	$(CARGO) run --release -p shim-bench
+
+# The property tests over spec, annotation and entry point parsing with many more cases than
+# `make test` gives them (256 each). FUZZ_CASES=... to change; about 3 minutes at 1,000,000.
+.PHONY: fuzz
+FUZZ_CASES ?= 1000000
+fuzz: setup
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release -p containerd-shim-wasm --test parsing_properties
+
+# Soak: 50 long-running containers in one pod and 1,000 short ones at parallelism 16 through
+# a private containerd of its own, then a count of leaks (processes, descriptors, memory,
+# mounts, cgroups, state). Bounded (SOAK_DEADLINE, 1200 s); writes target/soak/report.md.
+# Not part of `make test`.
+.PHONY: soak
+soak: images
+	scripts/soak.sh

@@ -159,7 +159,13 @@ impl Container {
 
     /// created -> running. `announce` runs under the status lock once the workload runs.
     pub fn start(&self, announce: impl FnOnce(&Container)) -> Result<i32, ContainerError> {
-        self.transition("start", Status::start, LcContainer::start, announce)?;
+        // libcontainer's start chdirs the whole shim process (see cwd.rs).
+        self.transition(
+            "start",
+            Status::start,
+            |c| crate::cwd::serialized(|| c.start()),
+            announce,
+        )?;
         Ok(self.init.pid())
     }
 

@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,14 @@ impl HelperRequest {
         }
     }
 
+    /// Where the helper runs: a directory that exists for as long as the helper does.
+    fn working_dir(&self) -> &Path {
+        match self {
+            HelperRequest::Create(r) => &r.bundle,
+            HelperRequest::Exec(r) => &r.state_root,
+        }
+    }
+
     fn debug(&self) -> bool {
         match self {
             HelperRequest::Create(r) => r.debug,
@@ -112,6 +120,9 @@ pub enum Created {
 pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut child = Command::new(&exe)
+        // Not the shim's working directory, which another thread's libcontainer start may
+        // have changed for a moment (see cwd.rs).
+        .current_dir(request.working_dir())
         .arg(HELPER_ARG)
         .arg(serde_json::to_string(request)?)
         .stdin(Stdio::null())
@@ -201,6 +212,12 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
     let prepared = Instant::now();
+    // State under this id can only be a crashed shim's (containerd's ids are unique, and the
+    // shim refused a second create of a live one): it must not block the new container.
+    if request.state_root.join(id).exists() {
+        warn!(id = id.as_str(); "container {id}: removing the state a crashed shim left in {}", request.state_root.display());
+        crate::container::remove_state(&request.state_root, id);
+    }
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
     let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
@@ -346,6 +363,9 @@ fn prepare<E: Engine>(
 ) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
     let began = Instant::now();
     let workload = workload::resolve(spec, rootfs)?;
+    if workload.kind == Kind::Wasm {
+        crate::preopens::check(spec, rootfs, E::READ_ONLY_PREOPENS)?;
+    }
     let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,
@@ -369,8 +389,7 @@ fn prepare_wasm<E: Engine>(
     container: &str,
 ) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
-    let bytes =
-        std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
+    let bytes = crate::module_size::read_module(&workload.host_path, path)?;
     let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
     if !engine.can_run(&bytes) {
         bail!(
