@@ -55,6 +55,7 @@ pub struct Container {
     cwd: Option<String>,
     annotations: Vec<String>,
     read_only: bool,
+    net_host: bool,
 }
 
 impl Container {
@@ -67,6 +68,7 @@ impl Container {
             cwd: None,
             annotations: Vec::new(),
             read_only: false,
+            net_host: false,
         }
     }
 
@@ -93,6 +95,13 @@ impl Container {
     /// Mounts the rootfs read-only (`ctr run --read-only`, `root.readonly` in the spec).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Shares the network namespace of containerd (`ctr run --net-host`): the private
+    /// containerd's own, reached through [`crate::http`].
+    pub fn net_host(mut self) -> Self {
+        self.net_host = true;
         self
     }
 
@@ -129,6 +138,9 @@ impl Container {
         }
         if self.read_only {
             command.push("--read-only".into());
+        }
+        if self.net_host {
+            command.push("--net-host".into());
         }
         command.push(self.image.reference.into());
         command.push(self.id.clone());
