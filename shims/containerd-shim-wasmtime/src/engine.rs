@@ -208,4 +208,74 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
     }
+
+    /// A `wasi:cli/run` component whose `run` returns ok (`status` 0) or err (1).
+    fn command_component(status: i32) -> Vec<u8> {
+        wat(&format!(
+            r#"(component
+                 (core module $m (func (export "run") (result i32) (i32.const {status})))
+                 (core instance $i (instantiate $m))
+                 (func $run (result (result)) (canon lift (core func $i "run")))
+                 (instance $cli (export "run" (func $run)))
+                 (export "wasi:cli/run@0.2.0" (instance $cli)))"#
+        ))
+    }
+
+    fn context() -> WasiContext {
+        WasiContext {
+            args: vec!["c.wasm".into()],
+            env: vec![],
+            preopens: vec![],
+            entry: "_start".into(),
+            network: false,
+        }
+    }
+
+    #[test]
+    fn command_components_are_recognised_and_run() {
+        let engine = WasmtimeEngine::new().unwrap();
+        for (status, exit) in [(0, 0), (1, 1)] {
+            let command = engine
+                .compile(&command_component(status), "_start")
+                .unwrap();
+            assert!(matches!(command, LinkedWasm::Command(_)));
+            assert_eq!(engine.run(&command, &context()).unwrap(), exit);
+        }
+    }
+
+    #[test]
+    fn components_of_no_known_world_or_with_an_entry_are_refused() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let err = engine.compile(&wat("(component)"), "_start").err().unwrap();
+        assert!(err.to_string().contains("neither wasi:cli/run"), "{err}");
+        let err = engine
+            .compile(&command_component(0), "greet")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("only applies to core modules"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn module_and_component_artifacts_never_load_as_each_other() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let module = engine
+            .precompile(&wat(r#"(module (func (export "_start")))"#))
+            .unwrap();
+        let component = engine.precompile(&command_component(0)).unwrap();
+        assert!(matches!(
+            engine.load_precompiled(&module, "_start").unwrap(),
+            LinkedWasm::Module(_)
+        ));
+        assert!(matches!(
+            engine.load_precompiled(&component, "_start").unwrap(),
+            LinkedWasm::Command(_)
+        ));
+        // Below the kind detection, wasmtime itself refuses the other kind.
+        // SAFETY: both artifacts were made by this engine just now.
+        assert!(unsafe { Component::deserialize(&engine.engine, &module) }.is_err());
+        assert!(unsafe { Module::deserialize(&engine.engine, &component) }.is_err());
+    }
 }

@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn an_unreservable_pool_falls_back_to_on_demand() {
-        // Far beyond the 128 TiB of a process's address space: the reservation must fail.
+        // Far beyond the 128 TiB of a process's address space: the pool cannot be set up.
         let mut pool = pool_config();
         pool.total_memories(u32::MAX).max_memory_size(1 << 40);
         let (engine, allocator, why) = serving_engine(crate::engine::base_config(), pool).unwrap();
