@@ -57,3 +57,10 @@ clean: containerd-stop
 .PHONY: bench
 bench: images
 	$(CARGO) run --release -p shim-bench
+
+# Our wasmtime shim serving a wasi:http component against `wasmtime serve` (built from the
+# wasmtime-cli crate into target/bench-http/), with wrk at 1, 16 and 64 connections: writes
+# benches/http/report.md. Not part of `make test`.
+.PHONY: bench-http
+bench-http: setup
+	benches/http/bench.sh
