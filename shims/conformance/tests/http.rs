@@ -106,7 +106,7 @@ fn responses_carry_the_request_headers_and_env_on_a_kept_alive_connection() -> R
         &HTTP_HELLO,
         "/http-hello.wasm",
         port,
-        &["GREETING=hello from env"],
+        &["GREETING=hello from env", "WASMTIME_HTTP_PROXY_BACKLOG=16"],
         false,
     )?;
     let mut connection = Connection::open(port)?;
@@ -129,6 +129,23 @@ fn responses_carry_the_request_headers_and_env_on_a_kept_alive_connection() -> R
         &hello_body("DELETE", "/other", "", "hello from env"),
     )?;
     server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn an_invalid_listen_address_fails_the_task() -> Result<()> {
+    let out = Container::new("http-hello-bad-addr", wasmtime(), &HTTP_HELLO)
+        .net_host()
+        .env(&format!("{ADDR_ENV}=not-an-address"))
+        .run(&["/http-hello.wasm"])?;
+    if matches!(out.code, Some(0) | None) {
+        bail!(
+            "`{}`: expected the task to fail; got {}",
+            out.command,
+            out.describe()
+        );
+    }
     Ok(())
 }
 
