@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds `wasmtime serve` (crate wasmtime-cli, the same wasmtime release as the shim) into
 # <repo>/target/bench-http/wasmtime-cli, with only the features `serve` needs (it uses `run`'s
-# WASI), and prints the binary's path. Idempotent: cargo install does nothing when that version is already there.
+# WASI), and prints the binary's path. Idempotent: nothing is built when that version is
+# already there.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
