@@ -70,7 +70,8 @@ ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 --platform wasip2/wa
 	--env "WASMTIME_HTTP_PROXY_SOCKET_ADDR=127.0.0.1:$ours_port" --env GREETING=bench \
 	docker.io/library/http-hello:latest "$container_id" >"$raw_dir/ours.log" 2>&1 &
 ours_pid=$!
-in_netns "$wasmtime_cli" serve --addr "127.0.0.1:$theirs_port" -S cli=y --env GREETING=bench \
+in_netns "$wasmtime_cli" serve --addr "127.0.0.1:$theirs_port" --max-instance-reuse-count 1 \
+	-S cli=y --env GREETING=bench \
 	"$component" >"$raw_dir/theirs.log" 2>&1 &
 theirs_pid=$!
 

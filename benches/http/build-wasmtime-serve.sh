@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds `wasmtime serve` (crate wasmtime-cli, the same wasmtime release as the shim) into
-# <repo>/target/bench-http/wasmtime-cli, with only the features `serve` needs (it uses `run`'s
-# WASI), and prints the binary's path. Idempotent: nothing is built when that version is
-# already there.
+# <repo>/target/bench-http/wasmtime-cli, with only the features `serve` needs (`run` and
+# `component-model-async` included: serve's code uses them), and prints the binary's path.
+# Idempotent: nothing is built when that version is already there.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,7 +14,7 @@ if ! "$root/bin/wasmtime" --version 2>/dev/null | grep -qF "wasmtime $version"; 
 	# Its own target dir: the CLI's feature set differs from the shim's, so nothing is shared.
 	CARGO_TARGET_DIR="$repo_root/target/bench-http/cargo-target" \
 		cargo install --quiet --locked --root "$root" --version "=$version" \
-		--no-default-features --features run,serve,cranelift,pooling-allocator,parallel-compilation \
+		--no-default-features --features run,serve,component-model-async,cranelift,pooling-allocator,parallel-compilation \
 		wasmtime-cli >&2
 fi
 echo "$root/bin/wasmtime"
