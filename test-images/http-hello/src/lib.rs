@@ -8,6 +8,9 @@
 //! * `/trap` traps (a panic, which aborts the instance) before answering.
 //! * `/sleep?ms=N` waits N milliseconds before answering (for drain tests).
 
+// On the host (a `cargo build --workspace`) the handler is not exported, so nothing uses it.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -17,6 +20,9 @@ use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
+// The exports only exist in the component: a host build of the workspace (`cargo build
+// --workspace`) would fail to link them into a shared library, as their names are not C symbols.
+#[cfg(target_arch = "wasm32")]
 wasip2::http::proxy::export!(HttpHello);
 
 /// Requests seen by this instance: a leak between requests would show as more than 1.
