@@ -72,3 +72,10 @@ fuzz: setup
 .PHONY: soak
 soak: images
 	scripts/soak.sh
+
+# Our wasmtime shim serving a wasi:http component against `wasmtime serve` (built from the
+# wasmtime-cli crate into target/bench-http/), with wrk at 1, 16 and 64 connections: writes
+# benches/http/report.md. Not part of `make test`.
+.PHONY: bench-http
+bench-http: setup
+	benches/http/bench.sh

@@ -21,7 +21,7 @@ apt_packages=(
 	procps     # ps
 	shellcheck # make lint
 )
-rust_targets=(wasm32-wasip1)
+rust_targets=(wasm32-wasip1 wasm32-wasip2)
 rust_components=(rustfmt clippy)
 
 say() { printf 'setup.sh: %s\n' "$*" >&2; }

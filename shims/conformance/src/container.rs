@@ -59,6 +59,7 @@ pub struct Container {
     annotations: Vec<String>,
     read_only: bool,
     flags: Vec<String>,
+    net_host: bool,
 }
 
 impl Container {
@@ -72,6 +73,7 @@ impl Container {
             annotations: Vec::new(),
             read_only: false,
             flags: Vec::new(),
+            net_host: false,
         }
     }
 
@@ -98,6 +100,13 @@ impl Container {
     /// Mounts the rootfs read-only (`ctr run --read-only`, `root.readonly` in the spec).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Shares the network namespace of containerd (`ctr run --net-host`): the private
+    /// containerd's own, reached through [`crate::http`].
+    pub fn net_host(mut self) -> Self {
+        self.net_host = true;
         self
     }
 
@@ -143,6 +152,9 @@ impl Container {
             command.push("--read-only".into());
         }
         command.extend(self.flags.iter().cloned());
+        if self.net_host {
+            command.push("--net-host".into());
+        }
         command.push(self.image.reference.into());
         command.push(self.id.clone());
         command.extend(args.iter().map(|s| s.to_string()));

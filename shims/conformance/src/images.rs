@@ -51,6 +51,28 @@ pub static NATIVE_DEMO: TestImage = TestImage::tarball(
     "native-demo.tar",
 );
 
+/// The Wasm demo built for wasm32-wasip2: a `wasi:cli/run` component, same sub-commands.
+pub static WASI_DEMO_APP_COMPONENT: TestImage = TestImage::tarball(
+    "docker.io/library/wasi-demo-app-component:latest",
+    "wasip2/wasm",
+    "wasi-demo-app-component.tar",
+);
+
+/// `/http-hello.wasm`, a `wasi:http/proxy` component (test-images/http-hello).
+pub static HTTP_HELLO: TestImage = TestImage::tarball(
+    "docker.io/library/http-hello:latest",
+    "wasip2/wasm",
+    "http-hello.tar",
+);
+
+/// `/auth-gateway.wasm`, a `wasi:http/proxy` component that checks a JWT and proxies
+/// (test-images/auth-gateway).
+pub static AUTH_GATEWAY: TestImage = TestImage::tarball(
+    "docker.io/library/auth-gateway:latest",
+    "wasip2/wasm",
+    "auth-gateway.tar",
+);
+
 /// Files that no shim can run, in an image with neither entrypoint nor command.
 pub static BAD_INPUTS: TestImage = TestImage::built(
     "docker.io/library/shim-conformance-bad-inputs:latest",
