@@ -4,6 +4,7 @@
 #   wasi-demo-app.tar       docker.io/library/wasi-demo-app:latest       wasip1/wasm
 #   wasi-demo-app-wasi.tar  docker.io/library/wasi-demo-app-wasi:latest  wasi/wasm32
 #   native-demo.tar         docker.io/library/native-demo:latest         linux/amd64
+#   pause.tar               docker.io/library/wasm-shims-pause:latest    linux/amd64 (CRI's sandbox_image)
 # Safe to run again: everything is rebuilt incrementally and the tarballs are replaced with
 # byte-identical ones when nothing changed. Honors CARGO_TARGET_DIR.
 set -euo pipefail
@@ -21,21 +22,24 @@ native_target="x86_64-unknown-linux-gnu"
 
 cd "$repo_root"
 
-echo "building wasi-demo-app (wasm32-wasip1), native-demo (static) and image-builder" >&2
+echo "building wasi-demo-app (wasm32-wasip1), native-demo and pause (static) and image-builder" >&2
 cargo build --release -p wasi-demo-app --target wasm32-wasip1
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release -p native-demo --target "$native_target"
+    cargo build --release -p native-demo -p pause --target "$native_target"
 cargo build --release -p image-builder
 
 wasm_module="$target_dir/wasm32-wasip1/release/wasi-demo-app.wasm"
 native_demo="$target_dir/$native_target/release/native-demo"
+pause="$target_dir/$native_target/release/pause"
 image_builder="$target_dir/release/image-builder"
 
-# A dynamically linked native-demo would fail inside the image, which has no libc: catch it here.
-if readelf --program-headers "$native_demo" | grep -q INTERP; then
-    echo "error: $native_demo is dynamically linked; the image needs a static executable" >&2
-    exit 1
-fi
+# A dynamically linked executable would fail inside the image, which has no libc: catch it here.
+for executable in "$native_demo" "$pause"; do
+    if readelf --program-headers "$executable" | grep -q INTERP; then
+        echo "error: $executable is dynamically linked; the image needs a static executable" >&2
+        exit 1
+    fi
+done
 
 mkdir -p "$out_dir"
 
@@ -56,3 +60,8 @@ mkdir -p "$out_dir"
     --file "/data/hello.txt=$hello_file:0644" \
     --entrypoint /native-demo \
     --out "$out_dir/native-demo.tar"
+
+"$image_builder" --name docker.io/library/wasm-shims-pause:latest --platform linux/amd64 \
+    --file "/pause=$pause:0755" \
+    --entrypoint /pause \
+    --out "$out_dir/pause.tar"

@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Ctr {
     args: Vec<String>,
+    /// containerd namespace; `None` is the suite's (`CONTAINERD_NAMESPACE`).
+    namespace: Option<String>,
     stdin: Stdin,
     timeout: Duration,
 }
@@ -45,6 +47,7 @@ impl Ctr {
     pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Self {
         Self {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            namespace: None,
             stdin: Stdin::Null,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -60,6 +63,13 @@ impl Ctr {
     /// Leaves ctr's stdin open until [`RunningCtr::send_stdin`].
     pub fn stdin_open(mut self) -> Self {
         self.stdin = Stdin::Open;
+        self
+    }
+
+    /// Runs in containerd namespace `namespace` instead of the suite's (the CRI suite's
+    /// images and pods are in `k8s.io`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
         self
     }
 
@@ -91,7 +101,7 @@ impl Ctr {
             .arg("--address")
             .arg(&env.address)
             .arg("--namespace")
-            .arg(&env.namespace)
+            .arg(self.namespace.as_ref().unwrap_or(&env.namespace))
             .args(&self.args)
             .stdin(match self.stdin {
                 Stdin::Null => Stdio::null(),
