@@ -22,7 +22,7 @@ apt_packages=(
 	shellcheck # make lint
 	containernetworking-plugins # CNI bridge, host-local and loopback for the CRI pods
 )
-rust_targets=(wasm32-wasip1)
+rust_targets=(wasm32-wasip1 wasm32-wasip2)
 rust_components=(rustfmt clippy)
 
 say() { printf 'setup.sh: %s\n' "$*" >&2; }

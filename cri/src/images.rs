@@ -37,6 +37,20 @@ pub static NATIVE_DEMO: Image = Image::new(
     "native-demo.tar",
 );
 
+/// A wasm32-wasip2 component listening on TCP (`/tcp-echo.wasm PORT`).
+pub static TCP_ECHO: Image = Image::new(
+    "docker.io/library/tcp-echo:latest",
+    "wasip2/wasm",
+    "tcp-echo.tar",
+);
+
+/// The same listener as a static native program, for the sidecar.
+pub static TCP_ECHO_NATIVE: Image = Image::new(
+    "docker.io/library/tcp-echo-native:latest",
+    "linux/amd64",
+    "tcp-echo-native.tar",
+);
+
 /// The pause program, the CRI plugin's `sandbox_image` (scripts/containerd.sh).
 pub static PAUSE: Image = Image::new(
     "docker.io/library/wasm-shims-pause:latest",

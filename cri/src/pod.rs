@@ -20,7 +20,7 @@ use k8s_cri::v1::{
 use shim_conformance::environment::containerd;
 
 use crate::client::{CALL_TIMEOUT, CallResult, Cri, named};
-use crate::images::{Image, NATIVE_DEMO, PAUSE, WASI_DEMO_APP};
+use crate::images::{Image, NATIVE_DEMO, PAUSE, TCP_ECHO, TCP_ECHO_NATIVE, WASI_DEMO_APP};
 
 /// The Kubernetes namespace the pods claim to be in (metadata only).
 const POD_NAMESPACE: &str = "wasm-shims-cri";
@@ -49,7 +49,8 @@ impl ContainerSpec {
         Self::new(name, &NATIVE_DEMO, args)
     }
 
-    fn new(name: &str, image: &'static Image, args: &[&str]) -> Self {
+    /// Any test image with its args.
+    pub fn new(name: &str, image: &'static Image, args: &[&str]) -> Self {
         Self {
             name: name.to_owned(),
             image,
@@ -100,7 +101,13 @@ impl Pod {
     /// RunPodSandbox named `name` with runtime handler `handler` (a RuntimeClass's handler).
     pub fn run(name: &str, handler: &str) -> Result<Self> {
         let env = containerd();
-        for image in [&PAUSE, &WASI_DEMO_APP, &NATIVE_DEMO] {
+        for image in [
+            &PAUSE,
+            &WASI_DEMO_APP,
+            &NATIVE_DEMO,
+            &TCP_ECHO,
+            &TCP_ECHO_NATIVE,
+        ] {
             image.ensure_imported()?;
         }
         let mut cri = Cri::connect(&env.address)?;
