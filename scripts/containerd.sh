@@ -125,11 +125,17 @@ disabled_plugins = [
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
 
+    # CRI passes pod and container annotations to the runtime spec only when they match
+    # these patterns: the shims read io.containerd.wasm.* (e.g. network=allow) from there.
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime]
       runtime_type = "io.containerd.wasmtime.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
 
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wamr]
       runtime_type = "io.containerd.wamr.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
 EOF
 	mv "$tmp" "$config_file"
 	write_cni_config

@@ -100,6 +100,11 @@ fn unique_uid(name: &str) -> String {
 impl Pod {
     /// RunPodSandbox named `name` with runtime handler `handler` (a RuntimeClass's handler).
     pub fn run(name: &str, handler: &str) -> Result<Self> {
+        Self::run_annotated(name, handler, &[])
+    }
+
+    /// [`Pod::run`] with pod annotations (`metadata.annotations` of a Kubernetes pod).
+    pub fn run_annotated(name: &str, handler: &str, annotations: &[(&str, &str)]) -> Result<Self> {
         let env = containerd();
         for image in [
             &PAUSE,
@@ -124,6 +129,10 @@ impl Pod {
                 attempt: 0,
             }),
             hostname: name.to_owned(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             log_directory: log_dir.display().to_string(),
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: cgroup_parent.clone(),
@@ -242,18 +251,39 @@ impl Pod {
     }
 
     pub fn container_status(&mut self, id: &str) -> Result<ContainerStatus> {
+        self.container_status_response(id, false)?
+            .status
+            .with_context(|| format!("ContainerStatus {id} answered without a status"))
+    }
+
+    /// The OCI runtime spec containerd gave the shim for container `id` (from the verbose
+    /// ContainerStatus).
+    pub fn runtime_spec(&mut self, id: &str) -> Result<serde_json::Value> {
+        let response = self.container_status_response(id, true)?;
+        let info = response
+            .info
+            .get("info")
+            .with_context(|| format!("verbose ContainerStatus {id} has no `info`"))?;
+        let info: serde_json::Value = serde_json::from_str(info)
+            .with_context(|| format!("ContainerStatus {id} `info` is not JSON"))?;
+        Ok(info["runtimeSpec"].clone())
+    }
+
+    fn container_status_response(
+        &mut self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<k8s_cri::v1::ContainerStatusResponse> {
         let request = ContainerStatusRequest {
             container_id: id.to_owned(),
-            verbose: false,
+            verbose,
         };
         named(
             &format!("ContainerStatus {id}"),
             self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
                 c.container_status(request).await
             }),
-        )?
-        .status
-        .with_context(|| format!("ContainerStatus {id} answered without a status"))
+        )
     }
 
     /// Polls ContainerStatus until the container is in `state`.

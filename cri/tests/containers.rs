@@ -310,3 +310,32 @@ fn exited_containers_report_exit_code_reason_and_cri_logs() -> Result<()> {
     pod.remove().context("RemovePodSandbox")?;
     Ok(())
 }
+
+/// The shims read `io.containerd.wasm.*` annotations (e.g. `io.containerd.wasm.network`)
+/// from the runtime spec: CRI must pass them on from the pod and from the container.
+#[test]
+#[ignore = "needs the private containerd: run make test"]
+fn wasm_annotations_reach_the_shim() -> Result<()> {
+    const POD_KEY: &str = "io.containerd.wasm.network";
+    const CONTAINER_KEY: &str = "io.containerd.wasm.from-container";
+    let mut pod = Pod::run_annotated("annotations", "wasmtime", &[(POD_KEY, "allow")])?;
+    let spec = ContainerSpec::wasm("app", &["sleep", "600"])
+        .annotation(CONTAINER_KEY, "yes")
+        .annotation("not-for-the-shim.example.com/key", "no");
+    let id = pod.create_container(&spec)?;
+    let runtime_spec = pod.runtime_spec(&id)?;
+    let annotations = &runtime_spec["annotations"];
+    ensure!(
+        annotations[POD_KEY] == "allow" && annotations[CONTAINER_KEY] == "yes",
+        "the container's runtime spec lacks the io.containerd.wasm.* annotations: {annotations}"
+    );
+    ensure!(
+        annotations
+            .get("not-for-the-shim.example.com/key")
+            .is_none(),
+        "an annotation outside io.containerd.wasm.* reached the runtime spec: {annotations}"
+    );
+    pod.stop().context("StopPodSandbox")?;
+    pod.remove().context("RemovePodSandbox")?;
+    Ok(())
+}
