@@ -54,12 +54,29 @@ impl PodFootprint {
         if processes.is_empty() {
             bail!("pod {} has no process to observe", pod.id);
         }
-        Ok(Self {
+        let footprint = Self {
             ids,
             cgroup_parent,
             processes,
             netns,
-        })
+        };
+        // The checks must see the running pod, or their silence after removal means nothing.
+        let present = footprint.leftovers();
+        for kind in [
+            "shim process",
+            "mount",
+            "network namespace",
+            "container cgroup",
+            "state",
+        ] {
+            if !present.iter().any(|l| l.starts_with(kind)) {
+                bail!(
+                    "the leftover checks see no {kind} of running pod {}: {present:#?}",
+                    footprint.ids[0]
+                );
+            }
+        }
+        Ok(footprint)
     }
 
     /// Waits for the teardown to settle; fails with everything still there.
