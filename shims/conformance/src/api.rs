@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::{
-    Container, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest,
-    GetRequest, PublishRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
-    WaitRequest,
+    CloseIoRequest, Container, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
+    GetContainerRequest, GetRequest, PublishRequest, StartRequest, SubscribeRequest,
+    UpdateContainerRequest, UpdateTaskRequest, WaitRequest,
 };
 use containerd_client::tonic::{Request, Streaming};
 use containerd_client::types::Envelope;
@@ -22,6 +22,9 @@ use crate::environment::containerd;
 
 /// The type URL containerd gives OCI runtime specs (the Any holds the JSON bytes).
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+/// The type URL of the runtime spec's LinuxResources (the Any holds the JSON bytes).
+const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 /// Deadline for one API call; Create starts a shim, which is the slowest.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,6 +143,23 @@ impl Api {
     /// Creates (without starting) the task of container `id`, on the container's snapshot
     /// if it has one, with no stdio. Returns the task's pid.
     pub fn create_task(&self, id: &str) -> Result<u32> {
+        self.create_task_with_stdio(id, ["", "", ""])
+    }
+
+    /// Like [`Api::create_task`], with the task's stdin, stdout and stderr at these paths
+    /// (FIFOs the caller made; an empty path means none), as ctr and CRI pass them.
+    pub fn create_task_with_stdio(&self, id: &str, stdio: [&str; 3]) -> Result<u32> {
+        self.create_task_with_io(id, stdio, false)
+    }
+
+    /// Like [`Api::create_task_with_stdio`]; with `terminal`, the process gets a
+    /// pseudo-terminal (the spec must say `process.terminal` too) and stderr is unused.
+    pub fn create_task_with_io(
+        &self,
+        id: &str,
+        [stdin, stdout, stderr]: [&str; 3],
+        terminal: bool,
+    ) -> Result<u32> {
         let container = self.get_container(id)?;
         let rootfs = if container.snapshot_key.is_empty() {
             Vec::new()
@@ -163,6 +183,10 @@ impl Api {
             CreateTaskRequest {
                 container_id: id.to_owned(),
                 rootfs,
+                stdin: stdin.to_owned(),
+                stdout: stdout.to_owned(),
+                stderr: stderr.to_owned(),
+                terminal,
                 ..Default::default()
             },
             self.namespace
@@ -239,6 +263,43 @@ impl Api {
             .call(&format!("delete task {id}"), tasks.delete(request))?
             .into_inner()
             .exit_status)
+    }
+
+    /// Applies new resources (the runtime spec's LinuxResources, as JSON) to the running
+    /// task, as `docker update` does; ctr 1.6 has no such command.
+    pub fn update_task(&self, id: &str, resources: &serde_json::Value) -> Result<()> {
+        let request = with_namespace!(
+            UpdateTaskRequest {
+                container_id: id.to_owned(),
+                resources: Some(Any {
+                    type_url: RESOURCES_TYPE_URL.to_owned(),
+                    value: serde_json::to_vec(resources)?,
+                }),
+                ..Default::default()
+            },
+            self.namespace
+        );
+        let mut tasks = self.client.tasks();
+        self.call(&format!("update task {id}"), tasks.update(request))?;
+        Ok(())
+    }
+
+    /// Closes the task's stdin (CloseIO), as a client does at the end of its input.
+    pub fn close_stdin(&self, id: &str) -> Result<()> {
+        let request = with_namespace!(
+            CloseIoRequest {
+                container_id: id.to_owned(),
+                exec_id: String::new(),
+                stdin: true,
+            },
+            self.namespace
+        );
+        let mut tasks = self.client.tasks();
+        self.call(
+            &format!("close the stdin of task {id}"),
+            tasks.close_io(request),
+        )?;
+        Ok(())
     }
 
     pub fn delete_container(&self, id: &str) -> Result<()> {

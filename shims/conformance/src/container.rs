@@ -55,6 +55,7 @@ pub struct Container {
     cwd: Option<String>,
     annotations: Vec<String>,
     read_only: bool,
+    flags: Vec<String>,
 }
 
 impl Container {
@@ -67,6 +68,7 @@ impl Container {
             cwd: None,
             annotations: Vec::new(),
             read_only: false,
+            flags: Vec::new(),
         }
     }
 
@@ -102,6 +104,13 @@ impl Container {
         self
     }
 
+    /// Adds a `ctr run` / `ctr container create` flag with its value, e.g.
+    /// `--memory-limit 67108864`.
+    pub fn flag(mut self, flag: &str, value: &str) -> Self {
+        self.flags.extend([flag.to_owned(), value.to_owned()]);
+        self
+    }
+
     /// Makes this container join the shim of container `sandbox_id`, as CRI does for a pod.
     pub fn in_sandbox(self, sandbox_id: &str) -> Self {
         self.annotation("io.kubernetes.cri.sandbox-id", sandbox_id)
@@ -130,6 +139,7 @@ impl Container {
         if self.read_only {
             command.push("--read-only".into());
         }
+        command.extend(self.flags.iter().cloned());
         command.push(self.image.reference.into());
         command.push(self.id.clone());
         command.extend(args.iter().map(|s| s.to_string()));
@@ -262,6 +272,61 @@ impl Container {
     /// `ctr task kill --all -s SIGNAL`: every process of the container.
     pub fn kill_all(&self, signal: &str) -> Result<()> {
         Ctr::new(["task", "kill", "--all", "-s", signal, &self.id])
+            .output()?
+            .success()?;
+        Ok(())
+    }
+
+    /// `ctr task exec`: runs `args` (args[0] included) as exec process `exec_id` in the
+    /// running task, to completion; ctr deletes the exec process afterwards.
+    pub fn exec(&self, exec_id: &str, args: &[&str]) -> Result<CmdOutput> {
+        self.exec_command(exec_id, &[], args).output()
+    }
+
+    /// `ctr run --rm -t` from a terminal of its own (see [`Ctr::in_terminal`]).
+    pub fn run_in_terminal(&self, setup: &str, args: &[&str]) -> Result<Ctr> {
+        Ok(self
+            .ctr_command(&["run", "--rm", "-t"], args)?
+            .in_terminal(setup))
+    }
+
+    /// `ctr task exec -t` from a terminal of its own.
+    pub fn exec_in_terminal(&self, exec_id: &str, args: &[&str]) -> Ctr {
+        self.exec_command(exec_id, &["-t"], args)
+            .in_terminal("true")
+    }
+
+    /// `ctr task exec --cwd DIR`.
+    pub fn exec_in(&self, exec_id: &str, cwd: &str, args: &[&str]) -> Result<CmdOutput> {
+        self.exec_command(exec_id, &["--cwd", cwd], args).output()
+    }
+
+    /// `ctr task exec` in the background, for exec processes killed or waited on later.
+    pub fn spawn_exec(&self, exec_id: &str, args: &[&str]) -> Result<RunningCtr> {
+        self.exec_command(exec_id, &[], args)
+            .timeout(Duration::from_secs(120))
+            .spawn()
+    }
+
+    fn exec_command(&self, exec_id: &str, options: &[&str], args: &[&str]) -> Ctr {
+        let fifo_dir = self.fifo_dir();
+        let mut command = vec![
+            "task",
+            "exec",
+            "--exec-id",
+            exec_id,
+            "--fifo-dir",
+            &fifo_dir,
+        ];
+        command.extend(options);
+        command.push(&self.id);
+        command.extend(args);
+        Ctr::new(command)
+    }
+
+    /// `ctr task kill --exec-id EXEC -s SIGNAL`.
+    pub fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
+        Ctr::new(["task", "kill", "--exec-id", exec_id, "-s", signal, &self.id])
             .output()?
             .success()?;
         Ok(())

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -18,8 +19,9 @@ pub struct Containerd {
     pub address: PathBuf,
     /// containerd namespace the tests use (`CONTAINERD_NAMESPACE`).
     pub namespace: String,
-    /// Host pid of containerd (`WASM_SHIMS_CONTAINERD_PID`).
-    pub pid: u32,
+    /// Host pid of containerd (`WASM_SHIMS_CONTAINERD_PID`, then the one [`Containerd::restart`]
+    /// started).
+    pid: AtomicU32,
     /// containerd's `state` directory, as containerd sees it.
     pub state_dir: PathBuf,
 }
@@ -63,15 +65,52 @@ impl Containerd {
         Ok(Self {
             address,
             namespace,
-            pid,
+            pid: AtomicU32::new(pid),
             state_dir,
         })
+    }
+
+    /// Host pid of the containerd running now.
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// Restarts containerd alone (`scripts/containerd.sh restart`: shims and containers keep
+    /// running) and follows it to its new pid.
+    pub fn restart(&self) -> Result<()> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/containerd.sh");
+        let restart = std::process::Command::new(&script)
+            .arg("restart")
+            .output()
+            .with_context(|| format!("cannot run {} restart", script.display()))?;
+        if !restart.status.success() {
+            bail!(
+                "{} restart failed ({}): {}",
+                script.display(),
+                restart.status,
+                String::from_utf8_lossy(&restart.stderr)
+            );
+        }
+        let env = std::process::Command::new(&script)
+            .arg("env")
+            .output()
+            .with_context(|| format!("cannot run {} env", script.display()))?;
+        let text = String::from_utf8_lossy(&env.stdout);
+        let pid: u32 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("export WASM_SHIMS_CONTAINERD_PID="))
+            .and_then(|pid| pid.trim().parse().ok())
+            .with_context(|| {
+                format!("{} env printed no containerd pid: {text}", script.display())
+            })?;
+        self.pid.store(pid, Ordering::SeqCst);
+        Ok(())
     }
 
     /// `path` as containerd sees it (inside its mount namespace), reachable from here.
     pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
         let relative = path.as_ref().strip_prefix("/").unwrap_or(path.as_ref());
-        PathBuf::from(format!("/proc/{}/root", self.pid)).join(relative)
+        PathBuf::from(format!("/proc/{}/root", self.pid())).join(relative)
     }
 
     /// The bundle directory containerd makes for a task: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`.
@@ -86,8 +125,8 @@ impl Containerd {
 
     /// containerd's log file (its stderr, where shim logs are copied), if stderr is a file.
     pub fn log_file(&self) -> Result<PathBuf> {
-        let target = std::fs::read_link(format!("/proc/{}/fd/2", self.pid))
-            .with_context(|| format!("cannot read containerd's stderr (pid {})", self.pid))?;
+        let target = std::fs::read_link(format!("/proc/{}/fd/2", self.pid()))
+            .with_context(|| format!("cannot read containerd's stderr (pid {})", self.pid()))?;
         if !target.is_absolute() {
             bail!(
                 "containerd's stderr is {}, not a file: cannot read shim logs",
@@ -100,8 +139,10 @@ impl Containerd {
     /// The directories where containerd looks for shim binaries: its `PATH`, then the
     /// directory of its own executable (containerd 1.6 looks there too).
     pub fn shim_search_path(&self) -> Result<Vec<PathBuf>> {
-        let environ = std::fs::read(format!("/proc/{}/environ", self.pid))
-            .with_context(|| format!("cannot read containerd's environment (pid {})", self.pid))?;
+        let environ =
+            std::fs::read(format!("/proc/{}/environ", self.pid())).with_context(|| {
+                format!("cannot read containerd's environment (pid {})", self.pid())
+            })?;
         let mut dirs: Vec<PathBuf> = environ
             .split(|b| *b == 0)
             .filter_map(|var| var.strip_prefix(b"PATH="))
@@ -113,7 +154,7 @@ impl Containerd {
             })
             .filter(|dir| dir.is_absolute())
             .collect();
-        if let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", self.pid))
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", self.pid()))
             && let Some(dir) = exe.parent()
         {
             dirs.push(dir.to_path_buf());

@@ -97,7 +97,7 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
         left.push(describe_process("shim process", pid));
     }
 
-    let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid));
+    let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
     match procfs::mount_points(&mountinfo) {
         Ok(points) => left.extend(
             points

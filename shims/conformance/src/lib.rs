@@ -42,6 +42,7 @@ pub mod events;
 pub mod expect;
 pub mod images;
 pub mod leftovers;
+pub mod moby;
 pub mod procfs;
 pub mod results;
 pub mod target;

@@ -52,7 +52,7 @@ fn cached_module_image() -> Result<ImageBuilder> {
 /// `WASM_SHIM_CACHE_DIR` that containerd (and so every shim) runs with.
 fn entry_of(engine: &str) -> Result<PathBuf> {
     let containerd = containerd();
-    let environ = std::fs::read(format!("/proc/{}/environ", containerd.pid))
+    let environ = std::fs::read(format!("/proc/{}/environ", containerd.pid()))
         .context("read containerd's environment")?;
     let root = environ
         .split(|&b| b == 0)

@@ -7,13 +7,16 @@
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
 mod cache;
+mod console;
 mod container;
 mod creator;
 pub mod engine;
 pub mod entrypoint;
 mod events;
+mod exec;
 mod executor;
 mod options;
+mod process;
 mod reaper;
 mod rootfs;
 mod shim;

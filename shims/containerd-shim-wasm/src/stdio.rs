@@ -9,7 +9,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,8 +74,17 @@ fn open_reader(path: Option<&Path>) -> io::Result<File> {
     let Some(path) = strip_scheme(path)? else {
         return File::open("/dev/null");
     };
-    // Does not block: the shim already holds a writer (StdinHolder).
-    File::open(path).map_err(|e| with_path(e, "open stdin", path))
+    // O_NONBLOCK: a FIFO's read end would otherwise wait for a writer, and there is none
+    // if CloseIO came first (ctr closes an exec's stdin before starting it); the process
+    // then reads EOF at once, as it should. Reads block again afterwards.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| with_path(e, "open stdin", path))?;
+    fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+        .map_err(|e| with_path(e.into(), "make stdin blocking", path))?;
+    Ok(file)
 }
 
 fn open_writer(path: Option<&Path>) -> io::Result<File> {
@@ -129,7 +142,6 @@ mod tests {
     use nix::sys::stat::Mode;
     use nix::unistd::mkfifo;
     use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn stdin_reaches_eof_only_after_close_io() {
@@ -149,6 +161,19 @@ mod tests {
         assert_eq!(&buf, b"data");
         holder.close();
         assert_eq!(stdin.read(&mut buf).unwrap(), 0, "EOF after CloseIO");
+    }
+
+    #[test]
+    fn stdin_closed_before_the_process_opens_it_reads_as_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdin");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths::from_request(fifo.to_str().unwrap(), "", "");
+        let mut holder = StdinHolder::open(paths.stdin.as_deref()).unwrap();
+        holder.close();
+        let [mut stdin, _, _] = paths.open_for_process().unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(stdin.read(&mut buf).unwrap(), 0);
     }
 
     #[test]
