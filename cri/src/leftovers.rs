@@ -117,7 +117,7 @@ impl PodFootprint {
             }
         }
 
-        let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid));
+        let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
         match procfs::mount_points(&mountinfo) {
             Ok(points) => left.extend(
                 points

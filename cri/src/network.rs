@@ -14,7 +14,7 @@ use shim_conformance::environment::containerd;
 pub fn in_containerd_network<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let path = format!("/proc/{}/ns/net", containerd().pid);
+    let path = format!("/proc/{}/ns/net", containerd().pid());
     let namespace = File::open(&path).with_context(|| format!("cannot open {path}"))?;
     std::thread::spawn(move || {
         setns(&namespace, CloneFlags::CLONE_NEWNET)
