@@ -20,9 +20,11 @@ pub fn parse(text: &str) -> Result<Vec<LogEntry>> {
 
 fn parse_line(line: &str) -> Result<LogEntry> {
     let mut fields = line.splitn(4, ' ');
-    let (Some(timestamp), Some(stream), Some(tag)) = (fields.next(), fields.next(), fields.next())
+    // The content may be empty, but the space before it is always there.
+    let (Some(timestamp), Some(stream), Some(tag), Some(content)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        bail!("CRI log line {line:?} has fewer than three fields");
+        bail!("CRI log line {line:?} has fewer than four fields");
     };
     if !is_rfc3339_nano(timestamp) {
         bail!("CRI log line {line:?}: {timestamp:?} is not an RFC 3339 timestamp with nanoseconds");
@@ -39,7 +41,7 @@ fn parse_line(line: &str) -> Result<LogEntry> {
         timestamp: timestamp.to_owned(),
         stream: stream.to_owned(),
         partial,
-        content: fields.next().unwrap_or_default().to_owned(),
+        content: content.to_owned(),
     })
 }
 
@@ -47,7 +49,7 @@ fn parse_line(line: &str) -> Result<LogEntry> {
 /// drops trailing zeros of the fraction).
 fn is_rfc3339_nano(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let date_time_ok = bytes.len() > 20
+    let date_time_ok = bytes.len() >= 20
         && bytes[..19].iter().enumerate().all(|(i, b)| match i {
             4 | 7 => *b == b'-',
             10 => *b == b'T',
