@@ -9,6 +9,9 @@
 #   http-hello.tar          docker.io/library/http-hello:latest          wasip2/wasm
 #   auth-gateway.tar        docker.io/library/auth-gateway:latest        wasip2/wasm
 #                           wasi:http/proxy components (wasm32-wasip2)
+#   pause.tar               docker.io/library/wasm-shims-pause:latest    linux/amd64 (CRI's sandbox_image)
+#   tcp-echo.tar            docker.io/library/tcp-echo:latest            wasip2/wasm (a component)
+#   tcp-echo-native.tar     docker.io/library/tcp-echo-native:latest     linux/amd64 (the same, static)
 # Safe to run again: everything is rebuilt incrementally and the tarballs are replaced with
 # byte-identical ones when nothing changed. Honors CARGO_TARGET_DIR.
 set -euo pipefail
@@ -26,24 +29,29 @@ native_target="x86_64-unknown-linux-gnu"
 
 cd "$repo_root"
 
-echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello and auth-gateway" \
-    "(wasm32-wasip2), native-demo (static) and image-builder" >&2
+echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello, auth-gateway and tcp-echo" \
+    "(wasm32-wasip2), native-demo, pause and tcp-echo (static) and image-builder" >&2
 cargo build --release -p wasi-demo-app --target wasm32-wasip1
-cargo build --release -p wasi-demo-app -p http-hello -p auth-gateway --target wasm32-wasip2
+cargo build --release -p wasi-demo-app -p http-hello -p auth-gateway -p tcp-echo --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release -p native-demo --target "$native_target"
+    cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
 
 wasm_module="$target_dir/wasm32-wasip1/release/wasi-demo-app.wasm"
 components="$target_dir/wasm32-wasip2/release"
+tcp_echo="$target_dir/wasm32-wasip2/release/tcp-echo.wasm"
 native_demo="$target_dir/$native_target/release/native-demo"
+pause="$target_dir/$native_target/release/pause"
+tcp_echo_native="$target_dir/$native_target/release/tcp-echo"
 image_builder="$target_dir/release/image-builder"
 
-# A dynamically linked native-demo would fail inside the image, which has no libc: catch it here.
-if readelf --program-headers "$native_demo" | grep -q INTERP; then
-    echo "error: $native_demo is dynamically linked; the image needs a static executable" >&2
-    exit 1
-fi
+# A dynamically linked executable would fail inside the image, which has no libc: catch it here.
+for executable in "$native_demo" "$pause" "$tcp_echo_native"; do
+    if readelf --program-headers "$executable" | grep -q INTERP; then
+        echo "error: $executable is dynamically linked; the image needs a static executable" >&2
+        exit 1
+    fi
+done
 
 mkdir -p "$out_dir"
 
@@ -80,3 +88,18 @@ mkdir -p "$out_dir"
     --file "/auth-gateway.wasm=$components/auth_gateway.wasm:0755" \
     --entrypoint /auth-gateway.wasm \
     --out "$out_dir/auth-gateway.tar"
+
+"$image_builder" --name docker.io/library/wasm-shims-pause:latest --platform linux/amd64 \
+    --file "/pause=$pause:0755" \
+    --entrypoint /pause \
+    --out "$out_dir/pause.tar"
+
+"$image_builder" --name docker.io/library/tcp-echo:latest --platform wasip2/wasm \
+    --file "/tcp-echo.wasm=$tcp_echo:0755" \
+    --entrypoint /tcp-echo.wasm \
+    --out "$out_dir/tcp-echo.tar"
+
+"$image_builder" --name docker.io/library/tcp-echo-native:latest --platform linux/amd64 \
+    --file "/tcp-echo=$tcp_echo_native:0755" \
+    --entrypoint /tcp-echo \
+    --out "$out_dir/tcp-echo-native.tar"

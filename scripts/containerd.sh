@@ -17,6 +17,8 @@
 #   WASM_SHIMS_LOG_LEVEL      containerd log level (default info)
 #   WASM_SHIM_MAX_MODULE_SIZE the shims' module size limit (default here 16M; the shims'
 #                             own default is 128M)
+#   WASM_SHIMS_CNI_BIN_DIR    CNI plugins (default /usr/lib/cni, Debian's
+#                             containernetworking-plugins)
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,6 +29,7 @@ shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/targe
 start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
 log_level=${WASM_SHIMS_LOG_LEVEL:-info}
 max_module_size=${WASM_SHIM_MAX_MODULE_SIZE:-16M}
+cni_bin_dir=$(realpath -m "${WASM_SHIMS_CNI_BIN_DIR:-/usr/lib/cni}")
 
 readonly namespace=wasm-test
 readonly holder_script=$script_dir/namespace-holder.sh
@@ -35,6 +38,16 @@ readonly socket=$state_dir/containerd.sock
 readonly log_file=$state_dir/containerd.log
 readonly holder_log=$state_dir/holder.log
 readonly runtime_state=$state_dir/state
+readonly cni_conf_dir=$state_dir/cni/net.d
+# host-local's address leases: runtime state, void with the namespace like the rest.
+readonly cni_lease_dir=$runtime_state/cni-leases
+# The CRI plugin's pause container (test-images/pause, built by scripts/build-test-images.sh;
+# the cri/ suite imports it into the k8s.io namespace: nothing is ever pulled).
+readonly sandbox_image=docker.io/library/wasm-shims-pause:latest
+# The pods' bridge network. It exists only inside the private network namespace, so the
+# subnet cannot clash with the host's.
+readonly pod_bridge=wshims0
+readonly pod_subnet=10.213.0.0/24
 lock_fd=
 # ctr on the host creates its stdio FIFOs here (its default --fifo-dir); the holder
 # binds this directory into the private /run/containerd so shims can open them.
@@ -50,6 +63,9 @@ require_tools() {
 	local tool missing=()
 	for tool in containerd ctr unshare nsenter ip mount timeout; do
 		command -v "$tool" >/dev/null || missing+=("$tool")
+	done
+	for tool in bridge host-local loopback; do
+		[[ -x $cni_bin_dir/$tool ]] || missing+=("$cni_bin_dir/$tool")
 	done
 	((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup.sh"
 }
@@ -67,9 +83,8 @@ write_config() {
 version = 2
 root = $(toml_string "$state_dir/root")
 state = $(toml_string "$runtime_state")
-# CRI comes later; the other snapshotters cannot work here and only add log noise.
+# The other snapshotters cannot work here and only add log noise.
 disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -88,8 +103,74 @@ disabled_plugins = [
 # The default, /opt/containerd, would be created on the host.
 [plugins."io.containerd.internal.v1.opt"]
   path = $(toml_string "$state_dir/opt")
+
+# CRI, as the kubelet uses it (the cri/ suite). Pods run in the "k8s.io" namespace; the
+# runtime handlers are what a RuntimeClass names.
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = $(toml_string "$sandbox_image")
+  # Lowering a container's oom_score_adj below containerd's own needs CAP_SYS_RESOURCE,
+  # which a container (as CI runs us) may not have: clamp instead of failing.
+  restrict_oom_score_adj = true
+  # Pod network namespaces are bind-mounted under containerd's state dir, not /run/netns
+  # on the host.
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = $(toml_string "$cni_bin_dir")
+    conf_dir = $(toml_string "$cni_conf_dir")
+    max_conf_num = 1
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    snapshotter = "overlayfs"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+    # CRI passes pod and container annotations to the runtime spec only when they match
+    # these patterns: the shims read io.containerd.wasm.* (e.g. network=allow) from there.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime]
+      runtime_type = "io.containerd.wasmtime.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wamr]
+      runtime_type = "io.containerd.wamr.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
 EOF
 	mv "$tmp" "$config_file"
+	write_cni_config
+}
+
+# The pod network: a bridge with the pods' veths on a private subnet (the bridge holds the
+# gateway address, so processes in containerd's network namespace reach pod IPs). CRI adds
+# loopback by itself. host-local keeps its leases with the rest of the state.
+write_cni_config() {
+	local tmp=$cni_conf_dir/10-wasm-shims.conflist.tmp
+	mkdir -p "$cni_conf_dir"
+	cat >"$tmp" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "wasm-shims-pods",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$pod_bridge",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$pod_subnet" }]],
+        "dataDir": $(toml_string "$cni_lease_dir")
+      }
+    }
+  ]
+}
+EOF
+	mv "$tmp" "${tmp%.tmp}"
 }
 
 # Prints the host pid of this state dir's holder (scripts/namespace-holder.sh), if alive.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The init of the private containerd's namespaces, started by scripts/containerd.sh
-# through `unshare --mount --net --pid --fork`. It sets up the private network and
-# /run/containerd, then reaps the orphans it inherits (shims daemonize) until killed.
+# through `unshare --mount --net --pid --fork`. It sets up the private network,
+# /run/containerd and /var/lib/cni, then reaps the orphans it inherits (shims daemonize)
+# until killed. Everything CRI makes for pods (bridge, veths, network namespaces and their
+# bind mounts) lives in these namespaces and goes with them.
 #
 # Usage: namespace-holder.sh STATE_DIR HOST_FIFO_DIR
 set -euo pipefail
@@ -22,6 +24,11 @@ mount -t tmpfs -o mode=0711 wasm-shims-run /run/containerd
 mkdir -p "$host_fifo_dir"
 mount --move "$handle" "$host_fifo_dir"
 rmdir "$handle"
+
+# CNI (libcni in containerd) caches every pod's network attachment under /var/lib/cni:
+# a tmpfs keeps that private too, and gone with the namespace.
+mkdir -p /var/lib/cni
+mount -t tmpfs -o mode=0700 wasm-shims-cni /var/lib/cni
 
 # bash reaps every child that exits while it waits, adopted orphans included.
 while :; do

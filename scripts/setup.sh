@@ -20,6 +20,7 @@ apt_packages=(
 	util-linux # unshare, nsenter, mount, lsns
 	procps     # ps
 	shellcheck # make lint
+	containernetworking-plugins # CNI bridge, host-local and loopback for the CRI pods
 )
 rust_targets=(wasm32-wasip1 wasm32-wasip2)
 rust_components=(rustfmt clippy)

@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Ctr {
     args: Vec<String>,
+    /// containerd namespace; `None` is the suite's (`CONTAINERD_NAMESPACE`).
+    namespace: Option<String>,
     stdin: Stdin,
     timeout: Duration,
     /// Run inside a pseudo-terminal of its own, after this shell setup (see [`Ctr::in_terminal`]).
@@ -47,6 +49,7 @@ impl Ctr {
     pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Self {
         Self {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            namespace: None,
             stdin: Stdin::Null,
             timeout: DEFAULT_TIMEOUT,
             terminal: None,
@@ -72,6 +75,13 @@ impl Ctr {
     /// Leaves ctr's stdin open until [`RunningCtr::send_stdin`].
     pub fn stdin_open(mut self) -> Self {
         self.stdin = Stdin::Open;
+        self
+    }
+
+    /// Runs in containerd namespace `namespace` instead of the suite's (the CRI suite's
+    /// images and pods are in `k8s.io`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
         self
     }
 
@@ -103,7 +113,9 @@ impl Ctr {
             "--address".to_owned(),
             env.address.to_string_lossy().into_owned(),
             "--namespace".to_owned(),
-            env.namespace.clone(),
+            self.namespace
+                .clone()
+                .unwrap_or_else(|| env.namespace.clone()),
         ];
         ctr_args.extend(self.args.iter().cloned());
         let mut process = match &self.terminal {

@@ -166,15 +166,20 @@ pub fn shims_of(id: &str) -> Vec<u32> {
 /// The socket a shim for container `id` listens on: containerd 1.6 and the Rust shim crate
 /// both use `/run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">`.
 pub fn shim_socket(id: &str) -> PathBuf {
+    shim_socket_in(&containerd().namespace, id)
+}
+
+/// [`shim_socket`] for a container in containerd namespace `namespace`.
+pub fn shim_socket_in(namespace: &str, id: &str) -> PathBuf {
     let env = containerd();
-    let key = format!("{}/{}/{}", env.address.display(), env.namespace, id);
+    let key = format!("{}/{}/{}", env.address.display(), namespace, id);
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     PathBuf::from("/run/containerd/s").join(hex)
 }
 
 /// Mount points of the cgroup v1 hierarchies and of cgroup2.
-fn cgroup_roots() -> Vec<PathBuf> {
+pub fn cgroup_roots() -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
@@ -189,7 +194,7 @@ fn cgroup_roots() -> Vec<PathBuf> {
 }
 
 /// Entries called `name` in `dir`, up to `depth` levels down (symlinks not followed).
-fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+pub fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -1,0 +1,202 @@
+//! What a removed pod must not leave behind: its shim and every process, mounts (rootfs,
+//! shm, the network namespace's bind mount), the network namespace, container cgroups, the
+//! shim's socket and the state directories of the sandbox and its containers.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use shim_conformance::environment::containerd;
+use shim_conformance::leftovers::{cgroup_roots, find_named, shim_socket_in, shims_of};
+use shim_conformance::procfs::{self, ProcessId};
+
+use crate::images::CRI_NAMESPACE;
+use crate::pod::Pod;
+
+/// How long the teardown may go on in the background after RemovePodSandbox answered
+/// (the shim exits after answering containerd's Shutdown).
+const SETTLE_TIME: Duration = Duration::from_secs(5);
+
+/// A pod's processes and resources, recorded while it ran.
+#[derive(Debug)]
+pub struct PodFootprint {
+    ids: Vec<String>,
+    cgroup_parent: String,
+    processes: Vec<ProcessId>,
+    netns: PathBuf,
+}
+
+impl PodFootprint {
+    /// Records pod `pod` with its containers `containers` now: the shim's process tree,
+    /// every process in the pod's cgroup, and the network namespace CRI made.
+    pub fn observe(pod: &mut Pod, containers: &[&str]) -> Result<Self> {
+        let netns = network_namespace(pod)?;
+        if !containerd().path(&netns).exists() {
+            bail!(
+                "the network namespace {} of running pod {} does not exist",
+                netns.display(),
+                pod.id
+            );
+        }
+        let mut ids = vec![pod.id.clone()];
+        ids.extend(containers.iter().map(|id| (*id).to_owned()));
+        let cgroup_parent = pod.cgroup_parent().to_owned();
+        let mut processes: Vec<ProcessId> = procfs::pids()
+            .into_iter()
+            .filter(|pid| in_cgroup(*pid, &cgroup_parent))
+            .filter_map(procfs::alive)
+            .collect();
+        for shim in shims_of(&pod.id) {
+            processes.extend(procfs::process_tree(shim));
+        }
+        processes.sort_by_key(|p| p.pid);
+        processes.dedup();
+        if processes.is_empty() {
+            bail!("pod {} has no process to observe", pod.id);
+        }
+        let footprint = Self {
+            ids,
+            cgroup_parent,
+            processes,
+            netns,
+        };
+        // The checks must see the running pod, or their silence after removal means nothing.
+        let present = footprint.leftovers();
+        for kind in [
+            "shim process",
+            "mount",
+            "network namespace",
+            "container cgroup",
+            "state",
+        ] {
+            if !present.iter().any(|l| l.starts_with(kind)) {
+                bail!(
+                    "the leftover checks see no {kind} of running pod {}: {present:#?}",
+                    footprint.ids[0]
+                );
+            }
+        }
+        Ok(footprint)
+    }
+
+    /// Waits for the teardown to settle; fails with everything still there.
+    pub fn expect_gone(&self) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_TIME;
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "pod {} left behind, {SETTLE_TIME:?} after RemovePodSandbox:\n  {}",
+                    self.ids[0],
+                    left.join("\n  ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let env = containerd();
+        let mut left: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|p| procfs::still_alive(**p))
+            .map(|p| describe_process("process of the pod", p.pid))
+            .collect();
+        for pid in procfs::pids() {
+            if in_cgroup(pid, &self.cgroup_parent) && procfs::alive(pid).is_some() {
+                left.push(describe_process("process in the pod's cgroup", pid));
+            }
+        }
+        for id in &self.ids {
+            for pid in shims_of(id) {
+                left.push(describe_process("shim process", pid));
+            }
+        }
+
+        let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
+        match procfs::mount_points(&mountinfo) {
+            Ok(points) => left.extend(
+                points
+                    .into_iter()
+                    .filter(|point| {
+                        Path::new(point) == self.netns
+                            || self.ids.iter().any(|id| point.contains(id.as_str()))
+                    })
+                    .map(|point| format!("mount {point} in containerd's mount namespace")),
+            ),
+            Err(e) => left.push(format!("cannot read {}: {e}", mountinfo.display())),
+        }
+        if env.path(&self.netns).exists() {
+            left.push(format!("network namespace {}", self.netns.display()));
+        }
+
+        let relative = self.cgroup_parent.trim_start_matches('/');
+        for root in cgroup_roots() {
+            let dir = root.join(relative);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                left.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| format!("container cgroup {}", e.path().display())),
+                );
+            }
+        }
+
+        let socket = env.path(shim_socket_in(CRI_NAMESPACE, &self.ids[0]));
+        if socket.exists() {
+            left.push(format!("shim socket {}", socket.display()));
+        }
+        // Bundles (io.containerd.runtime.v2.task/k8s.io/<id>), CRI's per-sandbox and
+        // per-container state, and the shims' state under /run/containerd.
+        for dir in [env.path(&env.state_dir), env.path("/run/containerd")] {
+            for id in &self.ids {
+                left.extend(
+                    find_named(&dir, id, 4)
+                        .into_iter()
+                        .map(|path| format!("state {}", path.display())),
+                );
+            }
+        }
+        left
+    }
+}
+
+/// The path of the pod's network namespace, from containerd's verbose PodSandboxStatus
+/// (the runtime spec of the sandbox container).
+fn network_namespace(pod: &mut Pod) -> Result<PathBuf> {
+    let status = pod.status()?;
+    let info = status
+        .info
+        .get("info")
+        .context("PodSandboxStatus (verbose) has no `info`")?;
+    let info: serde_json::Value =
+        serde_json::from_str(info).context("PodSandboxStatus `info` is not JSON")?;
+    let namespaces = info["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .context("the sandbox's runtime spec has no linux namespaces")?;
+    namespaces
+        .iter()
+        .find(|ns| ns["type"] == "network")
+        .and_then(|ns| ns["path"].as_str())
+        .map(PathBuf::from)
+        .with_context(|| {
+            format!("the sandbox's runtime spec joins no network namespace: {namespaces:?}")
+        })
+}
+
+/// Whether process `pid` is in cgroup `cgroup_parent` or below, in any hierarchy.
+pub fn in_cgroup(pid: u32, cgroup_parent: &str) -> bool {
+    let prefix = format!("{}/", cgroup_parent.trim_end_matches('/'));
+    procfs::cgroups(pid)
+        .iter()
+        .any(|path| path == cgroup_parent || path.starts_with(&prefix))
+}
+
+fn describe_process(what: &str, pid: u32) -> String {
+    format!("{what}: pid {pid} `{}`", procfs::cmdline(pid).join(" "))
+}

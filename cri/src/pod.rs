@@ -1,0 +1,445 @@
+//! A pod as the kubelet makes one: RunPodSandbox with a runtime handler, containers created
+//! and started in it, and StopPodSandbox + RemovePodSandbox at the end (also when a test
+//! fails half-way, on drop).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_cri::v1::{
+    ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatus,
+    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec,
+    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, ListContainersRequest, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PodSandboxStatusResponse,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest,
+};
+use shim_conformance::environment::containerd;
+
+use crate::client::{CALL_TIMEOUT, CallResult, Cri, named};
+use crate::images::{Image, NATIVE_DEMO, PAUSE, TCP_ECHO, TCP_ECHO_NATIVE, WASI_DEMO_APP};
+
+/// The Kubernetes namespace the pods claim to be in (metadata only).
+const POD_NAMESPACE: &str = "wasm-shims-cri";
+
+/// The cgroup (in every hierarchy) below which each pod gets its own, as the kubelet's
+/// `kubepods` does. The kubelet makes and removes the pod's cgroup; here [`Pod`] does.
+pub const CGROUP_ROOT: &str = "/wasm-shims-cri";
+
+/// What a container runs: an image, its args (after the image's entrypoint), annotations.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: &'static Image,
+    pub args: Vec<String>,
+    pub annotations: HashMap<String, String>,
+}
+
+impl ContainerSpec {
+    /// The Wasm demo (`/wasi-demo-app.wasm`) with a sub-command, e.g. `["sleep", "600"]`.
+    pub fn wasm(name: &str, args: &[&str]) -> Self {
+        Self::new(name, &WASI_DEMO_APP, args)
+    }
+
+    /// The native demo (`/native-demo`), same sub-commands: the pod's sidecar.
+    pub fn native(name: &str, args: &[&str]) -> Self {
+        Self::new(name, &NATIVE_DEMO, args)
+    }
+
+    /// Any test image with its args.
+    pub fn new(name: &str, image: &'static Image, args: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            image,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            annotations: HashMap::new(),
+        }
+    }
+
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// A running pod sandbox and the client that made it.
+pub struct Pod {
+    cri: Cri,
+    pub id: String,
+    pub handler: String,
+    config: PodSandboxConfig,
+    log_dir: PathBuf,
+    cgroup_parent: String,
+    /// RemovePodSandbox succeeded: nothing to clean up on drop but the log dir and cgroup.
+    removed: bool,
+}
+
+/// The namespaces the kubelet asks for by default: network and IPC per pod, pid per container.
+fn kubelet_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+/// A name no other pod of this run or of a concurrent run has.
+fn unique_uid(name: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Pod {
+    /// RunPodSandbox named `name` with runtime handler `handler` (a RuntimeClass's handler).
+    pub fn run(name: &str, handler: &str) -> Result<Self> {
+        Self::run_annotated(name, handler, &[])
+    }
+
+    /// [`Pod::run`] with pod annotations (`metadata.annotations` of a Kubernetes pod).
+    pub fn run_annotated(name: &str, handler: &str, annotations: &[(&str, &str)]) -> Result<Self> {
+        let env = containerd();
+        for image in [
+            &PAUSE,
+            &WASI_DEMO_APP,
+            &NATIVE_DEMO,
+            &TCP_ECHO,
+            &TCP_ECHO_NATIVE,
+        ] {
+            image.ensure_imported()?;
+        }
+        let mut cri = Cri::connect(&env.address)?;
+        let uid = unique_uid(name);
+        let log_dir = std::env::temp_dir().join("wasm-shims-cri").join(&uid);
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("cannot create the pod log dir {}", log_dir.display()))?;
+        let cgroup_parent = format!("{CGROUP_ROOT}/{uid}");
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.to_owned(),
+                uid: uid.clone(),
+                namespace: POD_NAMESPACE.to_owned(),
+                attempt: 0,
+            }),
+            hostname: name.to_owned(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            log_directory: log_dir.display().to_string(),
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: cgroup_parent.clone(),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(kubelet_namespaces()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let request = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.to_owned(),
+        };
+        let result = cri.runtime(CALL_TIMEOUT, |mut c| async move {
+            c.run_pod_sandbox(request).await
+        });
+        let id = match named(&format!("RunPodSandbox {name} (handler {handler})"), result) {
+            Ok(response) => response.pod_sandbox_id,
+            Err(e) => {
+                remove_pod_dirs(&log_dir, &cgroup_parent);
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            cri,
+            id,
+            handler: handler.to_owned(),
+            config,
+            log_dir,
+            cgroup_parent,
+            removed: false,
+        })
+    }
+
+    /// The client, for calls this type has no helper for.
+    pub fn cri(&mut self) -> &mut Cri {
+        &mut self.cri
+    }
+
+    /// The pod's cgroup, as given to CRI (`cgroup_parent`).
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// PodSandboxStatus with the verbose `info` (containerd's view: pid, spec, netns).
+    pub fn status(&mut self) -> Result<PodSandboxStatusResponse> {
+        let request = PodSandboxStatusRequest {
+            pod_sandbox_id: self.id.clone(),
+            verbose: true,
+        };
+        named(
+            &format!("PodSandboxStatus {}", self.id),
+            self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
+                c.pod_sandbox_status(request).await
+            }),
+        )
+    }
+
+    /// CreateContainer in this pod; returns the container id.
+    pub fn create_container(&mut self, spec: &ContainerSpec) -> Result<String> {
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: spec.name.clone(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: spec.image.reference.to_owned(),
+                ..Default::default()
+            }),
+            args: spec.args.clone(),
+            annotations: spec.annotations.clone(),
+            log_path: format!("{}.log", spec.name),
+            linux: Some(LinuxContainerConfig {
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(kubelet_namespaces()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let request = CreateContainerRequest {
+            pod_sandbox_id: self.id.clone(),
+            config: Some(config),
+            sandbox_config: Some(self.config.clone()),
+        };
+        let response = named(
+            &format!("CreateContainer {} in pod {}", spec.name, self.id),
+            self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
+                c.create_container(request).await
+            }),
+        )?;
+        Ok(response.container_id)
+    }
+
+    pub fn start_container(&mut self, id: &str) -> Result<()> {
+        let request = StartContainerRequest {
+            container_id: id.to_owned(),
+        };
+        named(
+            &format!("StartContainer {id}"),
+            self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
+                c.start_container(request).await
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// CreateContainer + StartContainer.
+    pub fn run_container(&mut self, spec: &ContainerSpec) -> Result<String> {
+        let id = self.create_container(spec)?;
+        self.start_container(&id)?;
+        Ok(id)
+    }
+
+    pub fn container_status(&mut self, id: &str) -> Result<ContainerStatus> {
+        self.container_status_response(id, false)?
+            .status
+            .with_context(|| format!("ContainerStatus {id} answered without a status"))
+    }
+
+    /// The OCI runtime spec containerd gave the shim for container `id` (from the verbose
+    /// ContainerStatus).
+    pub fn runtime_spec(&mut self, id: &str) -> Result<serde_json::Value> {
+        let response = self.container_status_response(id, true)?;
+        let info = response
+            .info
+            .get("info")
+            .with_context(|| format!("verbose ContainerStatus {id} has no `info`"))?;
+        let info: serde_json::Value = serde_json::from_str(info)
+            .with_context(|| format!("ContainerStatus {id} `info` is not JSON"))?;
+        Ok(info["runtimeSpec"].clone())
+    }
+
+    fn container_status_response(
+        &mut self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<k8s_cri::v1::ContainerStatusResponse> {
+        let request = ContainerStatusRequest {
+            container_id: id.to_owned(),
+            verbose,
+        };
+        named(
+            &format!("ContainerStatus {id}"),
+            self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
+                c.container_status(request).await
+            }),
+        )
+    }
+
+    /// Polls ContainerStatus until the container is in `state`.
+    pub fn wait_for_state(
+        &mut self,
+        id: &str,
+        state: ContainerState,
+        timeout: Duration,
+    ) -> Result<ContainerStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.container_status(id)?;
+            if status.state == state as i32 {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "container {id} is {:?} after {timeout:?}, expected {state:?}: {status:?}",
+                    ContainerState::try_from(status.state)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// ListContainers of this pod.
+    pub fn list_containers(&mut self) -> Result<Vec<k8s_cri::v1::Container>> {
+        let request = ListContainersRequest {
+            filter: Some(ContainerFilter {
+                pod_sandbox_id: self.id.clone(),
+                ..Default::default()
+            }),
+        };
+        Ok(named(
+            &format!("ListContainers of pod {}", self.id),
+            self.cri.runtime(CALL_TIMEOUT, |mut c| async move {
+                c.list_containers(request).await
+            }),
+        )?
+        .containers)
+    }
+
+    /// ExecSync with CRI's `timeout` (seconds, 0 = none); the raw result so that tests can
+    /// look at the status of a failed call.
+    pub fn exec_sync(
+        &mut self,
+        id: &str,
+        cmd: &[&str],
+        timeout_secs: i64,
+    ) -> CallResult<ExecSyncResponse> {
+        let request = ExecSyncRequest {
+            container_id: id.to_owned(),
+            cmd: cmd.iter().map(|a| (*a).to_owned()).collect(),
+            timeout: timeout_secs,
+        };
+        // The client waits longer than the exec may run, so CRI's own timeout is what shows.
+        let deadline = CALL_TIMEOUT + Duration::from_secs(timeout_secs.unsigned_abs());
+        self.cri
+            .runtime(deadline, |mut c| async move { c.exec_sync(request).await })
+    }
+
+    /// StopContainer with a grace period in seconds (SIGTERM, then SIGKILL after it).
+    pub fn stop_container(&mut self, id: &str, grace_secs: i64) -> CallResult<()> {
+        let request = StopContainerRequest {
+            container_id: id.to_owned(),
+            timeout: grace_secs,
+        };
+        let deadline = CALL_TIMEOUT + Duration::from_secs(grace_secs.unsigned_abs());
+        self.cri
+            .runtime(
+                deadline,
+                |mut c| async move { c.stop_container(request).await },
+            )
+            .map(drop)
+    }
+
+    pub fn remove_container(&mut self, id: &str) -> CallResult<()> {
+        let request = RemoveContainerRequest {
+            container_id: id.to_owned(),
+        };
+        self.cri
+            .runtime(CALL_TIMEOUT, |mut c| async move {
+                c.remove_container(request).await
+            })
+            .map(drop)
+    }
+
+    /// StopPodSandbox: stops every container of the pod and tears down its network.
+    pub fn stop(&mut self) -> CallResult<()> {
+        let request = StopPodSandboxRequest {
+            pod_sandbox_id: self.id.clone(),
+        };
+        self.cri
+            .runtime(CALL_TIMEOUT, |mut c| async move {
+                c.stop_pod_sandbox(request).await
+            })
+            .map(drop)
+    }
+
+    /// RemovePodSandbox: removes the pod and its containers.
+    pub fn remove(&mut self) -> CallResult<()> {
+        let request = RemovePodSandboxRequest {
+            pod_sandbox_id: self.id.clone(),
+        };
+        let result = self
+            .cri
+            .runtime(CALL_TIMEOUT, |mut c| async move {
+                c.remove_pod_sandbox(request).await
+            })
+            .map(drop);
+        if result.is_ok() {
+            self.removed = true;
+        }
+        result
+    }
+
+    /// Where CRI writes the log of the container named `name` (CRI log format).
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    /// The pod's log directory (PodSandboxConfig.log_directory).
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(status) = self.stop() {
+                eprintln!("cleanup: StopPodSandbox {} failed: {status}", self.id);
+            }
+            if let Err(status) = self.remove() {
+                eprintln!("cleanup: RemovePodSandbox {} failed: {status}", self.id);
+            }
+        }
+        remove_pod_dirs(&self.log_dir, &self.cgroup_parent);
+    }
+}
+
+/// Removes what the test made for a pod besides CRI's objects: the log directory and the
+/// pod's cgroup (empty once its containers are gone; a non-empty one is left for
+/// [`crate::leftovers`] to report).
+fn remove_pod_dirs(log_dir: &Path, cgroup_parent: &str) {
+    if let Err(e) = std::fs::remove_dir_all(log_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("cleanup: cannot remove {}: {e}", log_dir.display());
+    }
+    let relative = cgroup_parent.trim_start_matches('/');
+    let shared = CGROUP_ROOT.trim_start_matches('/');
+    for root in shim_conformance::leftovers::cgroup_roots() {
+        // Failures are expected and harmless: the dir is absent in hierarchies nothing
+        // used, and the shared root stays while other pods run.
+        let _ = std::fs::remove_dir(root.join(relative));
+        let _ = std::fs::remove_dir(root.join(shared));
+    }
+}
