@@ -20,6 +20,8 @@ pub struct Ctr {
     args: Vec<String>,
     stdin: Stdin,
     timeout: Duration,
+    /// Run inside a pseudo-terminal of its own, after this shell setup (see [`Ctr::in_terminal`]).
+    terminal: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +49,17 @@ impl Ctr {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
             stdin: Stdin::Null,
             timeout: DEFAULT_TIMEOUT,
+            terminal: None,
         }
+    }
+
+    /// Runs ctr as a user at a terminal does (`ctr run -t` wants its stdin to be one):
+    /// inside a pseudo-terminal made by `script` (util-linux), after the shell commands
+    /// `setup` ran in it (e.g. `stty cols 100 rows 30`). Its output is the terminal's: the
+    /// program's stdout and stderr together, input echoed.
+    pub fn in_terminal(mut self, setup: &str) -> Self {
+        self.terminal = Some(setup.to_owned());
+        self
     }
 
     /// Feeds `data` to ctr's stdin at once, then closes it (EOF). Without this or
@@ -87,12 +99,32 @@ impl Ctr {
     pub fn spawn(self) -> Result<RunningCtr> {
         let env = containerd();
         let command = self.command_line();
-        let mut child = Command::new("ctr")
-            .arg("--address")
-            .arg(&env.address)
-            .arg("--namespace")
-            .arg(&env.namespace)
-            .args(&self.args)
+        let mut ctr_args = vec![
+            "--address".to_owned(),
+            env.address.to_string_lossy().into_owned(),
+            "--namespace".to_owned(),
+            env.namespace.clone(),
+        ];
+        ctr_args.extend(self.args.iter().cloned());
+        let mut process = match &self.terminal {
+            None => {
+                let mut process = Command::new("ctr");
+                process.args(&ctr_args);
+                process
+            }
+            Some(setup) => {
+                let ctr_line = std::iter::once("ctr")
+                    .chain(ctr_args.iter().map(String::as_str))
+                    .map(shell_quote)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut process = Command::new("script");
+                // -e: ctr's exit status; -f: no buffering; -q: no banner.
+                process.args(["-qefc", &format!("{setup}; exec {ctr_line}"), "/dev/null"]);
+                process
+            }
+        };
+        let mut child = process
             .stdin(match self.stdin {
                 Stdin::Null => Stdio::null(),
                 Stdin::Data(_) | Stdin::Open => Stdio::piped(),

@@ -1,9 +1,9 @@
 //! One container of the shim: its init process, state machine, stdio, rootfs and cgroup.
 //! Each Task verb that concerns a container has its method here.
 
-use std::os::fd::OwnedFd;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
@@ -11,13 +11,16 @@ use libcgroups::common::{CgroupConfig, CgroupManager};
 use libcontainer::container::Container as LcContainer;
 use libcontainer::error::LibcontainerError;
 use libcontainer::signal::Signal as ContainerSignal;
-use log::{info, warn};
+use log::warn;
 
-use crate::creator::{self, CreateRequest};
+use crate::console::{Console, ConsoleSocket};
+use crate::creator::{self, CreateRequest, HelperRequest};
+use crate::exec::Exec;
+use crate::process::Process;
 use crate::reaper::{self, Reaper};
 use crate::rootfs::{MountedRootfs, RootfsMount};
 use crate::status::{IllegalTransition, Status};
-use crate::stdio::{StdinHolder, StdioPaths};
+use crate::stdio::{StdioHolder, StdioPaths};
 use crate::workload::Kind;
 
 /// How long `delete` waits for a created-but-never-started process to die after SIGKILL.
@@ -30,6 +33,10 @@ pub enum ContainerError {
     Illegal(#[from] IllegalTransition),
     #[error("container {0} is already deleted")]
     Deleted(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
 }
@@ -51,17 +58,13 @@ pub struct Spawn {
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
-    pub pid: i32,
     pub kind: Kind,
-    pub stdio: StdioPaths,
-    pub terminal: bool,
-    state_root: PathBuf,
+    /// The init process.
+    pub init: Process,
+    pub(crate) state_root: PathBuf,
     rootfs: Mutex<Option<MountedRootfs>>,
-    stdin: Mutex<StdinHolder>,
-    /// Opened at create, before the workload starts: signals never reach a recycled pid.
-    pidfd: OwnedFd,
-    status: Mutex<Status>,
-    exited: Condvar,
+    /// Exec processes by exec id, from `Exec` until their delete.
+    pub(crate) execs: Mutex<HashMap<String, Arc<Exec>>>,
     /// Held for the whole of a delete, so concurrent deletes run one after the other and
     /// the later ones find the container gone.
     deleted: Mutex<bool>,
@@ -76,33 +79,42 @@ impl Container {
         reaper: &Reaper,
         on_exit: impl FnOnce(&Container) + Send + 'static,
     ) -> anyhow::Result<Arc<Container>> {
-        let stdin = match StdinHolder::open(spawn.stdio.stdin.as_deref()) {
-            Ok(stdin) => stdin,
+        let held = match StdioHolder::open(&spawn.stdio) {
+            Ok(held) => held,
             Err(e) => {
                 unmount(spawn.rootfs.as_ref(), &spawn.id);
                 return Err(e.into());
             }
         };
-        let request = CreateRequest {
+        let name = format!("container {}", spawn.id);
+        let console_socket = match spawn.terminal.then(ConsoleSocket::bind).transpose() {
+            Ok(socket) => socket,
+            Err(e) => {
+                unmount(spawn.rootfs.as_ref(), &spawn.id);
+                return Err(anyhow!("{name}: console socket: {e}"));
+            }
+        };
+        let request = HelperRequest::Create(CreateRequest {
             id: spawn.id.clone(),
             bundle: spawn.bundle.clone(),
             rootfs: spawn.rootfs_mounts.clone(),
             state_root: spawn.state_root.clone(),
             systemd_cgroup: spawn.systemd_cgroup,
             stdio: spawn.stdio.clone(),
+            console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
             debug: spawn.debug,
-        };
-        let created = creator::create_in_helper(&request, shim_log).and_then(|(pid, kind)| {
-            let pidfd = reaper::pidfd_open(pid).with_context(|| {
-                format!(
-                    "container {} lost its init process {pid} during create",
-                    spawn.id
-                )
-            })?;
-            let watch_fd = pidfd.try_clone().context("duplicate the pidfd")?;
-            Ok((pid, kind, pidfd, watch_fd))
         });
-        let (pid, kind, pidfd, watch_fd) = match created {
+        let created = creator::run_helper(&request, shim_log).and_then(|(pid, kind)| {
+            let pidfd = reaper::pidfd_open(pid)
+                .with_context(|| format!("{name} lost its init process {pid} during create"))?;
+            let watch_fd = pidfd.try_clone().context("duplicate the pidfd")?;
+            let console = console_socket
+                .as_ref()
+                .map(|socket| connect_console(socket, &spawn.stdio, &name))
+                .transpose()?;
+            Ok((pid, kind, pidfd, watch_fd, console))
+        });
+        let (pid, kind, pidfd, watch_fd, console) = match created {
             Ok(created) => created,
             Err(e) => {
                 remove_state(&spawn.state_root, &spawn.id);
@@ -110,19 +122,26 @@ impl Container {
                 return Err(e);
             }
         };
+        let init = Process::new(
+            spawn.id.clone(),
+            name,
+            spawn.id.clone(),
+            spawn.stdio,
+            spawn.terminal,
+            held,
+        );
+        init.set_pid(pid, Some(pidfd));
+        if let Some(console) = console {
+            init.set_console(console);
+        }
         let container = Arc::new(Container {
             id: spawn.id,
             bundle: spawn.bundle,
-            pid,
             kind,
-            stdio: spawn.stdio,
-            terminal: spawn.terminal,
+            init,
             state_root: spawn.state_root,
             rootfs: Mutex::new(spawn.rootfs),
-            stdin: Mutex::new(stdin),
-            pidfd,
-            status: Mutex::new(Status::Created),
-            exited: Condvar::new(),
+            execs: Mutex::new(HashMap::new()),
             deleted: Mutex::new(false),
         });
         let watched = Arc::clone(&container);
@@ -130,29 +149,12 @@ impl Container {
             pid,
             watch_fd,
             Box::new(move |exit_status| {
-                if watched.set_exited(exit_status) {
+                if watched.init.set_exited(exit_status) {
                     on_exit(&watched);
                 }
             }),
         );
         Ok(container)
-    }
-
-    /// Records the exit; true the first (and only) time.
-    fn set_exited(&self, exit_status: i32) -> bool {
-        let mut status = self.status();
-        let first = status.exit(exit_status as u32, SystemTime::now());
-        if first {
-            info!(id = self.id.as_str(); "container {} (pid {}) exited with status {exit_status}", self.id, self.pid);
-        }
-        self.exited.notify_all();
-        first
-    }
-
-    /// The status, locked: callers that publish an event while holding it keep the events
-    /// in the order of the transitions.
-    pub fn status(&self) -> MutexGuard<'_, Status> {
-        self.status.lock().unwrap()
     }
 
     /// created -> running. `announce` runs under the status lock once the workload runs.
@@ -164,7 +166,7 @@ impl Container {
             |c| crate::cwd::serialized(|| c.start()),
             announce,
         )?;
-        Ok(self.pid)
+        Ok(self.init.pid())
     }
 
     /// running -> paused, through the cgroup freezer. `announce` runs under the status lock.
@@ -187,9 +189,9 @@ impl Container {
         act: fn(&mut LcContainer) -> Result<(), LibcontainerError>,
         announce: impl FnOnce(&Container),
     ) -> Result<(), ContainerError> {
-        let mut status = self.status();
+        let mut status = self.init.status();
         let before = *status;
-        next(&mut status, &self.id)?;
+        next(&mut status, &self.init.name)?;
         let done = self
             .libcontainer()
             .and_then(|mut c| act(&mut c).map_err(|e| anyhow!(e)))
@@ -218,9 +220,9 @@ impl Container {
 
     /// Sends `signal` to the init process, or with `all` to every process of the container.
     pub fn kill(&self, signal: u32, all: bool) -> Result<(), ContainerError> {
-        let status = self.status();
+        let status = self.init.status();
         if !all {
-            status.check_kill(&self.id)?;
+            status.check_kill(&self.init.name)?;
         }
         // A frozen process only dies once thawed.
         let thaw = *status == Status::Paused && signal == libc::SIGKILL as u32;
@@ -234,12 +236,7 @@ impl Container {
                 .kill(signal, true)
                 .with_context(|| format!("signal every process of container {}", self.id))?;
         } else {
-            reaper::pidfd_signal(&self.pidfd, signal).with_context(|| {
-                format!(
-                    "signal {signal} to container {} (pid {})",
-                    self.id, self.pid
-                )
-            })?;
+            self.init.signal(signal)?;
         }
         if thaw {
             self.libcontainer()
@@ -249,45 +246,30 @@ impl Container {
         Ok(())
     }
 
-    /// Blocks until the init process has exited; returns its status and time.
-    pub fn wait(&self) -> (u32, SystemTime) {
-        let mut status = self.status();
-        loop {
-            if let Status::Stopped {
-                exit_status,
-                exited_at,
-            } = *status
-            {
-                return (exit_status, exited_at);
-            }
-            status = self.exited.wait(status).unwrap();
-        }
-    }
-
-    /// Lets the module see EOF on stdin once the client has closed its end.
-    pub fn close_stdin(&self) {
-        self.stdin.lock().unwrap().close();
-    }
-
-    /// Removes everything the container had: process, cgroup, state, rootfs mount, stdin.
+    /// Removes everything the container had: process, cgroup, state, rootfs mount, stdio.
     pub fn delete(&self) -> Result<(u32, SystemTime), ContainerError> {
         let mut deleted = self.deleted.lock().unwrap();
         if *deleted {
             return Err(ContainerError::Deleted(self.id.clone()));
         }
         let created = {
-            let status = self.status();
-            status.check_delete(&self.id)?;
+            let status = self.init.status();
+            status.check_delete(&self.init.name)?;
             *status == Status::Created
         };
         if created {
             // Never started: its init still waits for `start`.
-            if let Err(e) = reaper::pidfd_signal(&self.pidfd, libc::SIGKILL)
-                && e.raw_os_error() != Some(libc::ESRCH)
-            {
-                warn!(id = self.id.as_str(); "SIGKILL to container {} (pid {}): {e}", self.id, self.pid);
+            if let Err(e) = self.init.signal(libc::SIGKILL) {
+                warn!(id = self.id.as_str(); "{e:#}");
             }
-            self.wait_exit(KILL_GRACE)?;
+            if !self.init.wait_timeout(KILL_GRACE) {
+                return Err(anyhow!(
+                    "container {} (pid {}) did not die after SIGKILL",
+                    self.id,
+                    self.init.pid()
+                )
+                .into());
+            }
         }
         let mut container = self.libcontainer()?;
         container
@@ -297,25 +279,13 @@ impl Container {
         if let Some(rootfs) = self.rootfs.lock().unwrap().take() {
             rootfs.unmount()?;
         }
-        self.close_stdin();
-        *deleted = true;
-        Ok(self.wait())
-    }
-
-    fn wait_exit(&self, timeout: Duration) -> anyhow::Result<()> {
-        let status = self.status();
-        let (status, _) = self
-            .exited
-            .wait_timeout_while(status, timeout, |s| !matches!(s, Status::Stopped { .. }))
-            .unwrap();
-        if !matches!(*status, Status::Stopped { .. }) {
-            return Err(anyhow!(
-                "container {} (pid {}) did not die after SIGKILL",
-                self.id,
-                self.pid
-            ));
+        self.init.release_stdio();
+        // The processes died with the container; their FIFO holders go with them.
+        for exec in self.execs.lock().unwrap().drain().map(|(_, exec)| exec) {
+            exec.process.release_stdio();
         }
-        Ok(())
+        *deleted = true;
+        Ok(self.init.wait())
     }
 
     /// The pids of every process in the container's cgroup.
@@ -358,6 +328,18 @@ impl Container {
         })
         .with_context(|| format!("open the cgroup of container {}", self.id))
     }
+}
+
+/// The terminal the process's init sent to `socket`, connected to the task's stdio.
+pub fn connect_console(
+    socket: &ConsoleSocket,
+    stdio: &StdioPaths,
+    name: &str,
+) -> anyhow::Result<Console> {
+    let master = socket
+        .receive_master()
+        .with_context(|| format!("{name}: terminal"))?;
+    Console::start(master, stdio, name).with_context(|| format!("{name}: connect the terminal"))
 }
 
 fn unmount(rootfs: Option<&MountedRootfs>, id: &str) {

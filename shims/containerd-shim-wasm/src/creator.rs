@@ -49,7 +49,63 @@ pub struct CreateRequest {
     pub state_root: PathBuf,
     pub systemd_cgroup: bool,
     pub stdio: StdioPaths,
+    /// For a process with a terminal: where the pty master goes (the stdio is then the pty).
+    pub console_socket: Option<PathBuf>,
     pub debug: bool,
+}
+
+/// What the shim asks the helper to start in a running container: an exec process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub container_id: String,
+    pub exec_id: String,
+    pub state_root: PathBuf,
+    /// The OCI process spec that containerd sent, as JSON.
+    pub process: serde_json::Value,
+    pub stdio: StdioPaths,
+    pub console_socket: Option<PathBuf>,
+    pub debug: bool,
+}
+
+/// A job for the helper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HelperRequest {
+    Create(CreateRequest),
+    Exec(ExecRequest),
+}
+
+impl HelperRequest {
+    fn container_id(&self) -> &str {
+        match self {
+            HelperRequest::Create(r) => &r.id,
+            HelperRequest::Exec(r) => &r.container_id,
+        }
+    }
+
+    /// What the helper works on, for messages.
+    fn subject(&self) -> String {
+        match self {
+            HelperRequest::Create(r) => format!("container {}", r.id),
+            HelperRequest::Exec(r) => {
+                format!("exec process {} of container {}", r.exec_id, r.container_id)
+            }
+        }
+    }
+
+    /// Where the helper runs: a directory that exists for as long as the helper does.
+    fn working_dir(&self) -> &Path {
+        match self {
+            HelperRequest::Create(r) => &r.bundle,
+            HelperRequest::Exec(r) => &r.state_root,
+        }
+    }
+
+    fn debug(&self) -> bool {
+        match self {
+            HelperRequest::Create(r) => r.debug,
+            HelperRequest::Exec(r) => r.debug,
+        }
+    }
 }
 
 /// The helper's answer: one JSON line on stdout.
@@ -59,13 +115,14 @@ pub enum Created {
     Err { message: String },
 }
 
-/// Shim side: runs the helper and waits for its answer.
-pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
+/// Shim side: runs the helper and waits for its answer: the pid of the process it started
+/// (a child of the shim once the helper is gone) and what it runs.
+pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut child = Command::new(&exe)
         // Not the shim's working directory, which another thread's libcontainer start may
         // have changed for a moment (see cwd.rs).
-        .current_dir(&request.bundle)
+        .current_dir(request.working_dir())
         .arg(HELPER_ARG)
         .arg(serde_json::to_string(request)?)
         .stdin(Stdio::null())
@@ -88,8 +145,8 @@ pub fn create_in_helper(request: &CreateRequest, shim_log: &File) -> anyhow::Res
         Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
         Ok(Created::Err { message }) => Err(anyhow!(message)),
         Err(_) => bail!(
-            "the create helper for container {} died without an answer (see the shim log)",
-            request.id
+            "the helper for {} died without an answer (see the shim log)",
+            request.subject()
         ),
     }
 }
@@ -106,24 +163,29 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
             log,
         )));
     }
-    let answer = match serde_json::from_str::<CreateRequest>(request_json) {
+    let answer = match serde_json::from_str::<HelperRequest>(request_json) {
         Ok(request) => {
-            log::set_max_level(if request.debug {
+            log::set_max_level(if request.debug() {
                 log::LevelFilter::Debug
             } else {
                 log::LevelFilter::Info
             });
-            match create::<E>(&request) {
+            let done = match &request {
+                HelperRequest::Create(create_request) => create::<E>(create_request),
+                HelperRequest::Exec(exec_request) => exec::<E>(exec_request),
+            };
+            match done {
                 Ok((pid, kind)) => Created::Ok { pid, kind },
                 Err(e) => {
                     let message = format!("{e:#}");
-                    error!(id = request.id.as_str(); "create container {}: {message}", request.id);
+                    let id = request.container_id();
+                    error!(id; "{}: {message}", request.subject());
                     Created::Err { message }
                 }
             }
         }
         Err(e) => Created::Err {
-            message: format!("invalid create request: {e}"),
+            message: format!("invalid helper request: {e}"),
         },
     };
     let mut stdout = std::io::stdout().lock();
@@ -148,24 +210,8 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let mounted = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
-    let workload = workload::resolve(&spec, &rootfs)?;
-    if workload.kind == Kind::Wasm {
-        crate::preopens::check(&spec, &rootfs, E::READ_ONLY_PREOPENS)?;
-    }
-    let resolved = Instant::now();
-    let prepared = match workload.kind {
-        Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
-    };
-    let compiled = Instant::now();
-    let [stdin, stdout, stderr] = request
-        .stdio
-        .open_for_process()
-        .context("open the task's stdio")?;
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
     // State under this id can only be a crashed shim's (containerd's ids are unique, and the
     // shim refused a second create of a live one): it must not block the new container.
     if request.state_root.join(id).exists() {
@@ -174,20 +220,13 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     }
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
-    let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
-        .with_root_path(&request.state_root)
-        .and_then(|b| {
-            b.with_executor(executor)
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
-                // Only a Wasm runtime keeps the shim log; a native program gets no extra fd.
-                .with_preserved_fds(if workload.kind == Kind::Wasm { 1 } else { 0 })
-                .as_init(&request.bundle)
-                .with_systemd(request.systemd_cgroup)
-                .with_detach(true)
-                .build()
-        });
+    let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
+    let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
+    let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
+        .as_init(&request.bundle)
+        .with_systemd(systemd)
+        .with_detach(true)
+        .build();
     // On failure the shim removes what libcontainer may have left (state directory, cgroup).
     let container = built
         .map_err(|e| anyhow!(e).context(format!("create container {id} with libcontainer")))?;
@@ -198,13 +237,151 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
     debug!(
         id = id.as_str();
-        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
+        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, container (namespaces, cgroup, mounts, init) {:?}",
         mounted - began,
-        resolved - mounted,
-        compiled - resolved,
-        compiled.elapsed()
+        prepared - mounted,
+        prepared.elapsed()
     );
     Ok((pid, workload.kind))
+}
+
+/// Starts an exec process in the running container `request.container_id`, in its
+/// namespaces and cgroup, with the engine for a module. args[0] is resolved in the rootfs
+/// mounted at create (`/proc/<pid>/root` would show volumes too, but `safe-path` resolves
+/// that magic link to the reader's own root).
+fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
+    let id = &request.container_id;
+    let exec_id = &request.exec_id;
+    let began = Instant::now();
+    let process: oci_spec::runtime::Process = serde_json::from_value(request.process.clone())
+        .context("the exec's process spec is not an OCI process")?;
+    let container = libcontainer::container::Container::load(request.state_root.join(id))
+        .with_context(|| format!("load the state of container {id}"))?;
+    let mut spec = load_spec(container.bundle())?;
+    spec.set_process(Some(process));
+    let rootfs = rootfs_path(&spec, container.bundle())?;
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
+    let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
+    let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
+    // libcontainer reads a tenant's full process spec (user, capabilities, rlimits...) from a
+    // file, as runc exec does.
+    if exec_id.contains('/') || exec_id.starts_with('.') {
+        bail!("invalid exec id {exec_id:?}");
+    }
+    let process_file = request
+        .state_root
+        .join(id)
+        .join(format!("exec-{exec_id}.json"));
+    let process_json = serde_json::to_vec(&request.process)?;
+    std::fs::write(&process_file, process_json)
+        .with_context(|| format!("write {}", process_file.display()))?;
+    let built = builder
+        .as_tenant()
+        .with_process(Some(&process_file))
+        .with_detach(true)
+        .build();
+    let _ = std::fs::remove_file(&process_file);
+    let pid = built
+        .map_err(|e| {
+            anyhow!(e).context(format!(
+                "start exec process {exec_id} in container {id} with libcontainer"
+            ))
+        })?
+        .as_raw();
+    info!(id = id.as_str(); "exec process {exec_id} of container {id} runs {} ({:?}), pid {pid}", workload.entrypoint.path, workload.kind);
+    debug!(
+        id = id.as_str();
+        "exec phases of {exec_id} in {id}: spec and workload {:?}, process setup {:?}",
+        prepared - began,
+        prepared.elapsed()
+    );
+    Ok((pid, workload.kind))
+}
+
+/// Whether `linux.cgroupsPath` is systemd's `slice:prefix:name` form. Docker with the systemd
+/// cgroup driver writes it and, to a runtime other than runc, sends no option that says so.
+/// It needs systemd on the node; without it, placing the cgroup would fail obscurely.
+fn systemd_cgroups_path(spec: &Spec) -> anyhow::Result<bool> {
+    let Some(path) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    else {
+        return Ok(false);
+    };
+    let text = path.to_string_lossy();
+    let systemd_form = !text.starts_with('/') && text.split(':').count() == 3;
+    if systemd_form && !Path::new("/run/systemd/system").exists() {
+        bail!(
+            "cgroupsPath {text} is in systemd's slice:prefix:name form, but systemd is not \
+             running on this node: use a cgroupfs path (Docker: the cgroupfs cgroup driver)"
+        );
+    }
+    Ok(systemd_form)
+}
+
+/// What every process the helper starts has in common.
+fn base_builder<E: Engine>(
+    id: &str,
+    state_root: &Path,
+    executor: ShimExecutor<E>,
+    kind: Kind,
+) -> anyhow::Result<ContainerBuilder> {
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(state_root)
+        .map_err(|e| anyhow!(e).context(format!("state root {}", state_root.display())))?;
+    Ok(builder
+        .with_executor(executor)
+        // Only a Wasm runtime keeps the shim log; a native program gets no extra fd.
+        .with_preserved_fds(if kind == Kind::Wasm { 1 } else { 0 }))
+}
+
+/// The process's stdio: the task's FIFOs, or with a terminal the pty that its init creates
+/// and sends to the console socket.
+fn with_stdio(
+    builder: ContainerBuilder,
+    console_socket: Option<&Path>,
+    stdio: &StdioPaths,
+) -> anyhow::Result<ContainerBuilder> {
+    if let Some(socket) = console_socket {
+        return Ok(builder.with_console_socket(Some(socket)));
+    }
+    let [stdin, stdout, stderr] = stdio.open_for_process().context("open the stdio")?;
+    Ok(builder
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr))
+}
+
+/// What the process will run: args[0] resolved in the rootfs and, for a module, compiled (or
+/// loaded from the cache) and linked, so that every error a user can fix comes now.
+fn prepare<E: Engine>(
+    spec: &Spec,
+    rootfs: &Path,
+    id: &str,
+) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
+    let began = Instant::now();
+    let workload = workload::resolve(spec, rootfs)?;
+    if workload.kind == Kind::Wasm {
+        crate::preopens::check(spec, rootfs, E::READ_ONLY_PREOPENS)?;
+    }
+    let resolved = Instant::now();
+    let prepared = match workload.kind {
+        Kind::Native => Prepared::Native,
+        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
+    };
+    debug!(
+        id;
+        "workload of {id}: resolve {:?}, module load {:?}",
+        resolved - began,
+        resolved.elapsed()
+    );
+    let executor = ShimExecutor {
+        container_id: id.to_string(),
+        prepared,
+    };
+    Ok((workload, executor))
 }
 
 fn prepare_wasm<E: Engine>(

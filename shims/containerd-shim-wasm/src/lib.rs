@@ -7,6 +7,7 @@
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
 mod cache;
+mod console;
 mod container;
 mod creator;
 mod cwd;
@@ -14,11 +15,13 @@ mod dead_shim;
 pub mod engine;
 pub mod entrypoint;
 mod events;
+mod exec;
 mod executor;
 mod module_size;
 mod oom;
 mod options;
 pub mod preopens;
+mod process;
 mod reaper;
 mod rootfs;
 mod shim;

@@ -29,8 +29,32 @@ struct Watch {
 }
 
 #[derive(Default)]
+struct Children {
+    watched: HashMap<i32, Watch>,
+    /// How many [`Adoption`]s are alive.
+    adoptions: usize,
+    /// While any adoption is alive: exit statuses of children reaped unwatched.
+    unclaimed: HashMap<i32, i32>,
+}
+
+#[derive(Default)]
 pub struct Reaper {
-    watched: Mutex<HashMap<i32, Watch>>,
+    children: Mutex<Children>,
+}
+
+/// A process that a helper starts and that runs at once (an exec process) may exit, and be
+/// reaped as an unknown child, before the shim learns its pid. While an `Adoption` is alive,
+/// such exits are kept so that [`Adoption::watch`] still reports them.
+pub struct Adoption<'a> {
+    reaper: &'a Reaper,
+}
+
+/// A process handed to [`Adoption::watch`].
+pub enum Adopted {
+    /// Alive (or not yet reaped): its pidfd, for signals. `on_exit` runs on the reaper thread.
+    Watched(OwnedFd),
+    /// It had already exited with this status; `on_exit` is handed back, not run.
+    Exited(i32, OnExit),
 }
 
 impl Reaper {
@@ -53,14 +77,14 @@ impl Reaper {
     /// child before this call), `on_exit` gets [`UNKNOWN_EXIT_STATUS`].
     pub fn watch(&self, pid: i32, pidfd: OwnedFd, on_exit: OnExit) {
         let lost = {
-            let mut watched = self.watched.lock().unwrap();
+            let mut children = self.children.lock().unwrap();
             match waitid(
                 Id::PIDFd(pidfd.as_fd()),
                 WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
             ) {
                 Err(Errno::ECHILD) => Some(on_exit),
                 _ => {
-                    watched.insert(pid, Watch { pidfd, on_exit });
+                    children.watched.insert(pid, Watch { pidfd, on_exit });
                     None
                 }
             }
@@ -75,11 +99,17 @@ impl Reaper {
         }
     }
 
+    /// Keeps the exits of unwatched children until the returned guard is dropped.
+    pub fn expect_adoption(&self) -> Adoption<'_> {
+        self.children.lock().unwrap().adoptions += 1;
+        Adoption { reaper: self }
+    }
+
     /// Reaps every child that has exited; runs the callbacks outside the lock.
     fn reap(&self) {
         let mut done = Vec::new();
         {
-            let mut watched = self.watched.lock().unwrap();
+            let mut children = self.children.lock().unwrap();
             loop {
                 let peek = waitid(
                     Id::All,
@@ -93,7 +123,7 @@ impl Reaper {
                     Err(Errno::EINTR) => continue,
                     Err(_) => break,
                 };
-                match watched.remove(&pid.as_raw()) {
+                match children.watched.remove(&pid.as_raw()) {
                     Some(watch) => {
                         let status = waitid(
                             Id::PIDFd(watch.pidfd.as_fd()),
@@ -104,12 +134,43 @@ impl Reaper {
                     None => {
                         let status = waitpid(pid, Some(WaitPidFlag::WNOHANG));
                         debug!("reaped child {pid}: {status:?}");
+                        if children.adoptions > 0 {
+                            children.unclaimed.insert(pid.as_raw(), exit_status(status));
+                        }
                     }
                 }
             }
         }
         for (on_exit, status) in done {
             on_exit(status);
+        }
+    }
+}
+
+impl Adoption<'_> {
+    /// Watches `pid`, a child of the shim by now, or reports the exit it already had.
+    /// Never runs `on_exit` on the caller's thread, so the caller may hold its own locks.
+    pub fn watch(&self, pid: i32, on_exit: OnExit) -> std::io::Result<Adopted> {
+        let mut children = self.reaper.children.lock().unwrap();
+        if let Some(status) = children.unclaimed.remove(&pid) {
+            return Ok(Adopted::Exited(status, on_exit));
+        }
+        // Not reaped (the lock keeps it so): alive or a zombie, either way still `pid`. If
+        // it is a zombie already, its SIGCHLD makes the reaper thread pass again once the
+        // lock is free.
+        let pidfd = pidfd_open(pid)?;
+        let signals = pidfd.try_clone()?;
+        children.watched.insert(pid, Watch { pidfd, on_exit });
+        Ok(Adopted::Watched(signals))
+    }
+}
+
+impl Drop for Adoption<'_> {
+    fn drop(&mut self) {
+        let mut children = self.reaper.children.lock().unwrap();
+        children.adoptions -= 1;
+        if children.adoptions == 0 {
+            children.unclaimed.clear();
         }
     }
 }
@@ -214,14 +275,43 @@ mod tests {
         let pid = child.id() as i32;
         let pidfd = pidfd_open(pid).unwrap();
         std::thread::sleep(Duration::from_millis(500));
+        let lost = tx.clone();
         reaper.watch(
             pid,
             pidfd,
-            Box::new(move |status| tx.send((pid, status)).unwrap()),
+            Box::new(move |status| lost.send((pid, status)).unwrap()),
         );
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             (pid, UNKNOWN_EXIT_STATUS)
         );
+
+        // During an adoption, a child reaped before it was watched keeps its real status,
+        // and one still running is watched.
+        let adoption = reaper.expect_adoption();
+        let quick = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .unwrap()
+            .id() as i32;
+        let slow = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 0.3; exit 9"])
+            .spawn()
+            .unwrap()
+            .id() as i32;
+        std::thread::sleep(Duration::from_millis(150));
+        for pid in [quick, slow] {
+            let tx = tx.clone();
+            let adopted = adoption
+                .watch(pid, Box::new(move |status| tx.send((pid, status)).unwrap()))
+                .unwrap();
+            match adopted {
+                Adopted::Exited(status, _) => assert_eq!((pid, status), (quick, 7)),
+                Adopted::Watched(_) => assert_eq!(pid, slow),
+            }
+        }
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), (slow, 9));
+        drop(adoption);
+        assert!(reaper.children.lock().unwrap().unclaimed.is_empty());
     }
 }

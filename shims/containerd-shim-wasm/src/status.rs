@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-/// Where a container's init process is in its life.
+/// Where a process (a container's init, or an exec process) is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Set up and waiting for `start`.
@@ -21,9 +21,10 @@ pub enum Status {
 
 /// A transition that the current status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {action} container {id}: it is {status}")]
+#[error("cannot {action} {what}: it is {status}")]
 pub struct IllegalTransition {
-    pub id: String,
+    /// What was asked to move, e.g. `container c1` or `exec process e1 of container c1`.
+    pub what: String,
     pub action: &'static str,
     pub status: &'static str,
 }
@@ -39,22 +40,22 @@ impl Status {
     }
 
     /// created -> running.
-    pub fn start(&mut self, id: &str) -> Result<(), IllegalTransition> {
-        self.require(id, "start", matches!(self, Status::Created))?;
+    pub fn start(&mut self, what: &str) -> Result<(), IllegalTransition> {
+        self.require(what, "start", matches!(self, Status::Created))?;
         *self = Status::Running;
         Ok(())
     }
 
     /// running -> paused.
-    pub fn pause(&mut self, id: &str) -> Result<(), IllegalTransition> {
-        self.require(id, "pause", matches!(self, Status::Running))?;
+    pub fn pause(&mut self, what: &str) -> Result<(), IllegalTransition> {
+        self.require(what, "pause", matches!(self, Status::Running))?;
         *self = Status::Paused;
         Ok(())
     }
 
     /// paused -> running.
-    pub fn resume(&mut self, id: &str) -> Result<(), IllegalTransition> {
-        self.require(id, "resume", matches!(self, Status::Paused))?;
+    pub fn resume(&mut self, what: &str) -> Result<(), IllegalTransition> {
+        self.require(what, "resume", matches!(self, Status::Paused))?;
         *self = Status::Running;
         Ok(())
     }
@@ -73,14 +74,14 @@ impl Status {
     }
 
     /// Signals go to created and running processes only.
-    pub fn check_kill(&self, id: &str) -> Result<(), IllegalTransition> {
-        self.require(id, "signal", !matches!(self, Status::Stopped { .. }))
+    pub fn check_kill(&self, what: &str) -> Result<(), IllegalTransition> {
+        self.require(what, "signal", !matches!(self, Status::Stopped { .. }))
     }
 
     /// A running or paused container must be stopped before it is deleted.
-    pub fn check_delete(&self, id: &str) -> Result<(), IllegalTransition> {
+    pub fn check_delete(&self, what: &str) -> Result<(), IllegalTransition> {
         self.require(
-            id,
+            what,
             "delete",
             !matches!(self, Status::Running | Status::Paused),
         )
@@ -88,7 +89,7 @@ impl Status {
 
     fn require(
         &self,
-        id: &str,
+        what: &str,
         action: &'static str,
         allowed: bool,
     ) -> Result<(), IllegalTransition> {
@@ -96,7 +97,7 @@ impl Status {
             return Ok(());
         }
         Err(IllegalTransition {
-            id: id.to_string(),
+            what: what.to_string(),
             action,
             status: self.name(),
         })
@@ -110,18 +111,18 @@ mod tests {
     #[test]
     fn lifecycle() {
         let mut s = Status::Created;
-        s.check_delete("c").unwrap();
-        s.start("c").unwrap();
+        s.check_delete("container c").unwrap();
+        s.start("container c").unwrap();
         assert_eq!(s, Status::Running);
         assert_eq!(
-            s.start("c").unwrap_err().to_string(),
+            s.start("container c").unwrap_err().to_string(),
             "cannot start container c: it is running"
         );
         assert_eq!(
-            s.check_delete("c").unwrap_err().to_string(),
+            s.check_delete("container c").unwrap_err().to_string(),
             "cannot delete container c: it is running"
         );
-        s.check_kill("c").unwrap();
+        s.check_kill("container c").unwrap();
         let at = SystemTime::now();
         assert!(s.exit(3, at));
         assert!(!s.exit(9, SystemTime::now()), "a second exit is ignored");
@@ -132,39 +133,39 @@ mod tests {
                 exited_at: at
             }
         );
-        assert!(s.check_kill("c").is_err());
-        assert!(s.start("c").is_err());
-        s.check_delete("c").unwrap();
+        assert!(s.check_kill("container c").is_err());
+        assert!(s.start("container c").is_err());
+        s.check_delete("container c").unwrap();
     }
 
     #[test]
     fn pause_and_resume() {
         let mut s = Status::Created;
         assert_eq!(
-            s.pause("c").unwrap_err().to_string(),
+            s.pause("container c").unwrap_err().to_string(),
             "cannot pause container c: it is created"
         );
-        s.start("c").unwrap();
-        s.pause("c").unwrap();
+        s.start("container c").unwrap();
+        s.pause("container c").unwrap();
         assert_eq!(s.name(), "paused");
-        assert!(s.pause("c").is_err());
-        assert!(s.check_delete("c").is_err());
-        s.check_kill("c").unwrap();
-        s.resume("c").unwrap();
+        assert!(s.pause("container c").is_err());
+        assert!(s.check_delete("container c").is_err());
+        s.check_kill("container c").unwrap();
+        s.resume("container c").unwrap();
         assert_eq!(s, Status::Running);
-        assert!(s.resume("c").is_err());
-        s.pause("c").unwrap();
+        assert!(s.resume("container c").is_err());
+        s.pause("container c").unwrap();
         assert!(
             s.exit(137, SystemTime::now()),
             "a paused process can die (SIGKILL)"
         );
-        assert!(s.resume("c").is_err());
+        assert!(s.resume("container c").is_err());
     }
 
     #[test]
     fn a_created_container_can_be_killed_and_exit() {
         let mut s = Status::Created;
-        s.check_kill("c").unwrap();
+        s.check_kill("container c").unwrap();
         assert!(s.exit(137, SystemTime::now()));
         assert_eq!(s.name(), "stopped");
     }

@@ -1,5 +1,5 @@
-//! The ttrpc Task service: each verb maps onto a [`Container`] method. Verbs that later work
-//! will add answer UNIMPLEMENTED with a message saying so.
+//! The ttrpc Task service: each verb maps onto a [`Container`] method, or with an exec id onto
+//! one of its exec processes. Verbs not supported answer UNIMPLEMENTED with a message.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,7 +9,8 @@ use std::time::{Instant, SystemTime};
 
 use containerd_shim::api::{self, Status as ApiStatus};
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -20,7 +21,9 @@ use log::{debug, error, info};
 
 use crate::container::{Container, ContainerError, Spawn};
 use crate::events::Events;
+use crate::exec::{Exec, ExecSpawn};
 use crate::options::{self, RuntimeOptions};
+use crate::process::Process;
 use crate::reaper::Reaper;
 use crate::rootfs::{self, RootfsMount};
 use crate::stats;
@@ -46,7 +49,10 @@ impl From<ContainerError> for ttrpc::Error {
     fn from(e: ContainerError) -> Self {
         match e {
             ContainerError::Illegal(e) => rpc_error(Code::FAILED_PRECONDITION, e.to_string()),
-            ContainerError::Deleted(_) => rpc_error(Code::NOT_FOUND, e.to_string()),
+            ContainerError::Deleted(_) | ContainerError::NotFound(_) => {
+                rpc_error(Code::NOT_FOUND, e.to_string())
+            }
+            ContainerError::AlreadyExists(_) => rpc_error(Code::ALREADY_EXISTS, e.to_string()),
             ContainerError::Failed(e) => rpc_error(Code::UNKNOWN, format!("{e:#}")),
         }
     }
@@ -54,13 +60,6 @@ impl From<ContainerError> for ttrpc::Error {
 
 fn failed(e: anyhow::Error) -> ttrpc::Error {
     rpc_error(Code::UNKNOWN, format!("{e:#}"))
-}
-
-fn not_implemented(verb: &str) -> ttrpc::Error {
-    rpc_error(
-        Code::UNIMPLEMENTED,
-        format!("{verb} is not implemented yet by this shim"),
-    )
 }
 
 fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
@@ -84,15 +83,40 @@ impl TaskService {
             .ok_or_else(|| rpc_error(Code::NOT_FOUND, format!("container {id} not found")))
     }
 
-    /// Exec processes come with a later issue; until then an exec id names nothing.
-    fn init_only(exec_id: &str, verb: &str) -> ttrpc::Result<()> {
-        if exec_id.is_empty() {
-            Ok(())
+    /// The process a request names: the init process, or with an exec id an exec process.
+    fn target(&self, id: &str, exec_id: &str) -> ttrpc::Result<Target> {
+        let container = self.container(id)?;
+        let exec = if exec_id.is_empty() {
+            None
         } else {
-            Err(not_implemented(&format!(
-                "{verb} of exec process {exec_id}"
-            )))
-        }
+            Some(container.exec(exec_id)?)
+        };
+        Ok(Target { container, exec })
+    }
+
+    fn start_exec(&self, container: &Container, exec_id: &str) -> ttrpc::Result<u32> {
+        let exec = container.exec(exec_id)?;
+        let events = &self.events;
+        let exit_events = self.events.clone();
+        let began = Instant::now();
+        let pid = container.start_exec(
+            &exec,
+            &self.shim_log,
+            &self.reaper,
+            self.debug,
+            |e| {
+                events.send(TaskExecStarted {
+                    container_id: e.process.container_id.clone(),
+                    exec_id: e.exec_id.clone(),
+                    pid: e.process.pid() as u32,
+                    ..Default::default()
+                })
+            },
+            move |e| exit_events.send(exit_event(&e.process)),
+        )?;
+        info!(id = container.id.as_str(); "exec process {exec_id} of container {} started, pid {pid}", container.id);
+        debug!(id = container.id.as_str(); "start of exec {exec_id} took {:?}", began.elapsed());
+        Ok(pid as u32)
     }
 
     fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
@@ -114,16 +138,35 @@ impl TaskService {
         };
         let events = self.events.clone();
         Container::create(spawn, &self.shim_log, &self.reaper, move |c| {
-            let (exit_status, exited_at) = c.wait();
-            events.send(TaskExit {
-                container_id: c.id.clone(),
-                id: c.id.clone(),
-                pid: c.pid as u32,
-                exit_status,
-                exited_at: timestamp(exited_at),
-                ..Default::default()
-            });
+            events.send(exit_event(&c.init))
         })
+    }
+}
+
+/// A container and, when the request named one, one of its exec processes.
+struct Target {
+    container: Arc<Container>,
+    exec: Option<Arc<Exec>>,
+}
+
+impl Target {
+    fn process(&self) -> &Process {
+        self.exec
+            .as_ref()
+            .map_or(&self.container.init, |exec| &exec.process)
+    }
+}
+
+/// `/tasks/exit` for a process: `id` is the exec id for an exec process.
+fn exit_event(process: &Process) -> TaskExit {
+    let (exit_status, exited_at) = process.wait();
+    TaskExit {
+        container_id: process.container_id.clone(),
+        id: process.event_id.clone(),
+        pid: process.pid() as u32,
+        exit_status,
+        exited_at: timestamp(exited_at),
+        ..Default::default()
     }
 }
 
@@ -139,9 +182,6 @@ impl containerd_shim::Task for TaskService {
                 "restoring a checkpoint is not supported",
             ));
         }
-        if req.terminal {
-            return Err(not_implemented("a terminal (process.terminal)"));
-        }
         if self.containers.lock().unwrap().contains_key(&req.id) {
             return Err(rpc_error(
                 Code::ALREADY_EXISTS,
@@ -153,8 +193,8 @@ impl containerd_shim::Task for TaskService {
             error!(id = req.id.as_str(); "create container {}: {e:#}", req.id);
             failed(e)
         })?;
-        let pid = container.pid as u32;
-        crate::oom::watch(&req.id, container.pid, self.events.clone());
+        let pid = container.init.pid() as u32;
+        crate::oom::watch(&req.id, container.init.pid(), self.events.clone());
         info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
         debug!(id = req.id.as_str(); "create of {} took {:?}", req.id, began.elapsed());
         self.containers
@@ -187,14 +227,20 @@ impl containerd_shim::Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        Self::init_only(&req.exec_id, "start")?;
         let container = self.container(&req.id)?;
+        if !req.exec_id.is_empty() {
+            let pid = self.start_exec(&container, &req.exec_id)?;
+            return Ok(api::StartResponse {
+                pid,
+                ..Default::default()
+            });
+        }
         let events = &self.events;
         let began = Instant::now();
         let pid = container.start(|c| {
             events.send(TaskStart {
                 container_id: c.id.clone(),
-                pid: c.pid as u32,
+                pid: c.init.pid() as u32,
                 ..Default::default()
             })
         })?;
@@ -211,22 +257,23 @@ impl containerd_shim::Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        Self::init_only(&req.exec_id, "state")?;
-        let c = self.container(&req.id)?;
-        let status = *c.status();
+        let target = self.target(&req.id, &req.exec_id)?;
+        let process = target.process();
+        let status = *process.status();
         let path = |p: &Option<PathBuf>| {
             p.as_ref()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default()
         };
         let mut resp = api::StateResponse {
-            id: c.id.clone(),
-            bundle: c.bundle.to_string_lossy().into_owned(),
-            pid: c.pid as u32,
-            stdin: path(&c.stdio.stdin),
-            stdout: path(&c.stdio.stdout),
-            stderr: path(&c.stdio.stderr),
-            terminal: c.terminal,
+            id: process.event_id.clone(),
+            bundle: target.container.bundle.to_string_lossy().into_owned(),
+            pid: process.pid() as u32,
+            stdin: path(&process.stdio.stdin),
+            stdout: path(&process.stdio.stdout),
+            stderr: path(&process.stdio.stderr),
+            terminal: process.terminal,
+            exec_id: req.exec_id.clone(),
             ..Default::default()
         };
         resp.status = match status {
@@ -247,9 +294,12 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        Self::init_only(&req.exec_id, "kill")?;
-        let container = self.container(&req.id)?;
-        match container.kill(req.signal, req.all) {
+        let target = self.target(&req.id, &req.exec_id)?;
+        let killed = match &target.exec {
+            None => target.container.kill(req.signal, req.all),
+            Some(exec) => exec.kill(req.signal),
+        };
+        match killed {
             Ok(()) => Ok(api::Empty::new()),
             // As runc's shim says: containerd (and Docker's stop) treat it as "already gone".
             Err(ContainerError::Illegal(e)) => Err(rpc_error(
@@ -261,8 +311,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        Self::init_only(&req.exec_id, "wait")?;
-        let (exit_status, exited_at) = self.container(&req.id)?.wait();
+        let (exit_status, exited_at) = self.target(&req.id, &req.exec_id)?.process().wait();
         Ok(api::WaitResponse {
             exit_status,
             exited_at: timestamp(exited_at),
@@ -275,8 +324,19 @@ impl containerd_shim::Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        Self::init_only(&req.exec_id, "delete")?;
         let container = self.container(&req.id)?;
+        if !req.exec_id.is_empty() {
+            let pid = container.exec(&req.exec_id)?.process.pid() as u32;
+            let (exit_status, exited_at) = container.delete_exec(&req.exec_id)?;
+            info!(id = req.id.as_str(); "exec process {} of container {} deleted", req.exec_id, req.id);
+            // As runc's shim: no /tasks/delete event for an exec process.
+            return Ok(api::DeleteResponse {
+                pid,
+                exit_status,
+                exited_at: timestamp(exited_at),
+                ..Default::default()
+            });
+        }
         let deleted = container.delete();
         // A concurrent delete that lost the race answers NOT_FOUND; the container must be out
         // of the map before either answer, or containerd's Shutdown after the first answer
@@ -286,16 +346,17 @@ impl containerd_shim::Task for TaskService {
         }
         let (exit_status, exited_at) = deleted?;
         info!(id = req.id.as_str(); "container {} deleted", req.id);
+        let pid = container.init.pid() as u32;
         self.events.send(TaskDelete {
             container_id: req.id.clone(),
             id: req.id.clone(),
-            pid: container.pid as u32,
+            pid,
             exit_status,
             exited_at: timestamp(exited_at),
             ..Default::default()
         });
         Ok(api::DeleteResponse {
-            pid: container.pid as u32,
+            pid,
             exit_status,
             exited_at: timestamp(exited_at),
             ..Default::default()
@@ -332,11 +393,11 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        Self::init_only(&req.exec_id, "close_io")?;
-        let container = self.container(&req.id)?;
+        let target = self.target(&req.id, &req.exec_id)?;
         if req.stdin {
-            info!(id = req.id.as_str(); "closing stdin of container {}", req.id);
-            container.close_stdin();
+            let process = target.process();
+            info!(id = req.id.as_str(); "closing stdin of {}", process.name);
+            process.close_stdin();
         }
         Ok(api::Empty::new())
     }
@@ -348,7 +409,7 @@ impl containerd_shim::Task for TaskService {
     ) -> TtrpcResult<api::ConnectResponse> {
         let task_pid = self
             .container(&req.id)
-            .map(|c| c.pid as u32)
+            .map(|c| c.init.pid() as u32)
             .unwrap_or_default();
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
@@ -367,8 +428,36 @@ impl containerd_shim::Task for TaskService {
         Ok(api::Empty::new())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("exec"))
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        let container = self.container(&req.id)?;
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|any| serde_json::from_slice::<serde_json::Value>(&any.value))
+            .transpose()
+            .ok()
+            .flatten()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| {
+                let message = format!(
+                    "exec process {} of container {}: no OCI process spec (JSON) in the request",
+                    req.exec_id, req.id
+                );
+                rpc_error(Code::INVALID_ARGUMENT, message)
+            })?;
+        container.add_exec(ExecSpawn {
+            exec_id: req.exec_id.clone(),
+            spec,
+            stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
+            terminal: req.terminal,
+        })?;
+        info!(id = req.id.as_str(); "exec process {} of container {} added", req.exec_id, req.id);
+        self.events.send(TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        });
+        Ok(api::Empty::new())
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
@@ -418,9 +507,15 @@ impl containerd_shim::Task for TaskService {
     fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        Err(not_implemented("resize_pty"))
+        let target = self.target(&req.id, &req.exec_id)?;
+        let size = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+        target
+            .process()
+            .resize_console(size(req.width), size(req.height))
+            .map_err(failed)?;
+        Ok(api::Empty::new())
     }
 
     fn checkpoint(

@@ -84,8 +84,13 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
         Ok(_) => whole,
         Err(_) => Entrypoint::parse(arg0),
     };
-    let host_path = find(rootfs, &cwd, path_var, &entrypoint.path)?;
-    let kind = classify(&host_path, &entrypoint.path)?;
+    let (host_path, kind) = match find(rootfs, &cwd, path_var, &entrypoint.path) {
+        Ok(host_path) => {
+            let kind = classify(&host_path, &entrypoint.path)?;
+            (host_path, kind)
+        }
+        Err(not_found) => module_in_cwd(rootfs, &cwd, &entrypoint.path).ok_or(not_found)?,
+    };
     Ok(Workload {
         kind,
         entrypoint,
@@ -134,6 +139,20 @@ fn check_exec_size(args: &[String], env: &[String]) -> Result<(), WorkloadError>
         )));
     }
     Ok(())
+}
+
+/// Wasm images often name their module bare (`ENTRYPOINT ["app.wasm"]`) without putting it
+/// on PATH, and the reference shim runs such a module from the working directory; so do we.
+/// A program that is not Wasm keeps execvp's rule (PATH only), as under runc.
+fn module_in_cwd(rootfs: &Path, cwd: &Path, name: &str) -> Option<(PathBuf, Kind)> {
+    if name.contains('/') {
+        return None;
+    }
+    let host_path = find(rootfs, cwd, "", &format!("./{name}")).ok()?;
+    match classify(&host_path, name) {
+        Ok(Kind::Wasm) => Some((host_path, Kind::Wasm)),
+        _ => None,
+    }
 }
 
 /// Looks `name` up like execvp does, but inside `rootfs`: names with a '/' are paths (relative
@@ -254,6 +273,22 @@ mod tests {
         assert_eq!(w.host_path, root.path().join("bin/tool"));
         let w = resolve(&spec(&["/bin/script"], &[], "/"), root.path()).unwrap();
         assert_eq!(w.kind, Kind::Native);
+    }
+
+    #[test]
+    fn a_bare_module_name_is_found_in_the_working_directory_but_not_a_program() {
+        let root = rootfs();
+        let w = resolve(&spec(&["app.wasm"], &[], "/"), root.path()).unwrap();
+        assert_eq!(
+            (w.kind, w.host_path),
+            (Kind::Wasm, root.path().join("app.wasm"))
+        );
+        let w = resolve(&spec(&["rel.wasm#main"], &[], "/work"), root.path()).unwrap();
+        assert_eq!(w.host_path, root.path().join("work/rel.wasm"));
+        assert_eq!(w.entrypoint.func, "main");
+        write(root.path(), "/tool2", b"\x7fELF\x02\x01", 0o755);
+        let err = resolve(&spec(&["tool2"], &[], "/"), root.path()).unwrap_err();
+        assert!(err.to_string().contains("searched PATH="), "{err}");
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn the_create_helper_answers_a_bad_request_with_an_error() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let answer = String::from_utf8(out.stdout).unwrap();
     assert!(
-        answer.starts_with(r#"{"Err":{"message":"invalid create request: "#),
+        answer.starts_with(r#"{"Err":{"message":"invalid helper request: "#),
         "{answer}"
     );
 }
