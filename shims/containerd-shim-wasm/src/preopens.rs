@@ -151,6 +151,10 @@ pub fn parse(value: &str) -> anyhow::Result<Vec<Dir>> {
         if path.contains(':') {
             bail!("entry {entry:?}: the path must not contain `:`");
         }
+        // Entries are trimmed, so a name with a space at either end could not be written back.
+        if path != path.trim() {
+            bail!("entry {entry:?}: the path must not start or end with a space");
+        }
         let path = Path::new(path);
         if !path.is_absolute() {
             bail!("entry {entry:?}: the path must be absolute");
@@ -247,6 +251,7 @@ mod tests {
             ("/data/../etc", "must not contain"),
             ("/data:rx", "unknown mode \"rx\""),
             ("/a:b:ro", "must not contain `:`"),
+            ("/ :rw", "must not start or end with a space"),
             ("/data,/data/", "listed twice"),
         ];
         for (value, reason) in cases {
