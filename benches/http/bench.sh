@@ -6,7 +6,8 @@
 #
 # Both servers listen on 127.0.0.1 inside the network namespace of a private containerd
 # (its own state dir, target/bench-http/containerd): ours through `ctr run --net-host`,
-# wasmtime serve and wrk entered with nsenter. Settings (environment):
+# wasmtime serve and wrk entered with nsenter; wasmtime serve in a cpu cgroup beside the
+# container's. Settings (environment):
 #   BENCH_HTTP_DURATION   seconds per wrk run (default 10)
 #   BENCH_HTTP_NOTE       a line for the report (e.g. what else ran on the machine)
 set -euo pipefail
@@ -45,14 +46,19 @@ rm -f "$raw_dir"/*
 
 theirs_pid=""
 ours_pid=""
+serve_cgroup=""
 cleanup() {
 	local status=$?
-	[[ -n $theirs_pid ]] && kill "$theirs_pid" 2>/dev/null && wait "$theirs_pid" 2>/dev/null
+	if [[ -n $theirs_pid ]]; then
+		kill "$theirs_pid" 2>/dev/null || true
+		wait "$theirs_pid" 2>/dev/null || true
+	fi
 	if [[ -n $ours_pid ]]; then
 		ctr task kill -s SIGKILL "$container_id" >/dev/null 2>&1 || true
 		wait "$ours_pid" 2>/dev/null || true
 	fi
 	ctr container delete "$container_id" >/dev/null 2>&1 || true
+	[[ -z $serve_cgroup ]] || rmdir "$serve_cgroup" 2>/dev/null || true
 	scripts/containerd.sh stop || status=1
 	exit "$status"
 }
@@ -70,9 +76,16 @@ ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 --platform wasip2/wa
 	--env "WASMTIME_HTTP_PROXY_SOCKET_ADDR=127.0.0.1:$ours_port" --env GREETING=bench \
 	docker.io/library/http-hello:latest "$container_id" >"$raw_dir/ours.log" 2>&1 &
 ours_pid=$!
-in_netns "$wasmtime_cli" serve --addr "127.0.0.1:$theirs_port" --max-instance-reuse-count 1 \
-	-S cli=y --env GREETING=bench \
-	"$component" >"$raw_dir/theirs.log" 2>&1 &
+# wasmtime serve goes into a cpu cgroup next to the container's (<namespace>/<id>), so that
+# under CPU contention both servers get the same scheduler weight.
+cpu_root=/sys/fs/cgroup/cpu
+[[ -d $cpu_root ]] || cpu_root=/sys/fs/cgroup
+serve_cgroup="$cpu_root/$CONTAINERD_NAMESPACE/bench-http-wasmtime-serve-$$"
+mkdir -p "$serve_cgroup"
+# shellcheck disable=SC2016 # $$ and $1 belong to the inner sh
+nsenter --net="$netns" sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$serve_cgroup" \
+	"$wasmtime_cli" serve --addr "127.0.0.1:$theirs_port" --max-instance-reuse-count 1 \
+	-S cli=y --env GREETING=bench "$component" >"$raw_dir/theirs.log" 2>&1 &
 theirs_pid=$!
 
 wait_for() {

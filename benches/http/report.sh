@@ -34,7 +34,7 @@ per run, after a 2 s warm-up of each.
 | cores | $(nproc) |
 | kernel | $(uname -r) |
 | ours | containerd-shim-wasmtime-v1 (commit $(git -C "$bench_dir" rev-parse --short HEAD)), ${allocator:-allocator not logged}, \`ctr run --net-host\` |
-| reference | \`$wasmtime_version serve --max-instance-reuse-count 1 -S cli=y\` (its default for WASI 0.2 components: a fresh instance per request; built by benches/http/build-wasmtime-serve.sh) |
+| reference | \`$wasmtime_version serve --max-instance-reuse-count 1 -S cli=y\` (its default for WASI 0.2 components: a fresh instance per request; built by benches/http/build-wasmtime-serve.sh), in a cpu cgroup beside the container's so that both get the same CPU weight |
 | 1-minute load average | $load_start at the start, $load_end at the end |
 HEADER
 if [[ -n $note ]]; then
