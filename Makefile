@@ -47,7 +47,7 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	scripts/build-wasmedge.sh check
-	shellcheck scripts/*.sh .ci/run
+	shellcheck scripts/*.sh .ci/run benches/http/*.sh
 
 clean: containerd-stop
 	$(CARGO) clean
