@@ -62,7 +62,7 @@ impl<E: Engine> Clone for ShimExecutor<E> {
 impl<E: Engine> Executor for ShimExecutor<E> {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         match &self.prepared {
-            Prepared::Native => DefaultExecutor {}.exec(spec),
+            Prepared::Native => DefaultExecutor {}.exec(&with_home(spec)),
             Prepared::Wasm {
                 engine,
                 module,
@@ -236,6 +236,20 @@ mod tests {
             ));
             assert_eq!(wasi_context(&spec, &entry).network, allowed, "{value}");
         }
+    }
+
+    #[test]
+    fn home_comes_from_passwd_or_is_the_root() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nodd\n";
+        assert_eq!(home_of(passwd, 0), "/root");
+        assert_eq!(home_of(passwd, 1000), "/home/app");
+        assert_eq!(home_of(passwd, 7), "/");
+        assert_eq!(home_of("", 0), "/");
+        let env_of = |spec: Spec| with_home(&spec).process().clone().unwrap().env().clone();
+        let added = env_of(spec(&["/prog"], &["A=1"], "/", false)).unwrap();
+        assert!(added.iter().any(|kv| kv.starts_with("HOME=")), "{added:?}");
+        let kept = env_of(spec(&["/prog"], &["HOME=/mine"], "/", false)).unwrap();
+        assert_eq!(kept, ["HOME=/mine"]);
     }
 
     #[test]
