@@ -98,6 +98,34 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     }
 }
 
+/// As runc does for a native program: without `HOME` in `process.env`, the user's home from
+/// the container's `/etc/passwd` (we are inside the container here), or `/`. A Wasm module
+/// gets exactly `process.env`.
+fn with_home(spec: &Spec) -> Spec {
+    let mut spec = spec.clone();
+    if let Some(process) = spec.process_mut() {
+        let mut env = process.env().clone().unwrap_or_default();
+        if !env.iter().any(|kv| kv.starts_with("HOME=")) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let home = home_of(&passwd, process.user().uid());
+            env.push(format!("HOME={home}"));
+            process.set_env(Some(env));
+        }
+    }
+    spec
+}
+
+/// The home directory of `uid` in a passwd file (`name:pw:uid:gid:gecos:home:shell`), or `/`.
+fn home_of(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.len() >= 6 && fields[2].parse() == Ok(uid))
+        .map(|fields| fields[5].to_string())
+        .filter(|home| !home.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
 /// The module's view of the container: args, env, and the preopened directories (the rootfs
 /// and the working directory as `.`, unless narrowed: see [`crate::preopens`]).
 pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
