@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use image_builder::{ImageBuilder, wat_module};
+use image_builder::{ImageBuilder, wasi_print_module, wat_module};
 
 use crate::ctr::Ctr;
 
@@ -198,17 +198,7 @@ pub fn module_size_limit() -> Result<u64> {
 fn hostile_image() -> Result<ImageBuilder> {
     let demo = demo_module()?;
     let truncated = demo[..demo.len() / 2].to_vec();
-    let small = wat_module(
-        r#"(module
-             (import "wasi_snapshot_preview1" "fd_write"
-               (func $write (param i32 i32 i32 i32) (result i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 16) "fuzz\n")
-             (func (export "_start")
-               (i32.store (i32.const 0) (i32.const 16))
-               (i32.store (i32.const 4) (i32.const 5))
-               (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-    )?;
+    let small = wasi_print_module("fuzz\n")?;
     let mut oversized = small.clone();
     let padding = module_size_limit()? + (1 << 20);
     append_custom_section(&mut oversized, "padding", padding as usize);

@@ -6,28 +6,13 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use image_builder::{ImageBuilder, TopLevel, wat_module};
+use image_builder::{ImageBuilder, TopLevel, wasi_print_module};
 use shim_conformance::container::unique_id;
 use shim_conformance::ctr::Ctr;
 use shim_conformance::engines::Runtime;
 use shim_conformance::target::{check_targets, wasm_targets};
 
 const GREETING: &str = "hello from an image\n";
-
-/// Prints [`GREETING`] through WASI's fd_write.
-fn hello_module() -> Result<Vec<u8>> {
-    wat_module(
-        r#"(module
-             (import "wasi_snapshot_preview1" "fd_write"
-               (func $fd_write (param i32 i32 i32 i32) (result i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 16) "hello from an image\n")
-             (func (export "_start")
-               (i32.store (i32.const 0) (i32.const 16))
-               (i32.store (i32.const 4) (i32.const 20))
-               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-    )
-}
 
 /// One image shape to try.
 struct Shape {
@@ -100,7 +85,7 @@ const SHAPES: &[Shape] = &[
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn every_platform_name_and_layout_runs() {
-    let module = hello_module().expect("the hello module compiles");
+    let module = wasi_print_module(GREETING).expect("the hello module compiles");
     check_targets(&wasm_targets(), |target, _test| {
         let mut failures = Vec::new();
         for shape in SHAPES {

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use image_builder::{ImageBuilder, wat_module};
+use image_builder::{ImageBuilder, wasi_print_module, wat_module};
 use sha2::{Digest, Sha256};
 use shim_conformance::container::Container;
 use shim_conformance::environment::containerd;
@@ -27,19 +27,7 @@ const GREETING: &str = "cached module ran\n";
 
 /// A module no other test uses, so its cache entry is this test's alone.
 fn cached_module() -> Result<Vec<u8>> {
-    wat_module(&format!(
-        r#"(module
-             (import "wasi_snapshot_preview1" "fd_write"
-               (func $fd_write (param i32 i32 i32 i32) (result i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 16) "{}")
-             (func (export "_start")
-               (i32.store (i32.const 0) (i32.const 16))
-               (i32.store (i32.const 4) (i32.const {}))
-               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        GREETING.escape_default(),
-        GREETING.len()
-    ))
+    wasi_print_module(GREETING)
 }
 
 fn cached_module_image() -> Result<ImageBuilder> {

@@ -238,5 +238,24 @@ pub fn wat_module(text: &str) -> Result<Vec<u8>> {
     wat::parse_str(text).context("cannot compile WebAssembly text")
 }
 
+/// A WASI preview 1 module whose `_start` writes `text` to stdout: a tiny program of its own
+/// for a test that needs a module nothing else uses (its own cache entry, image, platform).
+pub fn wasi_print_module(text: &str) -> Result<Vec<u8>> {
+    // The text sits at offset 16; the iovec {ptr, len} at 0; fd_write's result count at 8.
+    let data: String = text.bytes().map(|b| format!("\\{b:02x}")).collect();
+    wat_module(&format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write"
+               (func $fd_write (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "{data}")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const {len}))
+               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = text.len()
+    ))
+}
+
 #[cfg(test)]
 mod tests;

@@ -284,3 +284,14 @@ fn wat_module_compiles_text_and_reports_errors() {
         "{error:#}"
     );
 }
+
+#[test]
+fn print_module_carries_any_text() {
+    let text = "quote \" backslash \\ newline\n";
+    let module = crate::wasi_print_module(text).unwrap();
+    wasmparser::Validator::new().validate_all(&module).unwrap();
+    assert!(
+        module.windows(text.len()).any(|w| w == text.as_bytes()),
+        "the text is in the data segment"
+    );
+}
