@@ -4,6 +4,11 @@
 #   wasi-demo-app.tar       docker.io/library/wasi-demo-app:latest       wasip1/wasm
 #   wasi-demo-app-wasi.tar  docker.io/library/wasi-demo-app-wasi:latest  wasi/wasm32
 #   native-demo.tar         docker.io/library/native-demo:latest         linux/amd64
+#   wasi-demo-app-component.tar  docker.io/library/wasi-demo-app-component:latest  wasip2/wasm
+#                           the same program as a wasi:cli/run component (wasm32-wasip2)
+#   http-hello.tar          docker.io/library/http-hello:latest          wasip2/wasm
+#   auth-gateway.tar        docker.io/library/auth-gateway:latest        wasip2/wasm
+#                           wasi:http/proxy components (wasm32-wasip2)
 #   pause.tar               docker.io/library/wasm-shims-pause:latest    linux/amd64 (CRI's sandbox_image)
 #   tcp-echo.tar            docker.io/library/tcp-echo:latest            wasip2/wasm (a component)
 #   tcp-echo-native.tar     docker.io/library/tcp-echo-native:latest     linux/amd64 (the same, static)
@@ -24,14 +29,16 @@ native_target="x86_64-unknown-linux-gnu"
 
 cd "$repo_root"
 
-echo "building wasi-demo-app (wasm32-wasip1), tcp-echo (wasm32-wasip2), native-demo, pause and tcp-echo (static) and image-builder" >&2
+echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello, auth-gateway and tcp-echo" \
+    "(wasm32-wasip2), native-demo, pause and tcp-echo (static) and image-builder" >&2
 cargo build --release -p wasi-demo-app --target wasm32-wasip1
-cargo build --release -p tcp-echo --target wasm32-wasip2
+cargo build --release -p wasi-demo-app -p http-hello -p auth-gateway -p tcp-echo --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
 
 wasm_module="$target_dir/wasm32-wasip1/release/wasi-demo-app.wasm"
+components="$target_dir/wasm32-wasip2/release"
 tcp_echo="$target_dir/wasm32-wasip2/release/tcp-echo.wasm"
 native_demo="$target_dir/$native_target/release/native-demo"
 pause="$target_dir/$native_target/release/pause"
@@ -65,6 +72,22 @@ mkdir -p "$out_dir"
     --file "/data/hello.txt=$hello_file:0644" \
     --entrypoint /native-demo \
     --out "$out_dir/native-demo.tar"
+
+"$image_builder" --name docker.io/library/wasi-demo-app-component:latest --platform wasip2/wasm \
+    --file "/wasi-demo-app.wasm=$components/wasi-demo-app.wasm:0755" \
+    --file "/data/hello.txt=$hello_file:0644" \
+    --entrypoint /wasi-demo-app.wasm \
+    --out "$out_dir/wasi-demo-app-component.tar"
+
+"$image_builder" --name docker.io/library/http-hello:latest --platform wasip2/wasm \
+    --file "/http-hello.wasm=$components/http_hello.wasm:0755" \
+    --entrypoint /http-hello.wasm \
+    --out "$out_dir/http-hello.tar"
+
+"$image_builder" --name docker.io/library/auth-gateway:latest --platform wasip2/wasm \
+    --file "/auth-gateway.wasm=$components/auth_gateway.wasm:0755" \
+    --entrypoint /auth-gateway.wasm \
+    --out "$out_dir/auth-gateway.tar"
 
 "$image_builder" --name docker.io/library/wasm-shims-pause:latest --platform linux/amd64 \
     --file "/pause=$pause:0755" \

@@ -15,6 +15,8 @@
 #                             shims (default ${CARGO_TARGET_DIR:-<repo>/target}/release)
 #   WASM_SHIMS_START_TIMEOUT  seconds to wait for containerd to answer (default 30)
 #   WASM_SHIMS_LOG_LEVEL      containerd log level (default info)
+#   WASM_SHIM_MAX_MODULE_SIZE the shims' module size limit (default here 16M; the shims'
+#                             own default is 128M)
 #   WASM_SHIMS_CNI_BIN_DIR    CNI plugins (default /usr/lib/cni, Debian's
 #                             containernetworking-plugins)
 set -euo pipefail
@@ -26,6 +28,7 @@ state_dir=$(realpath -m "${WASM_SHIMS_STATE:-$repo_root/target/containerd}")
 shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/target}/release}")
 start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
 log_level=${WASM_SHIMS_LOG_LEVEL:-info}
+max_module_size=${WASM_SHIM_MAX_MODULE_SIZE:-16M}
 cni_bin_dir=$(realpath -m "${WASM_SHIMS_CNI_BIN_DIR:-/usr/lib/cni}")
 
 readonly namespace=wasm-test
@@ -272,8 +275,10 @@ launch_containerd() {
 	(
 		cd "$state_dir"
 		# The shims inherit containerd's environment: keep their precompile cache with the
-		# rest of this containerd's state, off the node's default location.
-		PATH="$shim_bin_dir:$PATH" WASM_SHIM_CACHE_DIR="$state_dir/wasm-cache" exec setsid nsenter --target "$holder" --mount --net --pid -- \
+		# rest of this containerd's state, off the node's default location, and lower the
+		# module size limit (default 128M) so the suite's oversized module stays small.
+		PATH="$shim_bin_dir:$PATH" WASM_SHIM_CACHE_DIR="$state_dir/wasm-cache" \
+			WASM_SHIM_MAX_MODULE_SIZE="$max_module_size" exec setsid nsenter --target "$holder" --mount --net --pid -- \
 			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1 {lock_fd}>&-
 	) &
 	local nsenter_pid=$!

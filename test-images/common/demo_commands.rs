@@ -30,7 +30,9 @@ commands:
   exit N            exit with status N
   sleep SECS        sleep SECS seconds (fractions allowed)
   trap              trap (wasm: unreachable, native: abort)
-  loop              spin forever without syscalls";
+  loop              spin forever without syscalls
+  grow MB           allocate MB MiB and touch every page, then print how much
+  threads N         start N threads that wait forever, print how many started";
 
 /// One parsed sub-command.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,8 @@ pub enum Command {
     Sleep { text: String, duration: Duration },
     Trap,
     Loop,
+    Grow(u32),
+    Threads(u32),
 }
 
 /// Why a command line was rejected; printed with the usage text.
@@ -117,10 +121,12 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         },
         ("trap", []) => Command::Trap,
         ("loop", []) => Command::Loop,
+        ("grow", [mb]) => Command::Grow(mb.parse().map_err(|_| bad_number(mb))?),
+        ("threads", [n]) => Command::Threads(n.parse().map_err(|_| bad_number(n))?),
         ("env" | "cwd" | "stdin" | "trap" | "loop", _) => {
             return Err(wrong_count("no arguments"));
         }
-        ("ls" | "cat" | "stderr" | "exit" | "sleep", _) => {
+        ("ls" | "cat" | "stderr" | "exit" | "sleep" | "grow" | "threads", _) => {
             return Err(wrong_count("exactly one argument"));
         }
         ("write", _) => return Err(wrong_count("exactly two arguments: FILE TEXT")),
@@ -244,8 +250,55 @@ fn execute(
             out.flush()?;
             spin_forever()
         }
+        Command::Grow(mb) => {
+            writeln!(out, "growing {mb} MiB")?;
+            out.flush()?;
+            let held = grow(*mb);
+            writeln!(out, "grew {} MiB", held.len())?;
+        }
+        Command::Threads(n) => {
+            let started = start_waiting_threads(*n);
+            writeln!(out, "started {started} of {n} threads")?;
+            if started < *n {
+                return Ok(FAILURE_EXIT_CODE);
+            }
+        }
     }
     Ok(0)
+}
+
+/// Allocates `mb` blocks of 1 MiB and writes to every page of each, so that the memory is
+/// really used (a Wasm module's linear memory grows; a native process's resident set does).
+fn grow(mb: u32) -> Vec<Vec<u8>> {
+    const MIB: usize = 1 << 20;
+    const PAGE: usize = 4096;
+    (0..mb)
+        .map(|_| {
+            let mut block = vec![0u8; MIB];
+            for at in (0..MIB).step_by(PAGE) {
+                block[at] = 1;
+            }
+            std::hint::black_box(block)
+        })
+        .collect()
+}
+
+/// Starts up to `n` threads that park forever; returns how many could be started (a pids
+/// limit, or a target without threads, stops it early).
+fn start_waiting_threads(n: u32) -> u32 {
+    let mut started = 0;
+    for _ in 0..n {
+        let spawned = std::thread::Builder::new().stack_size(64 * 1024).spawn(|| {
+            loop {
+                std::thread::park();
+            }
+        });
+        if spawned.is_err() {
+            break;
+        }
+        started += 1;
+    }
+    started
 }
 
 /// Prints the names in `dir`, sorted, one per line.
@@ -339,6 +392,8 @@ mod tests {
             ),
             (&["trap"], Command::Trap),
             (&["loop"], Command::Loop),
+            (&["grow", "3"], Command::Grow(3)),
+            (&["threads", "4"], Command::Threads(4)),
         ];
         for (args, expected) in cases {
             assert_eq!(parse(&strings(args)).as_ref(), Ok(expected), "{args:?}");
@@ -356,6 +411,9 @@ mod tests {
             &["exit", "x"],
             &["sleep", "-1"],
             &["sleep", "NaN"],
+            &["grow"],
+            &["grow", "-1"],
+            &["threads", "x"],
         ];
         for args in cases {
             assert!(parse(&strings(args)).is_err(), "{args:?} was accepted");
@@ -384,6 +442,8 @@ mod tests {
             (&["args", "a b", "c"], "/prog.wasm\nargs\na b\nc\n"),
             (&["env"], "A=1=x\nB=2\n"),
             (&["sleep", "0"], "sleeping 0\nslept\n"),
+            (&["grow", "2"], "growing 2 MiB\ngrew 2 MiB\n"),
+            (&["threads", "2"], "started 2 of 2 threads\n"),
         ];
         for (args, expected) in cases {
             assert_eq!(run_with(args, ""), (0, expected.to_string(), String::new()));

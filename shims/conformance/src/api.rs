@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::{
-    CloseIoRequest, Container, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
-    GetContainerRequest, GetRequest, PublishRequest, StartRequest, SubscribeRequest,
-    UpdateContainerRequest, UpdateTaskRequest, WaitRequest,
+    CloseIoRequest, Container, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
+    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest, PublishRequest,
+    StartRequest, SubscribeRequest, UpdateContainerRequest, UpdateTaskRequest, WaitRequest,
 };
 use containerd_client::tonic::{Request, Streaming};
 use containerd_client::types::Envelope;
@@ -22,6 +22,9 @@ use crate::environment::containerd;
 
 /// The type URL containerd gives OCI runtime specs (the Any holds the JSON bytes).
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+/// The type URL of the runtime spec's Process (the Any holds the JSON bytes).
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 /// The type URL of the runtime spec's LinuxResources (the Any holds the JSON bytes).
 const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
@@ -220,32 +223,99 @@ impl Api {
     }
 
     pub fn start_task(&self, id: &str) -> Result<u32> {
+        self.start_process(id, "")
+    }
+
+    /// Starts the task's init process (`exec_id` empty) or exec process `exec_id`.
+    pub fn start_process(&self, id: &str, exec_id: &str) -> Result<u32> {
         let request = with_namespace!(
             StartRequest {
                 container_id: id.to_owned(),
-                exec_id: String::new(),
+                exec_id: exec_id.to_owned(),
             },
             self.namespace
         );
         let mut tasks = self.client.tasks();
         Ok(self
-            .call(&format!("start task {id}"), tasks.start(request))?
+            .call(
+                &format!("start process {exec_id:?} of task {id}"),
+                tasks.start(request),
+            )?
             .into_inner()
             .pid)
     }
 
     /// Waits for the task to exit and returns its exit status.
     pub fn wait_task(&self, id: &str) -> Result<u32> {
+        self.wait_process(id, "")
+    }
+
+    /// Waits for the init process (`exec_id` empty) or exec process `exec_id` to exit.
+    pub fn wait_process(&self, id: &str, exec_id: &str) -> Result<u32> {
         let request = with_namespace!(
             WaitRequest {
                 container_id: id.to_owned(),
-                exec_id: String::new(),
+                exec_id: exec_id.to_owned(),
             },
             self.namespace
         );
         let mut tasks = self.client.tasks();
         Ok(self
-            .call(&format!("wait for task {id}"), tasks.wait(request))?
+            .call(
+                &format!("wait for process {exec_id:?} of task {id}"),
+                tasks.wait(request),
+            )?
+            .into_inner()
+            .exit_status)
+    }
+
+    /// Adds exec process `exec_id` to the running task `id`: `process` is its OCI process
+    /// spec; `stdio` are FIFOs the caller made (an empty path means none).
+    pub fn exec_process(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &serde_json::Value,
+        [stdin, stdout, stderr]: [&str; 3],
+    ) -> Result<()> {
+        let request = with_namespace!(
+            ExecProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                stdin: stdin.to_owned(),
+                stdout: stdout.to_owned(),
+                stderr: stderr.to_owned(),
+                terminal: false,
+                spec: Some(Any {
+                    type_url: PROCESS_TYPE_URL.to_owned(),
+                    value: serde_json::to_vec(process)?,
+                }),
+            },
+            self.namespace
+        );
+        let mut tasks = self.client.tasks();
+        self.call(
+            &format!("exec process {exec_id} in task {id}"),
+            tasks.exec(request),
+        )?;
+        Ok(())
+    }
+
+    /// Deletes exec process `exec_id` (stopped); returns its exit status.
+    pub fn delete_process(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let request = with_namespace!(
+            DeleteProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            },
+            self.namespace
+        );
+        let mut tasks = self.client.tasks();
+        Ok(self
+            .call(
+                &format!("delete exec process {exec_id} of task {id}"),
+                tasks.delete_process(request),
+            )?
             .into_inner()
             .exit_status)
     }

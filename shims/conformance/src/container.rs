@@ -1,12 +1,15 @@
 //! One container driven through `ctr`, with a unique id and best-effort cleanup on drop.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::api::Api;
 use crate::ctr::{CmdOutput, Ctr, DEFAULT_TIMEOUT, RunningCtr};
 use crate::engines::Runtime;
+use crate::fifo::{FifoReader, make_fifo};
 use crate::images::TestImage;
 
 /// Task status as `ctr task ls` prints it.
@@ -56,6 +59,7 @@ pub struct Container {
     annotations: Vec<String>,
     read_only: bool,
     flags: Vec<String>,
+    net_host: bool,
 }
 
 impl Container {
@@ -69,6 +73,7 @@ impl Container {
             annotations: Vec::new(),
             read_only: false,
             flags: Vec::new(),
+            net_host: false,
         }
     }
 
@@ -95,6 +100,13 @@ impl Container {
     /// Mounts the rootfs read-only (`ctr run --read-only`, `root.readonly` in the spec).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Shares the network namespace of containerd (`ctr run --net-host`): the private
+    /// containerd's own, reached through [`crate::http`].
+    pub fn net_host(mut self) -> Self {
+        self.net_host = true;
         self
     }
 
@@ -140,6 +152,9 @@ impl Container {
             command.push("--read-only".into());
         }
         command.extend(self.flags.iter().cloned());
+        if self.net_host {
+            command.push("--net-host".into());
+        }
         command.push(self.image.reference.into());
         command.push(self.id.clone());
         command.extend(args.iter().map(|s| s.to_string()));
@@ -277,10 +292,58 @@ impl Container {
         Ok(())
     }
 
-    /// `ctr task exec`: runs `args` (args[0] included) as exec process `exec_id` in the
-    /// running task, to completion; ctr deletes the exec process afterwards.
+    /// Runs `args` (args[0] included) as exec process `exec_id` in the running task, to
+    /// completion, through containerd's API (Exec, Start, Wait, Delete) with its output read
+    /// to the end (see `fifo.rs` for why not `ctr task exec`). A failed Exec or Start is an
+    /// error.
     pub fn exec(&self, exec_id: &str, args: &[&str]) -> Result<CmdOutput> {
-        self.exec_command(exec_id, &[], args).output()
+        self.spawn_exec_in(exec_id, None, args)?.wait()
+    }
+
+    /// [`Container::exec`] with the exec's working directory set to `cwd`.
+    pub fn exec_in(&self, exec_id: &str, cwd: &str, args: &[&str]) -> Result<CmdOutput> {
+        self.spawn_exec_in(exec_id, Some(cwd), args)?.wait()
+    }
+
+    /// Starts exec process `exec_id` and returns while it runs.
+    pub fn spawn_exec(&self, exec_id: &str, args: &[&str]) -> Result<ExecRun> {
+        self.spawn_exec_in(exec_id, None, args)
+    }
+
+    fn spawn_exec_in(&self, exec_id: &str, cwd: Option<&str>, args: &[&str]) -> Result<ExecRun> {
+        let api = Api::connect()?;
+        // As ctr and CRI do: the container's process, with the exec's args (and cwd).
+        let spec: serde_json::Value = serde_json::from_slice(&api.spec(&self.id)?)?;
+        let mut process = spec["process"].clone();
+        process["args"] = serde_json::json!(args);
+        process["terminal"] = serde_json::json!(false);
+        if let Some(cwd) = cwd {
+            process["cwd"] = serde_json::json!(cwd);
+        }
+        let dir = PathBuf::from(self.fifo_dir()).join(format!("exec-{exec_id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let stdout = make_fifo(&dir.join("stdout"))?;
+        let stderr = make_fifo(&dir.join("stderr"))?;
+        let run = ExecRun {
+            command: format!("exec {exec_id} in {}: {}", self.id, args.join(" ")),
+            container_id: self.id.clone(),
+            exec_id: exec_id.to_owned(),
+            stdout: FifoReader::start(&stdout)?,
+            stderr: FifoReader::start(&stderr)?,
+        };
+        let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        api.exec_process(
+            &self.id,
+            exec_id,
+            &process,
+            ["", &text(&stdout), &text(&stderr)],
+        )
+        .with_context(|| run.command.clone())?;
+        if let Err(e) = api.start_process(&self.id, exec_id) {
+            let _ = api.delete_process(&self.id, exec_id);
+            return Err(e.context(run.command));
+        }
+        Ok(run)
     }
 
     /// `ctr run --rm -t` from a terminal of its own (see [`Ctr::in_terminal`]).
@@ -292,36 +355,11 @@ impl Container {
 
     /// `ctr task exec -t` from a terminal of its own.
     pub fn exec_in_terminal(&self, exec_id: &str, args: &[&str]) -> Ctr {
-        self.exec_command(exec_id, &["-t"], args)
-            .in_terminal("true")
-    }
-
-    /// `ctr task exec --cwd DIR`.
-    pub fn exec_in(&self, exec_id: &str, cwd: &str, args: &[&str]) -> Result<CmdOutput> {
-        self.exec_command(exec_id, &["--cwd", cwd], args).output()
-    }
-
-    /// `ctr task exec` in the background, for exec processes killed or waited on later.
-    pub fn spawn_exec(&self, exec_id: &str, args: &[&str]) -> Result<RunningCtr> {
-        self.exec_command(exec_id, &[], args)
-            .timeout(Duration::from_secs(120))
-            .spawn()
-    }
-
-    fn exec_command(&self, exec_id: &str, options: &[&str], args: &[&str]) -> Ctr {
         let fifo_dir = self.fifo_dir();
-        let mut command = vec![
-            "task",
-            "exec",
-            "--exec-id",
-            exec_id,
-            "--fifo-dir",
-            &fifo_dir,
-        ];
-        command.extend(options);
-        command.push(&self.id);
+        let mut command = vec!["task", "exec", "-t", "--exec-id", exec_id];
+        command.extend(["--fifo-dir", &fifo_dir, &self.id]);
         command.extend(args);
-        Ctr::new(command)
+        Ctr::new(command).in_terminal("true")
     }
 
     /// `ctr task kill --exec-id EXEC -s SIGNAL`.
@@ -395,5 +433,45 @@ impl Drop for Container {
             .timeout(quick)
             .output();
         let _ = std::fs::remove_dir_all(self.fifo_dir());
+    }
+}
+
+/// An exec process started by [`Container::spawn_exec`].
+pub struct ExecRun {
+    command: String,
+    container_id: String,
+    exec_id: String,
+    stdout: FifoReader,
+    stderr: FifoReader,
+}
+
+impl ExecRun {
+    /// Waits until the exec process has printed `needle`.
+    pub fn wait_for_stdout(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.stdout.so_far().contains(needle) {
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: no {needle:?} on stdout within {timeout:?}; so far {:?}",
+                    self.command,
+                    self.stdout.so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Waits for the exit, deletes the exec process and returns its status and output.
+    pub fn wait(self) -> Result<CmdOutput> {
+        let api = Api::connect()?;
+        let status = api.wait_process(&self.container_id, &self.exec_id)?;
+        api.delete_process(&self.container_id, &self.exec_id)?;
+        Ok(CmdOutput {
+            command: self.command,
+            code: Some(status as i32),
+            stdout: self.stdout.finish(),
+            stderr: self.stderr.finish(),
+        })
     }
 }

@@ -77,7 +77,11 @@ pub const MALFORMED_SPEC: &[&str] = &[
     "utf-8",
     "utf8",
     "unicode",
+    "unmarshal",
 ];
+
+/// Why a module is refused for its size.
+pub const TOO_LARGE: &[&str] = &["limit", "too large"];
 
 /// Why a runtime spec without a process cannot be run.
 pub const NO_PROCESS: &[&str] = &["process"];
@@ -86,7 +90,7 @@ pub const NO_PROCESS: &[&str] = &["process"];
 /// `names` and gives one of `reasons` (case-insensitive).
 pub fn failed_at_create(out: &CmdOutput, names: &[&str], reasons: &[&str]) -> Result<()> {
     failed_with_message(out, names, reasons)?;
-    if !CREATE_FAILURES.iter().any(|m| out.stderr.contains(m)) {
+    if !is_create_failure(out) {
         bail!(
             "`{}` should fail at task create ({CREATE_FAILURES:?}); got {}",
             out.command,
@@ -94,6 +98,11 @@ pub fn failed_at_create(out: &CmdOutput, names: &[&str], reasons: &[&str]) -> Re
         );
     }
     Ok(())
+}
+
+/// Whether `out` is a `ctr run` whose task create failed.
+pub fn is_create_failure(out: &CmdOutput) -> bool {
+    out.code != Some(0) && CREATE_FAILURES.iter().any(|m| out.stderr.contains(m))
 }
 
 /// `out` failed with an error that names every one of `names` and gives one of `reasons`.

@@ -51,6 +51,28 @@ pub static NATIVE_DEMO: TestImage = TestImage::tarball(
     "native-demo.tar",
 );
 
+/// The Wasm demo built for wasm32-wasip2: a `wasi:cli/run` component, same sub-commands.
+pub static WASI_DEMO_APP_COMPONENT: TestImage = TestImage::tarball(
+    "docker.io/library/wasi-demo-app-component:latest",
+    "wasip2/wasm",
+    "wasi-demo-app-component.tar",
+);
+
+/// `/http-hello.wasm`, a `wasi:http/proxy` component (test-images/http-hello).
+pub static HTTP_HELLO: TestImage = TestImage::tarball(
+    "docker.io/library/http-hello:latest",
+    "wasip2/wasm",
+    "http-hello.tar",
+);
+
+/// `/auth-gateway.wasm`, a `wasi:http/proxy` component that checks a JWT and proxies
+/// (test-images/auth-gateway).
+pub static AUTH_GATEWAY: TestImage = TestImage::tarball(
+    "docker.io/library/auth-gateway:latest",
+    "wasip2/wasm",
+    "auth-gateway.tar",
+);
+
 /// Files that no shim can run, in an image with neither entrypoint nor command.
 pub static BAD_INPUTS: TestImage = TestImage::built(
     "docker.io/library/shim-conformance-bad-inputs:latest",
@@ -86,6 +108,214 @@ fn bad_inputs_image() -> Result<ImageBuilder> {
         .file(bad::TEXT_FILE, "just some text\n", 0o755)
         .file(bad::INVALID_MODULE, invalid, 0o755)
         .file(bad::UNRESOLVED_IMPORT, unresolved, 0o755))
+}
+
+/// The demo module with files to escape to: a secret outside `/data`, symlinks in `/data`
+/// that point at it, and an entry point that is a symlink to a file of the host.
+pub static ISOLATION: TestImage = TestImage::built(
+    "docker.io/library/shim-conformance-isolation:latest",
+    "wasip1/wasm",
+    isolation_image,
+);
+
+/// Paths inside [`ISOLATION`] (besides `/wasi-demo-app.wasm` and `/data/hello.txt`).
+pub mod isolation {
+    /// Outside `/data`; content [`SECRET`].
+    pub const SECRET_FILE: &str = "/secret/secret.txt";
+    pub const SECRET: &str = "secret outside the preopen\n";
+    /// `/data/abs-link` -> `/secret/secret.txt` (absolute).
+    pub const ABSOLUTE_LINK: &str = "/data/abs-link";
+    /// `/data/up-link` -> `../secret/secret.txt` (relative, leaves `/data`).
+    pub const RELATIVE_LINK: &str = "/data/up-link";
+    /// `/escape.wasm` -> the demo module's absolute path on the host, which the rootfs lacks.
+    pub const HOST_LINK: &str = "/escape.wasm";
+}
+
+fn isolation_image() -> Result<ImageBuilder> {
+    let module = demo_module()?;
+    let host_module = demo_module_path();
+    Ok(ImageBuilder::new(ISOLATION.reference)
+        .platform("wasip1", "wasm")
+        .file("/wasi-demo-app.wasm", module, 0o755)
+        .file("/data/hello.txt", "hello from a file\n", 0o644)
+        .file(isolation::SECRET_FILE, isolation::SECRET, 0o644)
+        .symlink(isolation::ABSOLUTE_LINK, isolation::SECRET_FILE)
+        .symlink(isolation::RELATIVE_LINK, "../secret/secret.txt")
+        .symlink(isolation::HOST_LINK, host_module.display().to_string())
+        .entrypoint(["/wasi-demo-app.wasm"]))
+}
+
+/// Modules built to break the shim, in an image with neither entrypoint nor command.
+pub static HOSTILE: TestImage = TestImage::built(
+    "docker.io/library/shim-conformance-hostile:latest",
+    "wasip1/wasm",
+    hostile_image,
+);
+
+/// Paths inside [`HOSTILE`].
+pub mod hostile {
+    /// The first half of the demo module.
+    pub const TRUNCATED: &str = "/truncated.wasm";
+    /// A valid module padded with a custom section past the shims' size limit.
+    pub const OVERSIZED: &str = "/oversized.wasm";
+    /// A module whose start function traps (runs at instantiation, after `start`).
+    pub const START_TRAPS: &str = "/start-traps.wasm";
+    /// A module importing WasmEdge's socket extension, which no preview 1 engine provides.
+    pub const SOCKET_IMPORT: &str = "/sock-open.wasm";
+    /// How many fuzzed modules there are: `/fuzzed-<n>.wasm`.
+    pub const FUZZED: usize = 12;
+
+    pub fn fuzzed(n: usize) -> String {
+        format!("/fuzzed-{n}.wasm")
+    }
+}
+
+/// The shims' module size limit as the private containerd passes it on
+/// (`WASM_SHIM_MAX_MODULE_SIZE`, else the shims' default of 128 MiB).
+pub fn module_size_limit() -> Result<u64> {
+    let pid = crate::environment::containerd().pid();
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))
+        .with_context(|| format!("cannot read containerd's environment (pid {pid})"))?;
+    let value = environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(b"WASM_SHIM_MAX_MODULE_SIZE="))
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let Some(value) = value else {
+        return Ok(128 << 20);
+    };
+    let (digits, shift) = match value.chars().last() {
+        Some('k' | 'K') => (&value[..value.len() - 1], 10),
+        Some('m' | 'M') => (&value[..value.len() - 1], 20),
+        Some('g' | 'G') => (&value[..value.len() - 1], 30),
+        _ => (value.as_str(), 0),
+    };
+    let number: u64 = digits
+        .parse()
+        .with_context(|| format!("WASM_SHIM_MAX_MODULE_SIZE={value:?} is not a size"))?;
+    Ok(number << shift)
+}
+
+fn hostile_image() -> Result<ImageBuilder> {
+    let demo = demo_module()?;
+    let truncated = demo[..demo.len() / 2].to_vec();
+    let small = wat_module(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write"
+               (func $write (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "fuzz\n")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const 5))
+               (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )?;
+    let mut oversized = small.clone();
+    let padding = module_size_limit()? + (1 << 20);
+    append_custom_section(&mut oversized, "padding", padding as usize);
+    let start_traps = wat_module(
+        r#"(module
+             (memory (export "memory") 1)
+             (func $boom unreachable)
+             (start $boom)
+             (func (export "_start")))"#,
+    )?;
+    let socket = wat_module(
+        r#"(module
+             (import "wasi_snapshot_preview1" "sock_open"
+               (func $open (param i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")
+               (drop (call $open (i32.const 1) (i32.const 1) (i32.const 0)))))"#,
+    )?;
+    let mut image = ImageBuilder::new(HOSTILE.reference)
+        .platform("wasip1", "wasm")
+        .file(hostile::TRUNCATED, truncated, 0o755)
+        .file(hostile::OVERSIZED, oversized, 0o755)
+        .file(hostile::START_TRAPS, start_traps, 0o755)
+        .file(hostile::SOCKET_IMPORT, socket, 0o755);
+    let mut random = XorShift(0x5eed_1234_abcd_0001);
+    for n in 0..hostile::FUZZED {
+        image = image.file(hostile::fuzzed(n), mutate(&small, &mut random), 0o755);
+    }
+    Ok(image)
+}
+
+/// Appends a custom section `name` of `size` zero bytes (its payload).
+fn append_custom_section(module: &mut Vec<u8>, name: &str, size: usize) {
+    let mut payload = leb128(name.len() as u64);
+    payload.extend_from_slice(name.as_bytes());
+    payload.resize(payload.len() + size, 0);
+    module.push(0);
+    module.extend(leb128(payload.len() as u64));
+    module.extend(payload);
+}
+
+fn leb128(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A deterministic generator, so that a failing fuzzed module can be rebuilt.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `module` with a few random bytes overwritten, inserted or removed after the header
+/// (a module whose header is broken is no Wasm at all, which `bad_input` covers).
+fn mutate(module: &[u8], random: &mut XorShift) -> Vec<u8> {
+    const HEADER: usize = 8;
+    let mut bytes = module.to_vec();
+    for _ in 0..1 + random.below(4) {
+        let at = HEADER + random.below(bytes.len() - HEADER);
+        match random.below(3) {
+            0 => bytes[at] = random.next() as u8,
+            1 => bytes.insert(at, random.next() as u8),
+            _ if bytes.len() > HEADER + 1 => {
+                bytes.remove(at);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+/// The demo module as `scripts/build-test-images.sh` built it.
+fn demo_module() -> Result<Vec<u8>> {
+    let path = demo_module_path();
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read the demo module {}: run scripts/build-test-images.sh (`make test` does)",
+            path.display()
+        )
+    })
+}
+
+/// `<target>/wasm32-wasip1/release/wasi-demo-app.wasm`.
+pub fn demo_module_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")));
+    let path = target.join("wasm32-wasip1/release/wasi-demo-app.wasm");
+    path.canonicalize().unwrap_or(path)
 }
 
 impl TestImage {

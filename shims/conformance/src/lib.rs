@@ -40,6 +40,8 @@ pub mod engines;
 pub mod environment;
 pub mod events;
 pub mod expect;
+pub mod fifo;
+pub mod http;
 pub mod images;
 pub mod leftovers;
 pub mod moby;

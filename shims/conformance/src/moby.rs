@@ -14,20 +14,15 @@
 //! Pids, Stats, Pause/Resume, Update, Exec and Kill+Delete (see `tests/docker.rs`).
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
 use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::container::Container;
+use crate::fifo::{FifoReader, make_fifo};
 
 /// Docker's cgroup drivers and the `cgroupsPath` each writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +162,8 @@ pub fn moby_spec(id: &str, args: &[&str], env: &[String], flags: RunFlags, dir: 
 pub struct DockerRun {
     pub container: Container,
     dir: PathBuf,
-    stdout: Option<Reader>,
-    stderr: Option<Reader>,
+    stdout: Option<FifoReader>,
+    stderr: Option<FifoReader>,
     stdin: Option<File>,
 }
 
@@ -202,20 +197,14 @@ impl DockerRun {
             serde_json::to_vec(&moby_spec(&id, args, &env, flags, &dir))?,
         )?;
 
-        let fifo = |name: &str| -> Result<PathBuf> {
-            let path = dir.join(name);
-            let _ = std::fs::remove_file(&path);
-            mkfifo(&path, Mode::from_bits_truncate(0o600))
-                .with_context(|| format!("mkfifo {}", path.display()))?;
-            Ok(path)
-        };
+        let fifo = |name: &str| make_fifo(&dir.join(name));
         let stdout_path = fifo("init-stdout")?;
-        let stdout = Some(Reader::start(&stdout_path)?);
+        let stdout = Some(FifoReader::start(&stdout_path)?);
         let (stderr_path, stderr) = if flags.tty {
             (None, None)
         } else {
             let path = fifo("init-stderr")?;
-            let reader = Reader::start(&path)?;
+            let reader = FifoReader::start(&path)?;
             (Some(path), Some(reader))
         };
         let (stdin_path, stdin) = if flags.interactive {
@@ -265,8 +254,16 @@ impl DockerRun {
     /// Waits for the task to exit; returns its exit status, stdout and stderr.
     pub fn wait(&mut self) -> Result<(u32, String, String)> {
         let status = Api::connect()?.wait_task(self.container.id())?;
-        let stdout = self.stdout.take().map(Reader::finish).unwrap_or_default();
-        let stderr = self.stderr.take().map(Reader::finish).unwrap_or_default();
+        let stdout = self
+            .stdout
+            .take()
+            .map(FifoReader::finish)
+            .unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(FifoReader::finish)
+            .unwrap_or_default();
         Ok((status, stdout, stderr))
     }
 }
@@ -274,53 +271,5 @@ impl DockerRun {
 impl Drop for DockerRun {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Reads a FIFO to its end in a thread. The reader holds a writer of its own until
-/// [`Reader::finish`], so an EOF means the task's side has closed too, never "not yet opened".
-struct Reader {
-    text: Arc<Mutex<Vec<u8>>>,
-    thread: JoinHandle<()>,
-    keep_open: File,
-}
-
-impl Reader {
-    fn start(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .with_context(|| format!("open {}", path.display()))?;
-        let keep_open = std::fs::OpenOptions::new().write(true).open(path)?;
-        // Reads block from here on.
-        nix::fcntl::fcntl(
-            file.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-        )?;
-        let text = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&text);
-        let thread = std::thread::spawn(move || {
-            let mut file = file;
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = file.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        Ok(Self {
-            text,
-            thread,
-            keep_open,
-        })
-    }
-
-    /// Everything written, once the task's side has closed (call after the task exited).
-    fn finish(self) -> String {
-        drop(self.keep_open);
-        let _ = self.thread.join();
-        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
     }
 }

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::api::Api;
 use shim_conformance::container::{Container, Status};
+use shim_conformance::containerd_log::LogTail;
 use shim_conformance::ctr::RunningCtr;
 use shim_conformance::expect::{self, EXIT_SIGKILL, failed_at_create, message_explains};
-use shim_conformance::images::{BAD_INPUTS, bad};
+use shim_conformance::images::{BAD_INPUTS, HOSTILE, TestImage, bad, hostile};
 use shim_conformance::leftovers::expect_no_leftovers;
 use shim_conformance::target::{Target, all_targets, check_targets};
 
@@ -94,6 +95,103 @@ fn empty_args() {
     });
 }
 
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn truncated_module() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        bad_input_from(
+            &HOSTILE,
+            target,
+            test,
+            &[hostile::TRUNCATED],
+            &[hostile::TRUNCATED],
+            expect::INVALID_MODULE,
+        )
+    });
+}
+
+/// Larger than `WASM_SHIM_MAX_MODULE_SIZE` (the private containerd sets 16M): refused before
+/// it is read whole, with its size and the limit.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn module_over_the_size_limit() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        bad_input_from(
+            &HOSTILE,
+            target,
+            test,
+            &[hostile::OVERSIZED],
+            &[hostile::OVERSIZED, "WASM_SHIM_MAX_MODULE_SIZE"],
+            expect::TOO_LARGE,
+        )
+    });
+}
+
+/// A module whose start function traps passes create (it is valid and links), and the trap
+/// comes when it is instantiated after `start`: the task exits with 137, the trap is in the
+/// shim log, and the pod's shim goes on.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn start_function_that_traps() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        let sandbox = Sandbox::start(target, test)?;
+        let log = LogTail::now()?;
+        let bad = Container::new(test, target.runtime, &HOSTILE)
+            .in_sandbox(sandbox.id())
+            .annotation(CONTAINER_TYPE, "container");
+        bad.run(&[hostile::START_TRAPS])?.expect(EXIT_SIGKILL, "")?;
+        log.wait_for(
+            &format!("a trap message of {}", bad.id()),
+            |record| {
+                record.field("id") == Some(bad.id())
+                    && record.message().is_some_and(|m| {
+                        m.contains(hostile::START_TRAPS) && m.contains("unreachable")
+                    })
+            },
+            Duration::from_secs(10),
+        )?;
+        expect_no_leftovers(bad.id())?;
+        sandbox.still_serves(test)
+    });
+}
+
+/// Modules with a few random bytes changed, inserted or removed (a fixed seed: the same
+/// modules every run). Most are invalid and must fail at create with a message naming the
+/// file; one that happens to stay valid must run to an exit. Either way nothing is left and
+/// the pod's shim serves on.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn fuzzed_modules() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        let sandbox = Sandbox::start(target, test)?;
+        let mut refused = 0;
+        for n in 0..hostile::FUZZED {
+            let module = hostile::fuzzed(n);
+            let bad = Container::new(&format!("{test}-{n}"), target.runtime, &HOSTILE)
+                .in_sandbox(sandbox.id())
+                .annotation(CONTAINER_TYPE, "container");
+            let out = bad.run(&[&module])?;
+            if expect::is_create_failure(&out) {
+                let reasons: Vec<&str> = expect::INVALID_MODULE
+                    .iter()
+                    .chain(expect::UNRESOLVED_IMPORT)
+                    .chain(&["export"])
+                    .copied()
+                    .collect();
+                failed_at_create(&out, &[&module], &reasons)?;
+                refused += 1;
+            }
+            expect_no_leftovers(bad.id())?;
+        }
+        ensure!(
+            refused > 0,
+            "none of the {} fuzzed modules was refused: the mutations do not reach the engine",
+            hostile::FUZZED
+        );
+        sandbox.still_serves(test)
+    });
+}
+
 // A config.json that is not JSON at all never reaches a shim with containerd 1.6:
 // containerd parses the spec itself when it writes the bundle (to find user-namespace
 // GID mappings), fails with "failed to start shim: unexpected end of JSON input" for runc
@@ -141,6 +239,78 @@ fn config_json_without_process() {
     });
 }
 
+/// Fields of the wrong JSON type: Go's decoder in containerd refuses them before any shim
+/// is asked, for runc and ours alike; the error must say what is wrong.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn config_json_with_wrong_types() {
+    check_targets(&all_targets(), |target, test| {
+        bad_spec(target, test, &[], expect::MALFORMED_SPEC, |mut spec| {
+            spec["process"]["args"] = "not a list".into();
+            serde_json::to_vec(&spec).expect("a JSON value serializes")
+        })
+    });
+}
+
+/// Invalid UTF-8 inside `process.env`: the module could not be given such a variable, and a
+/// strict decoder refuses the spec.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn config_json_with_an_env_that_is_not_utf8() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        bad_spec(
+            target,
+            test,
+            &["config.json"],
+            expect::MALFORMED_SPEC,
+            |mut spec| {
+                const MARK: &str = "CONFORMANCE_NOT_UTF8=mark";
+                spec["process"]["env"]
+                    .as_array_mut()
+                    .expect("ctr writes process.env")
+                    .push(MARK.into());
+                let text = serde_json::to_vec(&spec).expect("a JSON value serializes");
+                let at = text
+                    .windows(MARK.len())
+                    .position(|window| window == MARK.as_bytes())
+                    .expect("the mark is in the spec");
+                [&text[..at], b"BAD=\xff\xfe", &text[at + MARK.len()..]].concat()
+            },
+        )
+    });
+}
+
+/// Arguments Linux would not pass to a program (one of 200 KiB; 3 MiB in all): refused at
+/// create, naming the argument, for Wasm and native containers alike. Not for runc, which
+/// creates the task and fails only at start, when execve says E2BIG.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn config_json_with_huge_args() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        bad_spec(
+            target,
+            test,
+            &["process.args[2]"],
+            &["bytes"],
+            |mut spec| {
+                let args = spec["process"]["args"]
+                    .as_array_mut()
+                    .expect("ctr writes process.args");
+                args.truncate(2);
+                args.push("x".repeat(200 << 10).into());
+                serde_json::to_vec(&spec).expect("a JSON value serializes")
+            },
+        )?;
+        bad_spec(target, test, &["ARG_MAX"], &["bytes"], |mut spec| {
+            let args = spec["process"]["args"]
+                .as_array_mut()
+                .expect("ctr writes process.args");
+            args.extend((0..48).map(|_| serde_json::Value::from("y".repeat(64 << 10))));
+            serde_json::to_vec(&spec).expect("a JSON value serializes")
+        })
+    });
+}
+
 /// Creates a container of the demo in a running sandbox of `target`, replaces its spec
 /// with `corrupt(spec)`, and checks that task create fails with an error that names
 /// `names` and gives one of `reasons`, that nothing is left, and that the sandbox serves.
@@ -183,8 +353,20 @@ fn bad_input(
     names: &[&str],
     reasons: &[&str],
 ) -> Result<()> {
+    bad_input_from(&BAD_INPUTS, target, test, args, names, reasons)
+}
+
+/// [`bad_input`] with the files of `image`.
+fn bad_input_from(
+    image: &'static TestImage,
+    target: &Target,
+    test: &str,
+    args: &[&str],
+    names: &[&str],
+    reasons: &[&str],
+) -> Result<()> {
     let sandbox = Sandbox::start(target, test)?;
-    let bad = Container::new(test, target.runtime, &BAD_INPUTS)
+    let bad = Container::new(test, target.runtime, image)
         .in_sandbox(sandbox.id())
         .annotation(CONTAINER_TYPE, "container");
     let out = bad.run(args)?;

@@ -20,6 +20,8 @@ pub struct WamrEngine {
 
 impl Engine for WamrEngine {
     const NAME: &'static str = "wamr";
+    // WAMR's WASI has no read-only preopen (see `map_dir`).
+    const READ_ONLY_PREOPENS: bool = false;
     type Module = Module;
 
     fn new() -> anyhow::Result<Self> {
@@ -135,7 +137,8 @@ fn refuse_imports(unknown: Vec<String>) -> anyhow::Result<()> {
 /// WAMR's WASI has no read-only preopen (every directory grants the rights to create and
 /// write files), so `read_only` cannot be honoured here. The rootfs of a read-only
 /// container is still protected: `libcontainer` mounts it read-only, and the kernel
-/// refuses the writes (EROFS) that wasmtime would refuse in WASI.
+/// refuses the writes (EROFS) that wasmtime would refuse in WASI. A read-only preopen of
+/// a writable directory is refused at create (`READ_ONLY_PREOPENS`).
 fn map_dir(dir: &Preopen) -> anyhow::Result<Vec<u8>> {
     if dir.guest_path.contains("::") {
         bail!(

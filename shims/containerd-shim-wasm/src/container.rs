@@ -20,7 +20,7 @@ use crate::process::Process;
 use crate::reaper::{self, Reaper};
 use crate::rootfs::{MountedRootfs, RootfsMount};
 use crate::status::{IllegalTransition, Status};
-use crate::stdio::{StdinHolder, StdioPaths};
+use crate::stdio::{StdioHolder, StdioPaths};
 use crate::workload::Kind;
 
 /// How long `delete` waits for a created-but-never-started process to die after SIGKILL.
@@ -79,8 +79,8 @@ impl Container {
         reaper: &Reaper,
         on_exit: impl FnOnce(&Container) + Send + 'static,
     ) -> anyhow::Result<Arc<Container>> {
-        let stdin = match StdinHolder::open(spawn.stdio.stdin.as_deref()) {
-            Ok(stdin) => stdin,
+        let held = match StdioHolder::open(&spawn.stdio) {
+            Ok(held) => held,
             Err(e) => {
                 unmount(spawn.rootfs.as_ref(), &spawn.id);
                 return Err(e.into());
@@ -128,7 +128,7 @@ impl Container {
             spawn.id.clone(),
             spawn.stdio,
             spawn.terminal,
-            stdin,
+            held,
         );
         init.set_pid(pid, Some(pidfd));
         if let Some(console) = console {
@@ -159,7 +159,13 @@ impl Container {
 
     /// created -> running. `announce` runs under the status lock once the workload runs.
     pub fn start(&self, announce: impl FnOnce(&Container)) -> Result<i32, ContainerError> {
-        self.transition("start", Status::start, LcContainer::start, announce)?;
+        // libcontainer's start chdirs the whole shim process (see cwd.rs).
+        self.transition(
+            "start",
+            Status::start,
+            |c| crate::cwd::serialized(|| c.start()),
+            announce,
+        )?;
         Ok(self.init.pid())
     }
 
@@ -240,7 +246,7 @@ impl Container {
         Ok(())
     }
 
-    /// Removes everything the container had: process, cgroup, state, rootfs mount, stdin.
+    /// Removes everything the container had: process, cgroup, state, rootfs mount, stdio.
     pub fn delete(&self) -> Result<(u32, SystemTime), ContainerError> {
         let mut deleted = self.deleted.lock().unwrap();
         if *deleted {
@@ -273,10 +279,10 @@ impl Container {
         if let Some(rootfs) = self.rootfs.lock().unwrap().take() {
             rootfs.unmount()?;
         }
-        self.init.close_stdin();
-        // The processes died with the container; their stdin holders go with them.
+        self.init.release_stdio();
+        // The processes died with the container; their FIFO holders go with them.
         for exec in self.execs.lock().unwrap().drain().map(|(_, exec)| exec) {
-            exec.process.close_stdin();
+            exec.process.release_stdio();
         }
         *deleted = true;
         Ok(self.init.wait())

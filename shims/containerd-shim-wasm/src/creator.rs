@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,14 @@ impl HelperRequest {
         }
     }
 
+    /// Where the helper runs: a directory that exists for as long as the helper does.
+    fn working_dir(&self) -> &Path {
+        match self {
+            HelperRequest::Create(r) => &r.bundle,
+            HelperRequest::Exec(r) => &r.state_root,
+        }
+    }
+
     fn debug(&self) -> bool {
         match self {
             HelperRequest::Create(r) => r.debug,
@@ -112,6 +120,9 @@ pub enum Created {
 pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut child = Command::new(&exe)
+        // Not the shim's working directory, which another thread's libcontainer start may
+        // have changed for a moment (see cwd.rs).
+        .current_dir(request.working_dir())
         .arg(HELPER_ARG)
         .arg(serde_json::to_string(request)?)
         .stdin(Stdio::null())
@@ -199,17 +210,14 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let mounted = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
-    let workload = workload::resolve(&spec, &rootfs)?;
-    let resolved = Instant::now();
-    let prepared = match workload.kind {
-        Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
-    };
-    let compiled = Instant::now();
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
+    // State under this id can only be a crashed shim's (containerd's ids are unique, and the
+    // shim refused a second create of a live one): it must not block the new container.
+    if request.state_root.join(id).exists() {
+        warn!(id = id.as_str(); "container {id}: removing the state a crashed shim left in {}", request.state_root.display());
+        crate::container::remove_state(&request.state_root, id);
+    }
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
     let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
@@ -229,11 +237,10 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
     debug!(
         id = id.as_str();
-        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, module load {:?}, container (namespaces, cgroup, mounts, init) {:?}",
+        "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, container (namespaces, cgroup, mounts, init) {:?}",
         mounted - began,
-        resolved - mounted,
-        compiled - resolved,
-        compiled.elapsed()
+        prepared - mounted,
+        prepared.elapsed()
     );
     Ok((pid, workload.kind))
 }
@@ -253,16 +260,8 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     let mut spec = load_spec(container.bundle())?;
     spec.set_process(Some(process));
     let rootfs = rootfs_path(&spec, container.bundle())?;
-    let workload = workload::resolve(&spec, &rootfs)?;
-    let prepared = match workload.kind {
-        Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
-    };
-    let compiled = Instant::now();
-    let executor = ShimExecutor {
-        container_id: id.clone(),
-        prepared,
-    };
+    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let prepared = Instant::now();
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
     // libcontainer reads a tenant's full process spec (user, capabilities, rlimits...) from a
@@ -293,9 +292,9 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     info!(id = id.as_str(); "exec process {exec_id} of container {id} runs {} ({:?}), pid {pid}", workload.entrypoint.path, workload.kind);
     debug!(
         id = id.as_str();
-        "exec phases of {exec_id} in {id}: resolve and module load {:?}, process setup {:?}",
-        compiled - began,
-        compiled.elapsed()
+        "exec phases of {exec_id} in {id}: spec and workload {:?}, process setup {:?}",
+        prepared - began,
+        prepared.elapsed()
     );
     Ok((pid, workload.kind))
 }
@@ -355,13 +354,42 @@ fn with_stdio(
         .with_stderr(stderr))
 }
 
+/// What the process will run: args[0] resolved in the rootfs and, for a module, compiled (or
+/// loaded from the cache) and linked, so that every error a user can fix comes now.
+fn prepare<E: Engine>(
+    spec: &Spec,
+    rootfs: &Path,
+    id: &str,
+) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
+    let began = Instant::now();
+    let workload = workload::resolve(spec, rootfs)?;
+    if workload.kind == Kind::Wasm {
+        crate::preopens::check(spec, rootfs, E::READ_ONLY_PREOPENS)?;
+    }
+    let resolved = Instant::now();
+    let prepared = match workload.kind {
+        Kind::Native => Prepared::Native,
+        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
+    };
+    debug!(
+        id;
+        "workload of {id}: resolve {:?}, module load {:?}",
+        resolved - began,
+        resolved.elapsed()
+    );
+    let executor = ShimExecutor {
+        container_id: id.to_string(),
+        prepared,
+    };
+    Ok((workload, executor))
+}
+
 fn prepare_wasm<E: Engine>(
     workload: &workload::Workload,
     container: &str,
 ) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
-    let bytes =
-        std::fs::read(&workload.host_path).with_context(|| format!("{path}: cannot read it"))?;
+    let bytes = crate::module_size::read_module(&workload.host_path, path)?;
     let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
     if !engine.can_run(&bytes) {
         bail!(

@@ -51,6 +51,11 @@ pub trait Engine: Clone + 'static {
     /// A compiled module, linked against the host functions the engine provides.
     type Module: 'static;
 
+    /// Whether [`Engine::run`] honours [`Preopen::read_only`] itself. An engine that cannot
+    /// (its WASI grants write rights on every directory) says `false`: a container that asks
+    /// for a read-only preopen the kernel would not enforce is then refused at create.
+    const READ_ONLY_PREOPENS: bool = true;
+
     /// Builds the engine. Called once per process that needs it.
     fn new() -> anyhow::Result<Self>;
 

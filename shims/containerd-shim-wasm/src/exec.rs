@@ -20,7 +20,7 @@ use crate::creator::{self, ExecRequest, HelperRequest};
 use crate::process::Process;
 use crate::reaper::{Adopted, Reaper, UNKNOWN_EXIT_STATUS};
 use crate::status::{IllegalTransition, Status};
-use crate::stdio::{StdinHolder, StdioPaths};
+use crate::stdio::{StdioHolder, StdioPaths};
 use crate::workload::Kind;
 
 pub struct Exec {
@@ -67,8 +67,7 @@ impl Container {
             .into());
         }
         drop(init);
-        let stdin =
-            StdinHolder::open(spawn.stdio.stdin.as_deref()).map_err(|e| anyhow!("{name}: {e}"))?;
+        let held = StdioHolder::open(&spawn.stdio).map_err(|e| anyhow!("{name}: {e}"))?;
         let exec = Arc::new(Exec {
             exec_id: spawn.exec_id.clone(),
             process: Process::new(
@@ -77,7 +76,7 @@ impl Container {
                 spawn.exec_id.clone(),
                 spawn.stdio,
                 spawn.terminal,
-                stdin,
+                held,
             ),
             spec: spawn.spec,
             kind: OnceLock::new(),
@@ -214,7 +213,7 @@ impl Container {
         if never_started {
             process.set_exited(UNKNOWN_EXIT_STATUS);
         }
-        process.close_stdin();
+        process.release_stdio();
         self.execs.lock().unwrap().remove(exec_id);
         Ok(process.wait())
     }

@@ -3,7 +3,6 @@
 //! Wasm module (run by the engine in this process).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
@@ -12,7 +11,7 @@ use log::error;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use oci_spec::runtime::Spec;
 
-use crate::engine::{Engine, NETWORK_ANNOTATION, Preopen, WasiContext};
+use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext};
 use crate::entrypoint::Entrypoint;
 
 /// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
@@ -63,7 +62,7 @@ impl<E: Engine> Clone for ShimExecutor<E> {
 impl<E: Engine> Executor for ShimExecutor<E> {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         match &self.prepared {
-            Prepared::Native => DefaultExecutor {}.exec(spec),
+            Prepared::Native => DefaultExecutor {}.exec(&with_home(spec)),
             Prepared::Wasm {
                 engine,
                 module,
@@ -99,8 +98,8 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     }
 }
 
-/// The module's view of the container: args, env, and the rootfs (plus the working directory
-/// as `.`) as preopened directories.
+/// The module's view of the container: args, env, and the preopened directories (the rootfs
+/// and the working directory as `.`, unless narrowed: see [`crate::preopens`]).
 pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
     let process = spec.process().as_ref();
     let mut args: Vec<String> = process.and_then(|p| p.args().clone()).unwrap_or_default();
@@ -118,26 +117,12 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
                 .collect()
         })
         .unwrap_or_default();
-    let read_only = spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false);
-    let mut preopens = vec![Preopen {
-        host_path: PathBuf::from("/"),
-        guest_path: "/".to_string(),
-        read_only,
-    }];
-    let cwd = process
-        .map(|p| p.cwd().clone())
-        .unwrap_or_else(|| "/".into());
-    if cwd != Path::new("/") {
-        preopens.push(Preopen {
-            host_path: cwd,
-            guest_path: ".".to_string(),
-            read_only,
-        });
-    }
+    // The create helper checked the annotation (`preopens::check`); should it fail here
+    // anyway, the module gets no directory at all rather than more than was asked for.
+    let preopens = crate::preopens::for_spec(spec).unwrap_or_else(|e| {
+        error!("{e:#}: the module gets no preopened directory");
+        Vec::new()
+    });
     let network = spec
         .annotations()
         .as_ref()
@@ -191,6 +176,8 @@ fn exit_on_termination_signals() -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
     use oci_spec::runtime::{ProcessBuilder, RootBuilder, SpecBuilder};
 
     fn spec(args: &[&str], env: &[&str], cwd: &str, read_only: bool) -> Spec {
@@ -249,6 +236,20 @@ mod tests {
             ));
             assert_eq!(wasi_context(&spec, &entry).network, allowed, "{value}");
         }
+    }
+
+    #[test]
+    fn home_comes_from_passwd_or_is_the_root() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nodd\n";
+        assert_eq!(home_of(passwd, 0), "/root");
+        assert_eq!(home_of(passwd, 1000), "/home/app");
+        assert_eq!(home_of(passwd, 7), "/");
+        assert_eq!(home_of("", 0), "/");
+        let env_of = |spec: Spec| with_home(&spec).process().clone().unwrap().env().clone();
+        let added = env_of(spec(&["/prog"], &["A=1"], "/", false)).unwrap();
+        assert!(added.iter().any(|kv| kv.starts_with("HOME=")), "{added:?}");
+        let kept = env_of(spec(&["/prog"], &["HOME=/mine"], "/", false)).unwrap();
+        assert_eq!(kept, ["HOME=/mine"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::reaper;
 /// How long an exit waits for the terminal's output to be copied.
 const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
 use crate::status::{IllegalTransition, Status};
-use crate::stdio::{StdinHolder, StdioPaths};
+use crate::stdio::{StdioHolder, StdioPaths};
 
 pub struct Process {
     /// The container the process belongs to (the `id` of its log lines).
@@ -31,7 +31,8 @@ pub struct Process {
     /// Set once the process exists: at create for an init process, at start for an exec.
     /// The pidfd is opened before the workload runs, so signals never reach a recycled pid.
     started: OnceLock<(i32, Option<OwnedFd>)>,
-    stdin: Mutex<StdinHolder>,
+    /// The shim's writers on the FIFOs.
+    held: Mutex<StdioHolder>,
     /// The shim's end of the terminal, for a process with `terminal`.
     console: OnceLock<Console>,
     status: Mutex<Status>,
@@ -45,7 +46,7 @@ impl Process {
         event_id: String,
         stdio: StdioPaths,
         terminal: bool,
-        stdin: StdinHolder,
+        held: StdioHolder,
     ) -> Self {
         Self {
             container_id,
@@ -54,7 +55,7 @@ impl Process {
             stdio,
             terminal,
             started: OnceLock::new(),
-            stdin: Mutex::new(stdin),
+            held: Mutex::new(held),
             console: OnceLock::new(),
             status: Mutex::new(Status::Created),
             exited: Condvar::new(),
@@ -104,6 +105,7 @@ impl Process {
         let mut status = self.status();
         let first = status.exit(exit_status as u32, SystemTime::now());
         if first {
+            self.held.lock().unwrap().release_outputs();
             info!(id = self.container_id.as_str(); "{} (pid {}) exited with status {exit_status}", self.name, self.pid());
         }
         self.exited.notify_all();
@@ -154,6 +156,11 @@ impl Process {
 
     /// Lets the process see EOF on stdin once the client has closed its end.
     pub fn close_stdin(&self) {
-        self.stdin.lock().unwrap().close();
+        self.held.lock().unwrap().close_stdin();
+    }
+
+    /// At delete: lets go of every FIFO.
+    pub fn release_stdio(&self) {
+        *self.held.lock().unwrap() = StdioHolder::default();
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
@@ -13,8 +13,8 @@ use containerd_shim::util::write_address;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use log::warn;
 
-use crate::container::remove_state;
 use crate::creator;
+use crate::dead_shim;
 use crate::events::Events;
 use crate::options::{recorded_state_root, state_root};
 use crate::reaper::Reaper;
@@ -45,7 +45,12 @@ pub struct WasmShim {
     socket: String,
     debug: bool,
     exit: Arc<ExitSignal>,
+    /// The task service's event queue, flushed before the shim exits.
+    events: OnceLock<Events>,
 }
+
+/// How long an exiting shim waits for its last events to reach containerd.
+const EVENTS_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The configuration `containerd_shim::run` must get: the library reaps children itself.
 pub fn shim_config() -> Config {
@@ -71,6 +76,7 @@ impl containerd_shim::Shim for WasmShim {
             socket: args.socket.clone(),
             debug: args.debug,
             exit: Arc::new(ExitSignal::default()),
+            events: OnceLock::new(),
         }
     }
 
@@ -93,10 +99,11 @@ impl containerd_shim::Shim for WasmShim {
         let bundle = bundle.as_path();
         let root = recorded_state_root(bundle)
             .unwrap_or_else(|| state_root("", &self.engine, &self.namespace));
-        remove_state(&root, &self.id);
+        dead_shim::remove_container(&root, &self.id);
         if let Err(e) = MountedRootfs::of_bundle(bundle).unmount() {
             warn!(id = self.id.as_str(); "container {}: {e:#}", self.id);
         }
+        dead_shim::remove_socket(&self.id);
         let now = containerd_shim::util::timestamp()?;
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
@@ -107,6 +114,9 @@ impl containerd_shim::Shim for WasmShim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        if let Some(events) = self.events.get() {
+            events.flush(EVENTS_FLUSH_TIMEOUT);
+        }
         // The crate removes the socket after this returns, but it finds the socket's path in
         // the bundle, which containerd may already have deleted once Shutdown answered.
         let path = self.socket.strip_prefix("unix://").unwrap_or(&self.socket);
@@ -126,6 +136,7 @@ impl containerd_shim::Shim for WasmShim {
         let events = Events::start(publisher, self.namespace.clone())
             .unwrap_or_else(|e| fatal("start the event publisher", e));
         let shim_log = creator::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
+        let _ = self.events.set(events.clone());
         TaskService {
             engine: self.engine.clone(),
             namespace: self.namespace.clone(),

@@ -46,28 +46,99 @@ impl StdioPaths {
     }
 }
 
-/// Keeps a writer on the stdin FIFO until `CloseIO` or delete (see the module docs).
-#[derive(Debug)]
-pub struct StdinHolder(Option<File>);
+/// The shim's own writers on the task's FIFOs (see the module docs).
+///
+/// * stdin: held until `CloseIO` or delete, so the process sees EOF only once the client is
+///   done.
+/// * stdout and stderr: a FIFO's buffered data is dropped when its last descriptor closes. A
+///   process that writes and exits before the client has opened its read end (an exec that
+///   prints one line, a client still setting up) would lose its output; these writers keep it
+///   until a reader is there after the exit, or until delete.
+#[derive(Debug, Default)]
+pub struct StdioHolder {
+    stdin: Option<File>,
+    outputs: Vec<(PathBuf, File)>,
+}
 
-impl StdinHolder {
-    pub fn open(stdin: Option<&Path>) -> io::Result<Self> {
-        let Some(path) = stdin else {
-            return Ok(Self(None));
-        };
-        // O_RDWR on a FIFO never blocks, whether or not the client has opened its end yet.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| with_path(e, "open stdin", path))?;
-        Ok(Self(Some(file)))
+/// How long output whose reader has not come yet is kept after the process exited, when
+/// nobody deletes the process earlier.
+const UNREAD_OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl StdioHolder {
+    pub fn open(stdio: &StdioPaths) -> io::Result<Self> {
+        let mut holder = Self::default();
+        if let Some(path) = stdio.stdin.as_deref() {
+            // O_RDWR on a FIFO never blocks, whether or not the client has opened its end yet.
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| with_path(e, "open stdin", path))?;
+            holder.stdin = Some(file);
+        }
+        for path in [stdio.stdout.as_deref(), stdio.stderr.as_deref()] {
+            let Some(path) = strip_scheme(path)? else {
+                continue;
+            };
+            if is_fifo(path) {
+                holder.outputs.push((path.to_owned(), pure_writer(path)?));
+            }
+        }
+        Ok(holder)
     }
 
     /// Lets the reader see EOF once every other writer is gone.
-    pub fn close(&mut self) {
-        self.0 = None;
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
+
+    /// After the process exited: lets go of the outputs that a client reads now (it then
+    /// sees EOF), and of the others once a reader came or [`UNREAD_OUTPUT_GRACE`] passed.
+    pub fn release_outputs(&mut self) {
+        let (read, unread): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outputs)
+            .into_iter()
+            .partition(|(path, _)| has_reader(path));
+        drop(read);
+        if unread.is_empty() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("unread-output".into())
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + UNREAD_OUTPUT_GRACE;
+                let mut unread = unread;
+                while !unread.is_empty() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    unread.retain(|(path, _)| !has_reader(path));
+                }
+            });
+    }
+}
+
+/// A write-only descriptor on a FIFO, opened without waiting for a reader: a read-write one
+/// would count as a reader itself and hide whether a client is there.
+fn pure_writer(path: &Path) -> io::Result<File> {
+    // While this is open there is a reader, so the non-blocking write-only open succeeds.
+    let _reader = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| with_path(e, "open", path))?;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| with_path(e, "open", path))
+}
+
+/// Whether anything has the FIFO open for reading (a write-only, non-blocking open fails with
+/// ENXIO otherwise).
+fn has_reader(path: &Path) -> bool {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .is_ok()
 }
 
 fn open_reader(path: Option<&Path>) -> io::Result<File> {
@@ -150,7 +221,7 @@ mod tests {
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let paths = StdioPaths::from_request(fifo.to_str().unwrap(), "", "");
 
-        let mut holder = StdinHolder::open(paths.stdin.as_deref()).unwrap();
+        let mut holder = StdioHolder::open(&paths).unwrap();
         let [mut stdin, _, _] = paths.open_for_process().unwrap();
         let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
         client.write_all(b"data").unwrap();
@@ -159,7 +230,7 @@ mod tests {
         let mut buf = [0u8; 4];
         stdin.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"data");
-        holder.close();
+        holder.close_stdin();
         assert_eq!(stdin.read(&mut buf).unwrap(), 0, "EOF after CloseIO");
     }
 
@@ -169,11 +240,37 @@ mod tests {
         let fifo = dir.path().join("stdin");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let paths = StdioPaths::from_request(fifo.to_str().unwrap(), "", "");
-        let mut holder = StdinHolder::open(paths.stdin.as_deref()).unwrap();
-        holder.close();
+        let mut holder = StdioHolder::open(&paths).unwrap();
+        holder.close_stdin();
         let [mut stdin, _, _] = paths.open_for_process().unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(stdin.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn output_waits_for_a_reader_that_comes_after_the_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths::from_request("", fifo.to_str().unwrap(), "");
+        let mut holder = StdioHolder::open(&paths).unwrap();
+        let [_, mut out, _] = paths.open_for_process().unwrap();
+        out.write_all(b"last words").unwrap();
+        drop(out); // the process exited
+        holder.release_outputs();
+        let mut late = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut got = [0u8; 10];
+        late.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"last words");
+        // Once the reader is there, the holder lets go and the reader sees EOF.
+        fcntl(late.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).unwrap();
+        let mut rest = Vec::new();
+        late.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
     }
 
     #[test]

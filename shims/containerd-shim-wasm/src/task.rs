@@ -194,6 +194,7 @@ impl containerd_shim::Task for TaskService {
             failed(e)
         })?;
         let pid = container.init.pid() as u32;
+        crate::oom::watch(&req.id, container.init.pid(), self.events.clone());
         info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
         debug!(id = req.id.as_str(); "create of {} took {:?}", req.id, began.elapsed());
         self.containers

@@ -47,6 +47,8 @@ pub enum WorkloadError {
     },
     #[error("{path}: neither a WebAssembly module nor an executable (ELF binary or #! script)")]
     NotRunnable { path: String },
+    #[error("{0}")]
+    ArgsTooLarge(String),
     #[error("{path}: {what} but not executable (mode {mode:o})")]
     NotExecutable {
         path: String,
@@ -63,6 +65,8 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
         .and_then(|a| a.first())
         .filter(|a| !a.is_empty())
         .ok_or(WorkloadError::NoArgs)?;
+    let env = process.and_then(|p| p.env().as_deref()).unwrap_or_default();
+    check_exec_size(args.map(Vec::as_slice).unwrap_or_default(), env)?;
     let cwd = process
         .map(|p| p.cwd().clone())
         .unwrap_or_else(|| "/".into());
@@ -92,6 +96,49 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
         entrypoint,
         host_path,
     })
+}
+
+/// The longest single argument or environment string Linux passes to a program
+/// (`MAX_ARG_STRLEN`, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Refuses, at create, arguments and environment that Linux would not pass to a program
+/// (`execve` fails with E2BIG, which runc reports only at start). A module gets the same
+/// bounds: a spec is no way to hand a module gigabytes of strings.
+fn check_exec_size(args: &[String], env: &[String]) -> Result<(), WorkloadError> {
+    let named = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("process.args[{i}]"), a))
+        .chain(
+            env.iter()
+                .enumerate()
+                .map(|(i, e)| (format!("process.env[{i}]"), e)),
+        );
+    for (name, value) in named {
+        if value.len() >= MAX_ARG_STRLEN {
+            return Err(WorkloadError::ArgsTooLarge(format!(
+                "{name} is {} bytes, more than the {MAX_ARG_STRLEN} Linux passes in one argument",
+                value.len()
+            )));
+        }
+    }
+    // What execve counts: every string with its NUL, and a pointer to each.
+    let total: usize = args
+        .iter()
+        .chain(env)
+        .map(|s| s.len() + 1 + std::mem::size_of::<usize>())
+        .sum();
+    let limit = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
+        .ok()
+        .flatten()
+        .map_or(2 << 20, |max| max as usize);
+    if total > limit {
+        return Err(WorkloadError::ArgsTooLarge(format!(
+            "process.args and process.env take {total} bytes, more than the {limit} (ARG_MAX) Linux passes to a program"
+        )));
+    }
+    Ok(())
 }
 
 /// Wasm images often name their module bare (`ENTRYPOINT ["app.wasm"]`) without putting it
@@ -285,6 +332,28 @@ mod tests {
             let err = resolve(&spec(&args, &[], "/"), root.path()).unwrap_err();
             assert!(err.to_string().contains(expected), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn arguments_linux_would_not_pass_are_refused() {
+        let root = rootfs();
+        let long = "x".repeat(MAX_ARG_STRLEN);
+        let err = resolve(&spec(&["/app.wasm", &long], &[], "/"), root.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("process.args[1] is 131072 bytes"),
+            "{err}"
+        );
+        let env = format!("BIG={}", "y".repeat(MAX_ARG_STRLEN));
+        let err = resolve(&spec(&["/app.wasm"], &[&env], "/"), root.path()).unwrap_err();
+        assert!(err.to_string().starts_with("process.env[0] is"), "{err}");
+        let many: Vec<String> = (0..40).map(|_| "z".repeat(MAX_ARG_STRLEN - 1)).collect();
+        let mut args = vec!["/app.wasm"];
+        args.extend(many.iter().map(String::as_str));
+        let err = resolve(&spec(&args, &[], "/"), root.path()).unwrap_err();
+        assert!(err.to_string().contains("(ARG_MAX)"), "{err}");
+        let fine: Vec<&str> = vec!["/app.wasm"; 1000];
+        resolve(&spec(&fine, &[], "/"), root.path()).unwrap();
     }
 
     #[test]

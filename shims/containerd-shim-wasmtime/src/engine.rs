@@ -1,12 +1,16 @@
-//! Runs WASI preview 1 modules with wasmtime.
+//! Runs WASI preview 1 modules and WASI 0.2 components (`wasi:cli/run` commands and
+//! `wasi:http/proxy` servers) with wasmtime.
 
 use std::hash::{Hash, Hasher};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::bail;
 use containerd_shim_wasm::{Engine, WasiContext};
-use wasmtime::{Config, ExternType, InstancePre, Linker, Module, Store};
-use wasmtime_wasi::p1::{self, WasiP1Ctx};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime::component::Component;
+use wasmtime::{Config, Module, Precompiled};
+
+use crate::component::{self, LinkedCommand, World};
+use crate::http::{self, ProxyComponent};
+use crate::p1::{self, LinkedModule};
 
 /// The wasmtime release this shim is built on (kept in step with Cargo.toml).
 pub const WASMTIME_VERSION: &str = "48";
@@ -17,26 +21,42 @@ pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
 }
 
-/// A module linked against WASI preview 1, ready to instantiate.
-pub struct LinkedModule {
-    pre: InstancePre<WasiP1Ctx>,
+/// What the container runs, compiled and linked.
+pub enum LinkedWasm {
+    /// A core module (WASI preview 1), called through its entry export.
+    Module(LinkedModule),
+    /// A `wasi:cli/run` component, run once.
+    Command(LinkedCommand),
+    /// A `wasi:http/proxy` component, served over HTTP.
+    Proxy(ProxyComponent),
+}
+
+/// The settings every engine of this shim shares, so that code compiled by one loads in
+/// another (the HTTP server's engine adds only the pooling allocator, which compiled code
+/// does not depend on).
+pub fn base_config() -> Config {
+    let mut config = Config::new();
+    // Compilation runs in the create helper, which must stay single-threaded because
+    // libcontainer forks it right after.
+    config.parallel_compilation(false);
+    config
 }
 
 impl Engine for WasmtimeEngine {
     const NAME: &'static str = "wasmtime";
-    type Module = LinkedModule;
+    type Module = LinkedWasm;
 
     fn new() -> anyhow::Result<Self> {
-        let mut config = Config::new();
-        // Compilation runs in the create helper, which must stay single-threaded because
-        // libcontainer forks it right after.
-        config.parallel_compilation(false);
-        let engine = wasmtime::Engine::new(&config)?;
+        let engine = wasmtime::Engine::new(&base_config())?;
         Ok(Self { engine })
     }
 
-    fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<LinkedModule> {
-        self.link(Module::new(&self.engine, bytes)?, entry)
+    fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<LinkedWasm> {
+        if wasmparser::Parser::is_component(bytes) {
+            self.link_component(Component::new(&self.engine, bytes)?, entry)
+        } else {
+            self.link_module(Module::new(&self.engine, bytes)?, entry)
+        }
     }
 
     fn precompile_key(&self) -> Option<String> {
@@ -48,64 +68,53 @@ impl Engine for WasmtimeEngine {
     }
 
     fn precompile(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-        Ok(self.engine.precompile_module(bytes)?)
-    }
-
-    fn load_precompiled(&self, artifact: &[u8], entry: &str) -> anyhow::Result<LinkedModule> {
-        // SAFETY: the artifact comes from `precompile` of this engine build, through the
-        // library's root-owned cache, which verified its checksum; wasmtime itself rejects
-        // artifacts of another version or configuration.
-        let module = unsafe { Module::deserialize(&self.engine, artifact) }?;
-        self.link(module, entry)
-    }
-
-    fn run(&self, module: &LinkedModule, ctx: &WasiContext) -> anyhow::Result<i32> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdio().args(&ctx.args).envs(&ctx.env);
-        for dir in &ctx.preopens {
-            let perms = if dir.read_only {
-                FsPerms::ReadOnly
-            } else {
-                FsPerms::ReadWrite
-            };
-            wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("preopen {} as {}", dir.host_path.display(), dir.guest_path)
-                })?;
+        if wasmparser::Parser::is_component(bytes) {
+            Ok(self.engine.precompile_component(bytes)?)
+        } else {
+            Ok(self.engine.precompile_module(bytes)?)
         }
-        let mut store = Store::new(&self.engine, wasi.build_p1());
-        let instance = module
-            .pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .context("instantiate")?;
-        let func = instance
-            .get_typed_func::<(), ()>(&mut store, &ctx.entry)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("entry point `{}`", ctx.entry))?;
-        match func.call(&mut store, ()) {
-            Ok(()) => Ok(0),
-            Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(exit) => Ok(exit.0),
-                None => Err(anyhow!(e)),
-            },
+    }
+
+    fn load_precompiled(&self, artifact: &[u8], entry: &str) -> anyhow::Result<LinkedWasm> {
+        // SAFETY (both arms): the artifact comes from `precompile` of this engine build,
+        // through the library's root-owned cache, which verified its checksum; wasmtime itself
+        // rejects artifacts of another version or configuration, and of the other kind (a
+        // module artifact never deserializes as a component, nor the reverse).
+        match wasmtime::Engine::detect_precompiled(artifact) {
+            Some(Precompiled::Module) => {
+                let module = unsafe { Module::deserialize(&self.engine, artifact) }?;
+                self.link_module(module, entry)
+            }
+            Some(Precompiled::Component) => {
+                let component = unsafe { Component::deserialize(&self.engine, artifact) }?;
+                self.link_component(component, entry)
+            }
+            None => bail!("not a precompiled wasmtime module or component"),
+        }
+    }
+
+    fn run(&self, module: &LinkedWasm, ctx: &WasiContext) -> anyhow::Result<i32> {
+        match module {
+            LinkedWasm::Module(module) => p1::run(&self.engine, module, ctx),
+            LinkedWasm::Command(command) => component::run_command(&self.engine, command, ctx),
+            LinkedWasm::Proxy(proxy) => http::serve(proxy, ctx),
         }
     }
 }
 
 impl WasmtimeEngine {
-    /// Checks the entry export and links WASI preview 1.
-    fn link(&self, module: Module, entry: &str) -> anyhow::Result<LinkedModule> {
-        match module.get_export(entry) {
-            Some(ExternType::Func(_)) => {}
-            Some(_) => bail!("export `{entry}` is not a function"),
-            None => bail!("the module has no exported function `{entry}`"),
-        }
-        let mut linker = Linker::new(&self.engine);
-        p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
-        let pre = linker.instantiate_pre(&module)?;
-        Ok(LinkedModule { pre })
+    fn link_module(&self, module: Module, entry: &str) -> anyhow::Result<LinkedWasm> {
+        Ok(LinkedWasm::Module(p1::link(&self.engine, module, entry)?))
+    }
+
+    fn link_component(&self, component: Component, entry: &str) -> anyhow::Result<LinkedWasm> {
+        component::check_entry(entry)?;
+        Ok(match component::world(&self.engine, &component)? {
+            World::Command => {
+                LinkedWasm::Command(component::link_command(&self.engine, &component)?)
+            }
+            World::Proxy => LinkedWasm::Proxy(http::link_proxy(&self.engine, component)?),
+        })
     }
 }
 
@@ -198,5 +207,75 @@ mod tests {
             .run(&engine.compile(&traps, "_start").unwrap(), &ctx)
             .unwrap_err();
         assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
+    }
+
+    /// A `wasi:cli/run` component whose `run` returns ok (`status` 0) or err (1).
+    fn command_component(status: i32) -> Vec<u8> {
+        wat(&format!(
+            r#"(component
+                 (core module $m (func (export "run") (result i32) (i32.const {status})))
+                 (core instance $i (instantiate $m))
+                 (func $run (result (result)) (canon lift (core func $i "run")))
+                 (instance $cli (export "run" (func $run)))
+                 (export "wasi:cli/run@0.2.0" (instance $cli)))"#
+        ))
+    }
+
+    fn context() -> WasiContext {
+        WasiContext {
+            args: vec!["c.wasm".into()],
+            env: vec![],
+            preopens: vec![],
+            entry: "_start".into(),
+            network: false,
+        }
+    }
+
+    #[test]
+    fn command_components_are_recognised_and_run() {
+        let engine = WasmtimeEngine::new().unwrap();
+        for (status, exit) in [(0, 0), (1, 1)] {
+            let command = engine
+                .compile(&command_component(status), "_start")
+                .unwrap();
+            assert!(matches!(command, LinkedWasm::Command(_)));
+            assert_eq!(engine.run(&command, &context()).unwrap(), exit);
+        }
+    }
+
+    #[test]
+    fn components_of_no_known_world_or_with_an_entry_are_refused() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let err = engine.compile(&wat("(component)"), "_start").err().unwrap();
+        assert!(err.to_string().contains("neither wasi:cli/run"), "{err}");
+        let err = engine
+            .compile(&command_component(0), "greet")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("only applies to core modules"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn module_and_component_artifacts_never_load_as_each_other() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let module = engine
+            .precompile(&wat(r#"(module (func (export "_start")))"#))
+            .unwrap();
+        let component = engine.precompile(&command_component(0)).unwrap();
+        assert!(matches!(
+            engine.load_precompiled(&module, "_start").unwrap(),
+            LinkedWasm::Module(_)
+        ));
+        assert!(matches!(
+            engine.load_precompiled(&component, "_start").unwrap(),
+            LinkedWasm::Command(_)
+        ));
+        // Below the kind detection, wasmtime itself refuses the other kind.
+        // SAFETY: both artifacts were made by this engine just now.
+        assert!(unsafe { Component::deserialize(&engine.engine, &module) }.is_err());
+        assert!(unsafe { Module::deserialize(&engine.engine, &component) }.is_err());
     }
 }

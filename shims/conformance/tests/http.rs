@@ -1,0 +1,562 @@
+//! WASI 0.2 components on the wasmtime shim: `wasi:http/proxy` components served over HTTP
+//! with a fresh instance per request (test-images/http-hello, test-images/auth-gateway), and a
+//! `wasi:cli/run` component run like a module (the demo built for wasm32-wasip2).
+//!
+//! Servers run with `ctr run --net-host`, i.e. in the private containerd's network namespace,
+//! each test on its own port; requests come from threads that joined that namespace.
+
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use shim_conformance::container::{Container, Status};
+use shim_conformance::ctr::{CmdOutput, RunningCtr};
+use shim_conformance::engines::{ENGINES, Runtime};
+use shim_conformance::expect::EXIT_SIGKILL;
+use shim_conformance::http::{
+    Connection, Message, get, listen_loopback, read_message, wait_until_serving,
+};
+use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, TestImage, WASI_DEMO_APP_COMPONENT};
+
+const ADDR_ENV: &str = "WASMTIME_HTTP_PROXY_SOCKET_ADDR";
+const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";
+
+/// Components are a wasmtime feature: the other engines run core modules only.
+fn wasmtime() -> &'static Runtime {
+    let runtime = ENGINES
+        .iter()
+        .find(|engine| engine.name == "wasmtime")
+        .expect("wasmtime is in ENGINES");
+    if let Err(e) = runtime.locate() {
+        panic!("the wasmtime shim is needed for these tests: {e:#}");
+    }
+    runtime
+}
+
+/// A component serving on 127.0.0.1:`port` in containerd's network namespace.
+struct Server {
+    container: Container,
+    running: RunningCtr,
+}
+
+impl Server {
+    fn start(
+        label: &str,
+        image: &'static TestImage,
+        program: &str,
+        port: u16,
+        env: &[&str],
+        network: bool,
+    ) -> Result<Self> {
+        let mut container = Container::new(label, wasmtime(), image)
+            .net_host()
+            .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"));
+        for var in env {
+            container = container.env(var);
+        }
+        if network {
+            container = container.annotation(NETWORK_ANNOTATION, "allow");
+        }
+        let running = container.spawn(&[program])?;
+        wait_until_serving(port, Duration::from_secs(30))
+            .with_context(|| format!("`{}` did not start serving", running.command()))?;
+        Ok(Self { container, running })
+    }
+
+    /// SIGTERM: the server drains and the task exits 0.
+    fn stop(self) -> Result<CmdOutput> {
+        self.container.kill("SIGTERM")?;
+        let out = self.running.wait(Duration::from_secs(30))?;
+        if out.code != Some(0) {
+            bail!(
+                "`{}` after SIGTERM: expected exit code 0; got {}",
+                out.command,
+                out.describe()
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn expect_body(response: &Message, body: &str) -> Result<()> {
+    if response.body != body {
+        bail!("expected body {body:?}, got {response:?}");
+    }
+    Ok(())
+}
+
+fn hello_body(method: &str, path: &str, x_test: &str, greeting: &str) -> String {
+    format!("method={method}\npath={path}\nx-test={x_test}\nGREETING={greeting}\ncounter=1\n")
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn responses_carry_the_request_headers_and_env_on_a_kept_alive_connection() -> Result<()> {
+    let port = 18081;
+    let server = Server::start(
+        "http-hello-responses",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &["GREETING=hello from env", "WASMTIME_HTTP_PROXY_BACKLOG=16"],
+        false,
+    )?;
+    let mut connection = Connection::open(port)?;
+    let first = connection.request("GET", "/some/path?q=1", &[("x-test", "header value")])?;
+    first.expect_status(200)?;
+    expect_body(
+        &first,
+        &hello_body("GET", "/some/path", "header value", "hello from env"),
+    )?;
+    for (name, value) in [("x-hello", "http-hello"), ("content-type", "text/plain")] {
+        if first.header(name) != Some(value) {
+            bail!("expected header {name}: {value}; got {first:?}");
+        }
+    }
+    // HTTP/1.1 keep-alive: the next request goes over the same connection.
+    let second = connection.request("DELETE", "/other", &[])?;
+    second.expect_status(200)?;
+    expect_body(
+        &second,
+        &hello_body("DELETE", "/other", "", "hello from env"),
+    )?;
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn an_invalid_listen_address_fails_the_task() -> Result<()> {
+    let out = Container::new("http-hello-bad-addr", wasmtime(), &HTTP_HELLO)
+        .net_host()
+        .env(&format!("{ADDR_ENV}=not-an-address"))
+        .run(&["/http-hello.wasm"])?;
+    if matches!(out.code, Some(0) | None) {
+        bail!(
+            "`{}`: expected the task to fail; got {}",
+            out.command,
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Result<()> {
+    let port = 18082;
+    let server = Server::start(
+        "http-hello-concurrent",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &[],
+        false,
+    )?;
+    // Every connection is open before the first request goes out, so all 200 are in flight
+    // together.
+    let connections = (0..200)
+        .map(|_| Connection::open(port))
+        .collect::<Result<Vec<_>>>()?;
+    let requests: Vec<JoinHandle<Result<Message>>> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut connection)| {
+            std::thread::spawn(move || connection.request("GET", &format!("/request/{i}"), &[]))
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        let outcome = request
+            .join()
+            .map_err(|_| anyhow::anyhow!("request thread panicked"))
+            .and_then(|response| response)
+            .and_then(|response| {
+                response.expect_status(200)?;
+                expect_body(
+                    &response,
+                    &hello_body("GET", &format!("/request/{i}"), "", ""),
+                )
+            });
+        if let Err(e) = outcome {
+            failures.push(format!("request {i}: {e:#}"));
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of 200 requests failed: {}",
+            failures.len(),
+            failures.join("; ")
+        );
+    }
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn no_state_leaks_from_one_request_to_the_next() -> Result<()> {
+    let port = 18083;
+    let server = Server::start(
+        "http-hello-no-leak",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &[],
+        false,
+    )?;
+    let mut connection = Connection::open(port)?;
+    for i in 0..20 {
+        let response = connection.request("GET", "/count", &[])?;
+        response.expect_status(200)?;
+        if response.header("x-counter") != Some("1") {
+            bail!(
+                "request {i}: the instance's global counter is not 1, so state leaked: {response:?}"
+            );
+        }
+    }
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
+    let port = 18084;
+    let server = Server::start(
+        "http-hello-trap",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &[],
+        false,
+    )?;
+    let mut connection = Connection::open(port)?;
+    connection
+        .request("GET", "/trap", &[])?
+        .expect_status(500)?;
+    let next = connection.request("GET", "/after-trap", &[])?;
+    next.expect_status(200)?;
+    expect_body(&next, &hello_body("GET", "/after-trap", "", ""))?;
+    get(port, "/new-connection", &[])?.expect_status(200)?;
+    let out = server.stop()?;
+    if !out.stderr.contains("answering 500") || !out.stderr.contains("trap requested") {
+        bail!(
+            "the trap is not on the container's stderr: {}",
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
+    let port = 18085;
+    let server = Server::start(
+        "http-hello-drain",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &[],
+        false,
+    )?;
+    let mut connection = Connection::open(port)?;
+    let started = Instant::now();
+    let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=3000", &[]));
+    // Let the request reach the guest before the signal.
+    std::thread::sleep(Duration::from_millis(1000));
+    server.container.kill("SIGTERM")?;
+    std::thread::sleep(Duration::from_millis(300));
+    match server.container.task()? {
+        Some(task) if task.status == Status::Running => {}
+        other => bail!("the server stopped before its in-flight request finished: task {other:?}"),
+    }
+    let response = slow
+        .join()
+        .map_err(|_| anyhow::anyhow!("request thread panicked"))??;
+    response.expect_status(200)?;
+    expect_body(&response, &hello_body("GET", "/sleep", "", ""))?;
+    if started.elapsed() < Duration::from_millis(2900) {
+        bail!(
+            "the slow request came back after {:?}, before its 3 s sleep",
+            started.elapsed()
+        );
+    }
+    let out = server.running.wait(Duration::from_secs(20))?;
+    if out.code != Some(0) {
+        bail!(
+            "`{}` after SIGTERM and the drain: expected exit code 0; got {}",
+            out.command,
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn sigkill_stops_the_server_at_once() -> Result<()> {
+    let port = 18086;
+    let server = Server::start(
+        "http-hello-sigkill",
+        &HTTP_HELLO,
+        "/http-hello.wasm",
+        port,
+        &[],
+        false,
+    )?;
+    let mut connection = Connection::open(port)?;
+    let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=20000", &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    server.container.kill("SIGKILL")?;
+    server
+        .container
+        .wait_until_not_running(Duration::from_secs(5))?;
+    let out = server.running.wait(Duration::from_secs(20))?;
+    if out.code != Some(EXIT_SIGKILL) {
+        bail!(
+            "`{}`: expected exit code {EXIT_SIGKILL}; got {}",
+            out.command,
+            out.describe()
+        );
+    }
+    let answered = slow
+        .join()
+        .map_err(|_| anyhow::anyhow!("request thread panicked"))?;
+    if answered.is_ok() || killed.elapsed() > Duration::from_secs(10) {
+        bail!(
+            "the in-flight request should have been cut off at once; got {answered:?} after {:?}",
+            killed.elapsed()
+        );
+    }
+    Ok(())
+}
+
+/// A plain HTTP server on 127.0.0.1 in containerd's network namespace that answers every
+/// request with what it saw, and counts them.
+struct Upstream {
+    port: u16,
+    seen: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    fn start() -> Result<Self> {
+        let listener = listen_loopback()?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let seen = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || serve_upstream(&listener, &seen, &stop))
+        };
+        Ok(Self {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_upstream(listener: &TcpListener, seen: &AtomicUsize, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((stream, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = BufReader::new(stream);
+        let Ok(request) = read_message(&mut reader) else {
+            continue;
+        };
+        seen.fetch_add(1, Ordering::Relaxed);
+        let body = format!(
+            "upstream saw {}\nx-auth-subject={}\nauthorization={}\n",
+            request.start_line,
+            request.header("x-auth-subject").unwrap_or(""),
+            if request.header("authorization").is_some() {
+                "present"
+            } else {
+                "absent"
+            },
+        );
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: seen\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = reader.get_mut().write_all(response.as_bytes());
+    }
+}
+
+const SECRET: &str = "gateway test secret";
+
+/// An HS256 JWT with `claims`, signed with `secret`.
+fn token(claims: &str, secret: &str) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+fn start_gateway(label: &str, port: u16, upstream: &Upstream, network: bool) -> Result<Server> {
+    Server::start(
+        label,
+        &AUTH_GATEWAY,
+        "/auth-gateway.wasm",
+        port,
+        &[
+            &format!("UPSTREAM_URL=http://127.0.0.1:{}/api", upstream.port),
+            &format!("JWT_SECRET={SECRET}"),
+        ],
+        network,
+    )
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn the_auth_gateway_answers_401_403_or_the_upstreams_response() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let port = 18087;
+    let server = start_gateway("auth-gateway", port, &upstream, true)?;
+    let valid = token(
+        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 3600),
+        SECRET,
+    );
+    let wrong_key = token(
+        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 3600),
+        "not the secret",
+    );
+    let expired = token(
+        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() - 60),
+        SECRET,
+    );
+
+    get(port, "/orders/7", &[])?.expect_status(401)?;
+    for (what, token) in [
+        ("a bad signature", &wrong_key),
+        ("an expired token", &expired),
+    ] {
+        let response = get(
+            port,
+            "/orders/7",
+            &[("authorization", &format!("Bearer {token}"))],
+        )?;
+        response
+            .expect_status(403)
+            .with_context(|| format!("{what} must be refused"))?;
+    }
+    if upstream.seen.load(Ordering::Relaxed) != 0 {
+        bail!("a refused request reached the upstream");
+    }
+    let response = get(
+        port,
+        "/orders/7?x=1",
+        &[("authorization", &format!("Bearer {valid}"))],
+    )?;
+    response.expect_status(200)?;
+    expect_body(
+        &response,
+        "upstream saw GET /api/orders/7?x=1 HTTP/1.1\nx-auth-subject=alice\nauthorization=absent\n",
+    )?;
+    if response.header("x-upstream") != Some("seen") {
+        bail!("the upstream's headers did not come back: {response:?}");
+    }
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn outgoing_http_is_denied_without_the_network_annotation() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let port = 18088;
+    let server = start_gateway("auth-gateway-no-network", port, &upstream, false)?;
+    let valid = token(
+        &format!(r#"{{"sub":"bob","exp":{}}}"#, now() + 3600),
+        SECRET,
+    );
+    let response = get(
+        port,
+        "/orders",
+        &[("authorization", &format!("Bearer {valid}"))],
+    )?;
+    response.expect_status(502)?;
+    if upstream.seen.load(Ordering::Relaxed) != 0 {
+        bail!("the upstream was reached without {NETWORK_ANNOTATION}=allow: {response:?}");
+    }
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_wasi_cli_run_component_runs_like_a_module() -> Result<()> {
+    let component = |label: &str| Container::new(label, wasmtime(), &WASI_DEMO_APP_COMPONENT);
+    let program = "/wasi-demo-app.wasm";
+    component("component-echo")
+        .run(&[program, "echo", "a", "b c"])?
+        .expect(0, "a b c\n")?;
+    component("component-args")
+        .run(&[program, "args", "x"])?
+        .expect(0, &format!("{program}\nargs\nx\n"))?;
+    let env = component("component-env")
+        .env("COMPONENT_VAR=set")
+        .run(&[program, "env"])?;
+    if env.code != Some(0) || !env.stdout.lines().any(|line| line == "COMPONENT_VAR=set") {
+        bail!(
+            "`{}`: expected COMPONENT_VAR=set among the variables; got {}",
+            env.command,
+            env.describe()
+        );
+    }
+    component("component-file")
+        .run(&[program, "cat", "/data/hello.txt"])?
+        .expect(0, "hello from a file\n")?;
+    // WASI 0.2's `wasi:cli/exit.exit` carries success or failure only (the component imports
+    // no `exit-with-code`): any non-zero status arrives as 1, as under `wasmtime run`.
+    component("component-exit-0")
+        .run(&[program, "exit", "0"])?
+        .expect(0, "")?;
+    component("component-exit-42")
+        .run(&[program, "exit", "42"])?
+        .expect(1, "")?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! One request: a fresh store and instance from the pre-instantiated component, the guest's
+//! `wasi:http/incoming-handler#handle`, and a 500 when the guest fails to answer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
+use containerd_shim_wasm::WasiContext;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::{Semaphore, oneshot};
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView, default_hooks,
+};
+
+use crate::component::wasi_builder;
+
+/// A request's store data.
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outgoing: OutgoingPolicy,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outgoing,
+        }
+    }
+}
+
+/// `wasi:http/outgoing-handler` goes out only when the container allows the network.
+struct OutgoingPolicy {
+    allowed: bool,
+}
+
+impl WasiHttpHooks for OutgoingPolicy {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                )>,
+            > + Send,
+    > {
+        if self.allowed {
+            default_hooks().send_request(request, options, fut)
+        } else {
+            Box::new(async { Err(HttpError::HttpRequestDenied) })
+        }
+    }
+}
+
+/// Instantiation times of the requests served so far.
+#[derive(Default)]
+pub struct InstantiationStats {
+    count: AtomicU64,
+    total_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+impl InstantiationStats {
+    fn record(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// `instances N, instantiation mean X us, max Y us`.
+    pub fn summary(&self) -> String {
+        let count = self.count.load(Ordering::Relaxed);
+        let total = self.total_ns.load(Ordering::Relaxed);
+        let mean_us = if count == 0 {
+            0.0
+        } else {
+            total as f64 / count as f64 / 1000.0
+        };
+        let max_us = self.max_ns.load(Ordering::Relaxed) as f64 / 1000.0;
+        format!("instances {count}, instantiation mean {mean_us:.1} us, max {max_us:.1} us")
+    }
+}
+
+/// Serves requests with one instance each.
+pub struct Handler {
+    pre: ProxyPre<RequestState>,
+    ctx: WasiContext,
+    /// One permit per instance the pool can hold at once.
+    slots: Arc<Semaphore>,
+    pub stats: InstantiationStats,
+}
+
+impl Handler {
+    pub fn new(pre: ProxyPre<RequestState>, ctx: &WasiContext, max_instances: u32) -> Self {
+        Self {
+            pre,
+            ctx: ctx.clone(),
+            slots: Arc::new(Semaphore::new(max_instances as usize)),
+            stats: InstantiationStats::default(),
+        }
+    }
+
+    /// The guest's response, or a 500 (logged to the container's stderr) when it trapped or
+    /// gave none.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        match self.respond(request).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                eprintln!("wasmtime-shim: {method} {uri}: answering 500: {e:#}");
+                Ok(internal_error())
+            }
+        }
+    }
+
+    async fn respond(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> anyhow::Result<Response<HyperOutgoingBody>> {
+        let slot = self.slots.clone().acquire_owned().await?;
+        let state = RequestState {
+            // No preopens: a fresh instance per request should not cost directory opens, and
+            // wasi:http/proxy has no filesystem (wasmtime serve gives none either).
+            wasi: wasi_builder(&self.ctx, false)?.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outgoing: OutgoingPolicy {
+                allowed: self.ctx.network,
+            },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        let (sender, receiver) = oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let handler = self.clone();
+        // The guest runs in its own task: it may go on streaming the body after it has
+        // handed over the response head.
+        let guest = tokio::spawn(async move {
+            let _slot = slot;
+            let started = Instant::now();
+            let proxy = handler.pre.instantiate_async(&mut store).await?;
+            handler.stats.record(started.elapsed());
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => bail!("the component answered with the error {code:?}"),
+            // The outparam was dropped unset: the guest's task says why.
+            Err(_) => match guest.await {
+                Ok(Ok(())) => bail!("the component returned without setting a response"),
+                Ok(Err(trap)) => Err(anyhow!(trap)),
+                Err(join) => Err(anyhow!(join)),
+            },
+        }
+    }
+}
+
+fn internal_error() -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(b"internal server error\n"))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,56 @@
+//! Core modules: linked against WASI preview 1 and called through their entry export.
+
+use anyhow::{Context, anyhow, bail};
+use containerd_shim_wasm::WasiContext;
+use wasmtime::{ExternType, InstancePre, Linker, Module, Store};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+
+use crate::component::wasi_builder;
+
+/// A module linked against WASI preview 1, ready to instantiate.
+pub struct LinkedModule {
+    pre: InstancePre<WasiP1Ctx>,
+}
+
+/// Checks the entry export and links WASI preview 1.
+pub fn link(
+    engine: &wasmtime::Engine,
+    module: Module,
+    entry: &str,
+) -> anyhow::Result<LinkedModule> {
+    match module.get_export(entry) {
+        Some(ExternType::Func(_)) => {}
+        Some(_) => bail!("export `{entry}` is not a function"),
+        None => bail!("the module has no exported function `{entry}`"),
+    }
+    let mut linker = Linker::new(engine);
+    p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
+    let pre = linker.instantiate_pre(&module)?;
+    Ok(LinkedModule { pre })
+}
+
+/// Runs the entry point; `proc_exit`'s code or 0 when it returns.
+pub fn run(
+    engine: &wasmtime::Engine,
+    module: &LinkedModule,
+    ctx: &WasiContext,
+) -> anyhow::Result<i32> {
+    let mut store = Store::new(engine, wasi_builder(ctx, true)?.build_p1());
+    let instance = module
+        .pre
+        .instantiate(&mut store)
+        .map_err(anyhow::Error::from)
+        .context("instantiate")?;
+    let func = instance
+        .get_typed_func::<(), ()>(&mut store, &ctx.entry)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("entry point `{}`", ctx.entry))?;
+    match func.call(&mut store, ()) {
+        Ok(()) => Ok(0),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(anyhow!(e)),
+        },
+    }
+}
