@@ -273,10 +273,13 @@ fn exited_containers_report_exit_code_reason_and_cri_logs() -> Result<()> {
             status.exit_code,
             status.reason
         );
+        // containerd stamps started_at when Start returns and finished_at with the exit the
+        // shim reports, so a fast exit may carry the earlier time: both must be there.
         ensure!(
-            status.finished_at >= status.started_at && status.started_at > 0,
-            "{}: started at {} finished at {}",
+            status.started_at > 0 && status.finished_at >= status.created_at,
+            "{}: created at {} started at {} finished at {}",
             spec.name,
+            status.created_at,
             status.started_at,
             status.finished_at
         );

@@ -4,8 +4,8 @@
 //!
 //! The listener is `test-images/tcp-echo`, a wasm32-wasip2 component: WASI preview 1 cannot
 //! open a listening socket (it can only accept on sockets the host preopened), so the shim
-//! must run preview 2 components with wasi:sockets for containers that are allowed the
-//! network (annotation `io.containerd.wasm.network=allow`).
+//! runs it as a preview 2 component with wasi:sockets, which it grants to containers that
+//! are allowed the network (annotation `io.containerd.wasm.network=allow`).
 
 use std::time::{Duration, Instant};
 
@@ -84,8 +84,6 @@ fn native_sidecar_listener_is_reached_at_the_pod_ip() -> Result<()> {
 fn wasm_listener_is_reached_at_the_pod_ip() -> Result<()> {
     let spec = ContainerSpec::new("wasm-listener", &TCP_ECHO, &["8080"])
         .annotation(NETWORK_ANNOTATION, "allow");
-    listener_answers_at_the_pod_ip(spec, 8080).context(
-        "a Wasm listener needs the shim to run wasm32-wasip2 components with wasi:sockets \
-         when the network is allowed",
-    )
+    listener_answers_at_the_pod_ip(spec, 8080)
+        .context("the Wasm listener: a wasm32-wasip2 component with wasi:sockets")
 }

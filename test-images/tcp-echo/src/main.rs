@@ -4,7 +4,7 @@
 //! Built for wasm32-wasip2, where std's TcpListener uses wasi:sockets: WASI preview 1 has no
 //! way to open a listening socket (it can only accept on sockets the host preopened), so a
 //! Wasm module that serves TCP in a pod is a preview 2 component. The engine must give it
-//! the network (the pod annotation `io.containerd.wasm.network=allow`).
+//! the network (annotation `io.containerd.wasm.network=allow` on the pod or the container).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
