@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use image_builder::{ImageBuilder, wasi_print_module, wat_module};
+use image_builder::{ImageBuilder, wasi_print_module};
 use sha2::{Digest, Sha256};
 use shim_conformance::container::Container;
 use shim_conformance::environment::containerd;
