@@ -434,6 +434,10 @@ fn remove_pod_dirs(log_dir: &Path, cgroup_parent: &str) {
     {
         eprintln!("cleanup: cannot remove {}: {e}", log_dir.display());
     }
+    // The shared parent goes with the last pod (fails harmlessly while others run).
+    if let Some(parent) = log_dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
     let relative = cgroup_parent.trim_start_matches('/');
     let shared = CGROUP_ROOT.trim_start_matches('/');
     for root in shim_conformance::leftovers::cgroup_roots() {
