@@ -2,7 +2,7 @@
 //! stdio is a pseudo-terminal whose output reaches the client, whose input comes from it and
 //! whose size follows the client's (`ResizePty`), the same on runc and on our shims.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use shim_conformance::container::Status;
@@ -76,12 +76,20 @@ fn the_terminal_has_the_clients_size() {
             .into_iter()
             .find(|pid| in_container_cgroup(*pid, container.id()))
             .context("no process in the container's cgroup")?;
-        // The program's stdin is the terminal's slave; ask it for its size from outside.
-        let size = std::process::Command::new("stty")
-            .args(["-F", &format!("/proc/{pid}/fd/0"), "size"])
-            .output()
-            .context("run stty")?;
-        let size = String::from_utf8_lossy(&size.stdout).trim().to_owned();
+        // The program's stdin is the terminal's slave; ask it for its size from outside. ctr
+        // sends the size (ResizePty) just after Start, so allow it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let size = loop {
+            let size = std::process::Command::new("stty")
+                .args(["-F", &format!("/proc/{pid}/fd/0"), "size"])
+                .output()
+                .context("run stty")?;
+            let size = String::from_utf8_lossy(&size.stdout).trim().to_owned();
+            if size == "45 123" || Instant::now() > deadline {
+                break size;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         ensure!(
             size == "45 123",
             "the container's terminal is {size:?} (rows cols), the client's is \"45 123\""
