@@ -206,10 +206,34 @@ impl Container {
         Ok(())
     }
 
-    /// `ctr task start` in the foreground on a created container: runs a new task with the
-    /// container's current spec to completion, then deletes the task (not the container).
+    /// What `ctr task start` does in the foreground on a created container: runs a new task
+    /// with the container's current spec to completion, then deletes the task (not the
+    /// container). Through containerd's API with the output read to the end (ctr 1.6 may
+    /// lose a fast task's output: see `fifo.rs`). A failed create or start is an error.
     pub fn start_task(&self) -> Result<CmdOutput> {
-        Ctr::new(["task", "start", "--fifo-dir", &self.fifo_dir(), &self.id]).output()
+        let api = Api::connect()?;
+        let command = format!("task of {} (Create, Start, Wait, Delete)", self.id);
+        let dir = PathBuf::from(self.fifo_dir()).join("task");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let stdout = make_fifo(&dir.join("stdout"))?;
+        let stderr = make_fifo(&dir.join("stderr"))?;
+        let (out, err) = (FifoReader::start(&stdout)?, FifoReader::start(&stderr)?);
+        let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        api.create_task_with_stdio(&self.id, ["", &text(&stdout), &text(&stderr)])
+            .with_context(|| command.clone())?;
+        let status = api
+            .start_task(&self.id)
+            .and_then(|_| api.wait_task(&self.id));
+        // The task goes whatever happened, as with ctr.
+        let deleted = api.delete_task(&self.id);
+        let status = status.with_context(|| command.clone())?;
+        deleted.with_context(|| command.clone())?;
+        Ok(CmdOutput {
+            command,
+            code: Some(status as i32),
+            stdout: out.finish(),
+            stderr: err.finish(),
+        })
     }
 
     fn fifo_dir(&self) -> String {
