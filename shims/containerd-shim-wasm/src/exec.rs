@@ -176,21 +176,13 @@ impl Container {
             }
         });
         let already = match adoption.watch(pid, on_exit) {
-            Ok(Adopted::Watched(pidfd)) => {
+            Adopted::Watched(pidfd) => {
                 process.set_pid(pid, Some(pidfd));
                 None
             }
-            Ok(Adopted::Exited(exit_status, on_exit)) => {
+            Adopted::Exited(exit_status, on_exit) => {
                 process.set_pid(pid, None);
                 Some((exit_status, on_exit))
-            }
-            Err(e) => {
-                warn!(id = self.id.as_str(); "{}: cannot watch pid {pid}: {e}", process.name);
-                process.set_pid(pid, None);
-                Some((
-                    UNKNOWN_EXIT_STATUS,
-                    Box::new(|_| {}) as crate::reaper::OnExit,
-                ))
             }
         };
         announce(exec);

@@ -150,18 +150,27 @@ impl Reaper {
 impl Adoption<'_> {
     /// Watches `pid`, a child of the shim by now, or reports the exit it already had.
     /// Never runs `on_exit` on the caller's thread, so the caller may hold its own locks.
-    pub fn watch(&self, pid: i32, on_exit: OnExit) -> std::io::Result<Adopted> {
+    /// A process that cannot be watched (no pidfd) counts as exited with
+    /// [`UNKNOWN_EXIT_STATUS`], so its waiters and its exit event are not lost.
+    pub fn watch(&self, pid: i32, on_exit: OnExit) -> Adopted {
         let mut children = self.reaper.children.lock().unwrap();
         if let Some(status) = children.unclaimed.remove(&pid) {
-            return Ok(Adopted::Exited(status, on_exit));
+            return Adopted::Exited(status, on_exit);
         }
         // Not reaped (the lock keeps it so): alive or a zombie, either way still `pid`. If
         // it is a zombie already, its SIGCHLD makes the reaper thread pass again once the
         // lock is free.
-        let pidfd = pidfd_open(pid)?;
-        let signals = pidfd.try_clone()?;
-        children.watched.insert(pid, Watch { pidfd, on_exit });
-        Ok(Adopted::Watched(signals))
+        let pidfds = pidfd_open(pid).and_then(|pidfd| Ok((pidfd.try_clone()?, pidfd)));
+        match pidfds {
+            Ok((signals, pidfd)) => {
+                children.watched.insert(pid, Watch { pidfd, on_exit });
+                Adopted::Watched(signals)
+            }
+            Err(e) => {
+                warn!("process {pid} cannot be watched ({e}): its exit status is lost");
+                Adopted::Exited(UNKNOWN_EXIT_STATUS, on_exit)
+            }
+        }
     }
 }
 
@@ -302,9 +311,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         for pid in [quick, slow] {
             let tx = tx.clone();
-            let adopted = adoption
-                .watch(pid, Box::new(move |status| tx.send((pid, status)).unwrap()))
-                .unwrap();
+            let adopted =
+                adoption.watch(pid, Box::new(move |status| tx.send((pid, status)).unwrap()));
             match adopted {
                 Adopted::Exited(status, _) => assert_eq!((pid, status), (quick, 7)),
                 Adopted::Watched(_) => assert_eq!(pid, slow),
