@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use shim_conformance::environment::containerd;
-use shim_conformance::leftovers::{cgroup_roots, find_named, shim_socket_in, shims_of};
+use shim_conformance::leftovers::{
+    cgroup_roots, find_named, orphaned_zygotes, shim_socket_in, shims_of,
+};
 use shim_conformance::procfs::{self, ProcessId};
 
 use crate::images::CRI_NAMESPACE;
@@ -115,6 +117,9 @@ impl PodFootprint {
             for pid in shims_of(id) {
                 left.push(describe_process("shim process", pid));
             }
+        }
+        for pid in orphaned_zygotes() {
+            left.push(describe_process("helper zygote of a dead shim", pid));
         }
 
         let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));

@@ -96,6 +96,9 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
     for pid in shims_of(id) {
         left.push(describe_process("shim process", pid));
     }
+    for pid in orphaned_zygotes() {
+        left.push(describe_process("helper zygote of a dead shim", pid));
+    }
 
     let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
     match procfs::mount_points(&mountinfo) {
@@ -150,6 +153,33 @@ pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
         let parts: Vec<&str> = path.split('/').collect();
         parts.windows(2).any(|w| w[0] == namespace && w[1] == id)
     })
+}
+
+/// Our shims' helper zygotes (named `helper-zygote`) whose parent is no longer a shim: a
+/// zygote must end with the shim that started it.
+pub fn orphaned_zygotes() -> Vec<u32> {
+    zygotes()
+        .into_iter()
+        .filter(|pid| {
+            procfs::ancestors(*pid)
+                .first()
+                .is_none_or(|parent| !procfs::is_shim(&procfs::cmdline(*parent)))
+        })
+        .collect()
+}
+
+/// Live helper zygotes of our shims. Their forks (helpers, then a Wasm container's process)
+/// keep the command line but not the name.
+pub fn zygotes() -> Vec<u32> {
+    procfs::pids()
+        .into_iter()
+        .filter(|pid| {
+            let args = procfs::cmdline(*pid);
+            procfs::is_shim(&args)
+                && args.get(1).map(String::as_str) == Some("helper-zygote")
+                && procfs::comm(*pid) == "helper-zygote"
+        })
+        .collect()
 }
 
 /// Live shim processes started for container `id` (`containerd-shim-* ... -id <id> ...`).

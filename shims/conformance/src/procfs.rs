@@ -56,6 +56,13 @@ struct Stat {
     start_time: u64,
 }
 
+/// The process's name (`/proc/PID/comm`, what `prctl(PR_SET_NAME)` set), empty when gone.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|name| name.trim_end().to_owned())
+        .unwrap_or_default()
+}
+
 fn stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces: split after it.

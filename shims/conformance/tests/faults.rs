@@ -10,13 +10,14 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use shim_conformance::api::Api;
 use shim_conformance::container::{Container, Status};
+use shim_conformance::containerd_log::LogTail;
 use shim_conformance::ctr::Ctr;
 use shim_conformance::environment::containerd;
 use shim_conformance::expect::EXIT_SIGKILL;
 use shim_conformance::leftovers::{
-    Footprint, expect_no_leftovers, in_container_cgroup, shim_socket, shims_of,
+    Footprint, expect_no_leftovers, in_container_cgroup, shim_socket, shims_of, zygotes,
 };
-use shim_conformance::procfs;
+use shim_conformance::procfs::{self, ProcessId};
 use shim_conformance::target::{Target, all_targets, check_targets};
 
 /// A container's process killed from the host (not through containerd): containerd sees
@@ -94,6 +95,76 @@ fn the_shim_killed_while_its_containers_run() {
             }
         }
         Ok(())
+    });
+}
+
+/// The shim's helper zygote (see the shim library's zygote.rs) killed while its pod runs: the
+/// shim logs that it re-executes the helper instead, a new container joins the pod and runs,
+/// and deleting the pod leaves nothing behind.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn the_helper_zygote_killed_the_pod_still_takes_containers() {
+    check_targets(&wasm_shim_targets(), |target, test| {
+        let sandbox = target.container(&format!("sandbox-{test}"));
+        let sandbox_id = sandbox.id().to_owned();
+        let sandbox = sandbox
+            .annotation("io.kubernetes.cri.sandbox-id", &sandbox_id)
+            .annotation("io.kubernetes.cri.container-type", "sandbox");
+        sandbox.run_detached(&target.args(&["sleep", "600"]))?;
+        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
+        let shims = shims_of(&sandbox_id);
+        ensure!(shims.len() == 1, "pod {sandbox_id} has shims {shims:?}");
+        let zygotes: Vec<ProcessId> = procfs::process_tree(shims[0])
+            .into_iter()
+            .filter(|p| zygotes().contains(&p.pid))
+            .collect();
+        ensure!(
+            zygotes.len() == 1,
+            "the shim {} of {sandbox_id} has helper zygotes {zygotes:?}, expected one",
+            shims[0]
+        );
+        let footprint = Footprint::observe(&sandbox_id);
+        kill(Pid::from_raw(zygotes[0].pid as i32), Signal::SIGKILL)
+            .with_context(|| format!("SIGKILL to the helper zygote {}", zygotes[0].pid))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while procfs::still_alive(zygotes[0]) {
+            ensure!(
+                Instant::now() < deadline,
+                "the helper zygote {:?} survived SIGKILL",
+                zygotes[0]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        let log = LogTail::now()?;
+        let member = target
+            .container(&format!("member-{test}"))
+            .in_sandbox(&sandbox_id)
+            .annotation("io.kubernetes.cri.container-type", "container");
+        let out = member.run(&target.args(&["exit", "7"]))?;
+        ensure!(
+            out.code == Some(7),
+            "a container created after the zygote died: {}",
+            out.describe()
+        );
+        let member_id = member.id();
+        log.wait_for(
+            &format!("a record with id=\"{member_id}\" saying the helper is re-executed"),
+            |record| {
+                record.field("id") == Some(member_id)
+                    && record
+                        .message()
+                        .is_some_and(|m| m.contains("re-executing the helper"))
+            },
+            Duration::from_secs(10),
+        )?;
+        expect_no_leftovers(member_id)?;
+
+        sandbox.kill("SIGKILL")?;
+        sandbox.wait_until_not_running(Duration::from_secs(10))?;
+        sandbox.delete_task()?.success()?;
+        sandbox.delete()?;
+        footprint.expect_gone()
     });
 }
 

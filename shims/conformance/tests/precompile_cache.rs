@@ -1,6 +1,7 @@
 //! The node's precompile cache, seen from outside: a module is compiled once, later
 //! containers (each with a new shim process) load the stored artifact, and a corrupted or
-//! truncated entry is detected and rebuilt instead of trusted. Only engines with a
+//! truncated entry is detected and rebuilt instead of trusted (the artifact is
+//! `<digest>.cwasm`, its length and CRC-32 `<digest>.sum`). Only engines with a
 //! precompiled form keep entries; the others compile at every create by design.
 
 use std::os::unix::fs::MetadataExt;
@@ -107,11 +108,14 @@ fn the_cache_survives_shim_restarts_and_recovers_from_bad_entries() {
             if identity(&entry)? == damaged {
                 bail!("{}: the {damage} entry was not rebuilt", entry.display());
             }
-            let stored = std::fs::read(&entry)?;
-            let (checksum, artifact) = stored.split_at(32);
-            if Sha256::digest(artifact).as_slice() != checksum {
+            let artifact = std::fs::read(&entry)?;
+            let sum_path = entry.with_extension("sum");
+            let sum = std::fs::read_to_string(&sum_path)
+                .with_context(|| format!("read {}", sum_path.display()))?;
+            let expected = format!("{} {:08x}", artifact.len(), crc32fast::hash(&artifact));
+            if sum.trim_end() != expected {
                 bail!(
-                    "{}: the rebuilt entry's checksum does not match",
+                    "{}: the rebuilt entry's checksum {sum:?} does not match its artifact ({expected})",
                     entry.display()
                 );
             }

@@ -1,12 +1,17 @@
 //! The precompile cache: a module is compiled once per (content digest, engine compatibility
 //! key) on the node, and every later container loads the artifact instead of compiling.
 //!
-//! Layout: `<root>/<engine>/<key>/<sha256 of the module>.cwasm`, where each entry is the
-//! sha256 of the artifact followed by the artifact. An entry is only used when that checksum
-//! matches and the engine accepts it; anything else (truncated, corrupted, from another engine
-//! build) is removed and compiled again. Entries are written to a temporary file and renamed,
-//! under an exclusive `flock` on `<digest>.lock`, so containers of a new image that start
-//! together compile it once and never see a half-written entry.
+//! Layout: `<root>/<engine>/<key>/<sha256 of the module>.cwasm` holds the artifact exactly as
+//! the engine wrote it, so that an engine can map the file instead of copying it (wasmtime
+//! does: the code pages are then shared through the page cache by every container running
+//! the module), and `<digest>.sum` its length and CRC-32. An entry is only used when both
+//! match and the engine accepts it; anything else (truncated, corrupted, no checksum, from
+//! another engine build) is removed and compiled again. The checksum catches damage, not
+//! tampering: the cache belongs to root, like the shim binary.
+//!
+//! Files are written to a temporary name and renamed, never changed in place (a container may
+//! have the old one mapped), under an exclusive `flock` on `<digest>.lock`, so containers of a
+//! new image that start together compile it once and never see a half-written entry.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -17,14 +22,17 @@ use log::{debug, warn};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+/// What `<digest>.sum` says: `<length> <crc32 as 8 hex digits>`.
+fn checksum(artifact: &[u8]) -> String {
+    format!("{} {:08x}", artifact.len(), crc32fast::hash(artifact))
+}
+
 use crate::engine::Engine;
 
 /// The environment variable that moves the cache (default [`DEFAULT_ROOT`]); `off` disables it.
 pub const ROOT_ENV: &str = "WASM_SHIM_CACHE_DIR";
 /// Where the cache lives unless [`ROOT_ENV`] says otherwise.
 pub const DEFAULT_ROOT: &str = "/var/lib/containerd-shim-wasm/cache";
-
-const CHECKSUM_LEN: usize = 32;
 
 /// The cache directory for engine `E` with compatibility `key`, per the environment.
 pub fn dir_for<E: Engine>(key: &str) -> Option<PathBuf> {
@@ -58,7 +66,10 @@ pub fn compile<E: Engine>(
 
 /// One module's entry, locked for as long as this value lives.
 struct Entry {
+    /// `<digest>.cwasm`, the artifact.
     path: PathBuf,
+    /// `<digest>.sum`, its checksum.
+    sum_path: PathBuf,
     /// The container being created, for the log.
     container: String,
     _lock: Flock<File>,
@@ -79,6 +90,7 @@ impl Entry {
             .map_err(|(_, errno)| anyhow::anyhow!("lock {}: {errno}", lock_path.display()))?;
         Ok(Self {
             path: dir.join(format!("{digest}.cwasm")),
+            sum_path: dir.join(format!("{digest}.sum")),
             container: container.to_string(),
             _lock: lock,
         })
@@ -113,13 +125,18 @@ impl Entry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => return self.discard(&format!("unreadable: {e}")),
         };
-        let Some((checksum, artifact)) = stored.split_at_checked(CHECKSUM_LEN) else {
-            return self.discard("truncated");
+        let expected = match fs::read_to_string(&self.sum_path) {
+            Ok(expected) => expected,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.discard("has no checksum file");
+            }
+            Err(e) => return self.discard(&format!("checksum unreadable: {e}")),
         };
-        if Sha256::digest(artifact).as_slice() != checksum {
-            return self.discard("checksum mismatch");
+        if checksum(&stored) != expected.trim_end() {
+            return self.discard("checksum mismatch (damaged or truncated)");
         }
-        match engine.load_precompiled(artifact, entry) {
+        drop(stored);
+        match engine.load_precompiled_file(&self.path, entry) {
             Ok(module) => {
                 debug!(id = self.container.as_str(); "precompile cache hit: {}", self.path.display());
                 Some(module)
@@ -137,22 +154,30 @@ impl Entry {
             self.container,
             self.path.display()
         );
+        let _ = fs::remove_file(&self.sum_path);
         let _ = fs::remove_file(&self.path);
         None
     }
 
+    /// The artifact first, then its checksum: an entry interrupted in between has no
+    /// checksum file, which is rebuilt.
     fn store(&self, artifact: &[u8]) -> anyhow::Result<()> {
-        let tmp = self
-            .path
-            .with_extension(format!("tmp.{}", std::process::id()));
-        let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-        file.write_all(&Sha256::digest(artifact))?;
-        file.write_all(artifact)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)
-            .with_context(|| format!("rename {} into place", tmp.display()))?;
-        Ok(())
+        let _ = fs::remove_file(&self.sum_path);
+        write_and_rename(&self.path, artifact)?;
+        write_and_rename(&self.sum_path, checksum(artifact).as_bytes())
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it to `path`.
+fn write_and_rename(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("rename {} into place", tmp.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -240,17 +265,26 @@ mod tests {
             "corruption detected"
         );
 
-        fs::write(&path, b"short").unwrap();
+        fs::remove_file(path.with_extension("sum")).unwrap();
         assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
         assert_eq!(
             engine.compiles.load(Ordering::SeqCst),
             3,
+            "an entry without its checksum is rebuilt"
+        );
+        assert!(path.with_extension("sum").exists());
+
+        fs::write(&path, b"short").unwrap();
+        assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
+        assert_eq!(
+            engine.compiles.load(Ordering::SeqCst),
+            4,
             "truncation detected"
         );
         assert_eq!(compile_in(root.path(), &engine, b"module"), b"module");
         assert_eq!(
             engine.compiles.load(Ordering::SeqCst),
-            3,
+            4,
             "the rebuilt entry is used"
         );
     }
@@ -278,5 +312,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "no export greet");
         assert!(!entry_path(root.path(), b"module").exists());
+        assert!(
+            !entry_path(root.path(), b"module")
+                .with_extension("sum")
+                .exists()
+        );
     }
 }

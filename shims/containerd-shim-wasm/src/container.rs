@@ -75,7 +75,7 @@ impl Container {
     /// `on_exit` runs once, after the status has become stopped. On error nothing is left.
     pub fn create(
         spawn: Spawn,
-        shim_log: &std::fs::File,
+        helpers: &creator::Helpers,
         reaper: &Reaper,
         on_exit: impl FnOnce(&Container) + Send + 'static,
     ) -> anyhow::Result<Arc<Container>> {
@@ -104,7 +104,7 @@ impl Container {
             console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
             debug: spawn.debug,
         });
-        let created = creator::run_helper(&request, shim_log).and_then(|(pid, kind)| {
+        let created = helpers.run(&request).and_then(|(pid, kind)| {
             let pidfd = reaper::pidfd_open(pid)
                 .with_context(|| format!("{name} lost its init process {pid} during create"))?;
             let watch_fd = pidfd.try_clone().context("duplicate the pidfd")?;

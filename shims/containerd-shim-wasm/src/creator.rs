@@ -2,7 +2,8 @@
 //!
 //! The shim is multi-threaded (ttrpc, reaper, events), and `libcontainer` forks. Forking a
 //! multi-threaded process and doing real work in the child is undefined behaviour, so the shim
-//! runs `create` in a helper: itself, re-executed with [`HELPER_ARG`]. The helper resolves and
+//! runs `create` (and exec) in a helper: a worker forked by the zygote (zygote.rs), or the shim
+//! binary re-executed with [`HELPER_ARG`] when there is no zygote. The helper resolves and
 //! compiles the workload, builds the container with `libcontainer` (whose init process then
 //! waits for `start`), prints a [`Created`] line and exits. The init process is re-parented to
 //! the shim, which is a child subreaper.
@@ -12,7 +13,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::executor::{Prepared, ShimExecutor};
 use crate::rootfs::{self, RootfsMount};
 use crate::stdio::StdioPaths;
 use crate::workload::{self, Kind};
+use crate::zygote::{Worker, Zygote};
 
 /// The first argument that turns the shim binary into the create helper.
 pub const HELPER_ARG: &str = "create-container";
@@ -115,31 +117,80 @@ pub enum Created {
     Err { message: String },
 }
 
-/// Shim side: runs the helper and waits for its answer: the pid of the process it started
-/// (a child of the shim once the helper is gone) and what it runs.
-pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i32, Kind)> {
-    let exe = std::env::current_exe().context("locate the shim binary")?;
-    let mut child = Command::new(&exe)
-        // Not the shim's working directory, which another thread's libcontainer start may
-        // have changed for a moment (see cwd.rs).
-        .current_dir(request.working_dir())
-        .arg(HELPER_ARG)
-        .arg(serde_json::to_string(request)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(shim_log.try_clone().context("duplicate the shim log")?)
-        .spawn()
-        .with_context(|| format!("run {} {HELPER_ARG}", exe.display()))?;
-    // The shim's reaper collects the helper; its pidfd tells when it is gone, and so when
-    // the container's init process has become the shim's child.
-    let helper = crate::reaper::pidfd_open(child.id() as i32);
-    let stdout = child.stdout.take().expect("stdout is piped");
+/// Shim side: how the shim runs helpers: through the zygote (see zygote.rs) while it is
+/// there, else by re-executing the shim binary.
+pub struct Helpers {
+    shim_log: File,
+    zygote: Option<Zygote>,
+}
+
+impl Helpers {
+    /// Starts the zygote in `working_dir`; without one every helper is re-executed.
+    pub fn start(shim_log: File, working_dir: &Path) -> Helpers {
+        let zygote = Zygote::spawn(working_dir, &shim_log)
+            .inspect_err(|e| warn!("start the helper zygote: {e:#}; helpers are re-executed"))
+            .ok();
+        Helpers { shim_log, zygote }
+    }
+
+    /// Runs `request` in a helper and waits for its answer: the pid of the process it
+    /// started (a child of the shim once the helper is gone) and what it runs.
+    pub fn run(&self, request: &HelperRequest) -> anyhow::Result<(i32, Kind)> {
+        let json = serde_json::to_string(request)?;
+        if let Some(zygote) = &self.zygote {
+            match zygote.worker() {
+                Ok(Worker { mut stream, pidfd }) => {
+                    crate::zygote::send_request(&mut stream, &json)
+                        .context("send the request to the zygote's worker")?;
+                    return answer(request, stream, Some(pidfd));
+                }
+                Err(e) => warn!(
+                    id = request.container_id();
+                    "{}: {e:#}; re-executing the helper instead",
+                    request.subject()
+                ),
+            }
+        }
+        self.run_reexecuted(request, &json)
+    }
+
+    fn run_reexecuted(&self, request: &HelperRequest, json: &str) -> anyhow::Result<(i32, Kind)> {
+        let exe = std::env::current_exe().context("locate the shim binary")?;
+        let mut child = Command::new(&exe)
+            // Not the shim's working directory, which another thread's libcontainer start
+            // may have changed for a moment (see cwd.rs).
+            .current_dir(request.working_dir())
+            .arg(HELPER_ARG)
+            .arg(json)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(
+                self.shim_log
+                    .try_clone()
+                    .context("duplicate the shim log")?,
+            )
+            .spawn()
+            .with_context(|| format!("run {} {HELPER_ARG}", exe.display()))?;
+        // The shim's reaper collects the helper; its pidfd tells when it is gone, and so
+        // when the container's init process has become the shim's child.
+        let helper = crate::reaper::pidfd_open(child.id() as i32).ok();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        answer(request, stdout, helper)
+    }
+}
+
+/// Reads a helper's answer line and waits until the helper (`helper`, a pidfd) is gone.
+fn answer(
+    request: &HelperRequest,
+    output: impl std::io::Read,
+    helper: Option<std::os::fd::OwnedFd>,
+) -> anyhow::Result<(i32, Kind)> {
     let mut line = String::new();
-    BufReader::new(stdout)
+    BufReader::new(output)
         .read_line(&mut line)
-        .context("read the create helper's answer")?;
-    if let Ok(helper) = helper {
-        crate::reaper::wait_gone(helper).context("wait for the create helper to exit")?;
+        .context("read the helper's answer")?;
+    if let Some(helper) = helper {
+        crate::reaper::wait_gone(helper).context("wait for the helper to exit")?;
     }
     match serde_json::from_str::<Created>(&line) {
         Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
@@ -151,8 +202,9 @@ pub fn run_helper(request: &HelperRequest, shim_log: &File) -> anyhow::Result<(i
     }
 }
 
-/// Helper side: the whole life of the helper process.
-pub fn helper_main<E: Engine>(request_json: &str) -> ! {
+/// Helper side: the whole life of the helper process. `engine` is the zygote's, made before
+/// the fork; without one the helper makes its own.
+pub fn helper_main<E: Engine>(request_json: &str, engine: Option<E>) -> ! {
     // Descriptor 3 becomes the log before anything else can take that number.
     // SAFETY: descriptors 2 and 3 are ours; dup2 does not touch memory.
     let log_ok = unsafe { libc::dup2(2, LOG_FD) } == LOG_FD;
@@ -170,10 +222,12 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
             } else {
                 log::LevelFilter::Info
             });
-            let done = match &request {
-                HelperRequest::Create(create_request) => create::<E>(create_request),
-                HelperRequest::Exec(exec_request) => exec::<E>(exec_request),
-            };
+            let done = std::env::set_current_dir(request.working_dir())
+                .with_context(|| format!("enter {}", request.working_dir().display()))
+                .and_then(|()| match &request {
+                    HelperRequest::Create(create_request) => create(create_request, engine),
+                    HelperRequest::Exec(exec_request) => exec(exec_request, engine),
+                });
             match done {
                 Ok((pid, kind)) => Created::Ok { pid, kind },
                 Err(e) => {
@@ -202,7 +256,7 @@ pub fn helper_main<E: Engine>(request_json: &str) -> ! {
     })
 }
 
-fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
+fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Result<(i32, Kind)> {
     let id = &request.id;
     let began = Instant::now();
     // On failure the shim unmounts whatever was mounted.
@@ -210,7 +264,7 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
     let mounted = Instant::now();
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
-    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
     let prepared = Instant::now();
     // State under this id can only be a crashed shim's (containerd's ids are unique, and the
     // shim refused a second create of a live one): it must not block the new container.
@@ -249,7 +303,7 @@ fn create<E: Engine>(request: &CreateRequest) -> anyhow::Result<(i32, Kind)> {
 /// namespaces and cgroup, with the engine for a module. args[0] is resolved in the rootfs
 /// mounted at create (`/proc/<pid>/root` would show volumes too, but `safe-path` resolves
 /// that magic link to the reader's own root).
-fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
+fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(i32, Kind)> {
     let id = &request.container_id;
     let exec_id = &request.exec_id;
     let began = Instant::now();
@@ -260,7 +314,7 @@ fn exec<E: Engine>(request: &ExecRequest) -> anyhow::Result<(i32, Kind)> {
     let mut spec = load_spec(container.bundle())?;
     spec.set_process(Some(process));
     let rootfs = rootfs_path(&spec, container.bundle())?;
-    let (workload, executor) = prepare::<E>(&spec, &rootfs, id)?;
+    let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
     let prepared = Instant::now();
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
@@ -360,6 +414,7 @@ fn prepare<E: Engine>(
     spec: &Spec,
     rootfs: &Path,
     id: &str,
+    engine: Option<E>,
 ) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
     let began = Instant::now();
     let workload = workload::resolve(spec, rootfs)?;
@@ -369,7 +424,7 @@ fn prepare<E: Engine>(
     let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm::<E>(&workload, id)?,
+        Kind::Wasm => prepare_wasm(&workload, id, engine)?,
     };
     debug!(
         id;
@@ -387,23 +442,49 @@ fn prepare<E: Engine>(
 fn prepare_wasm<E: Engine>(
     workload: &workload::Workload,
     container: &str,
+    engine: Option<E>,
 ) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
     let bytes = crate::module_size::read_module(&workload.host_path, path)?;
-    let engine = E::new().with_context(|| format!("start the {} engine", E::NAME))?;
+    let engine = match engine {
+        Some(engine) => engine,
+        None => E::new().with_context(|| format!("start the {} engine", E::NAME))?,
+    };
     if !engine.can_run(&bytes) {
         bail!(
             "{path}: the {} engine cannot run this kind of WebAssembly binary",
             E::NAME
         );
     }
+    let before = open_descriptors();
     let module = crate::cache::compile(&engine, &bytes, &workload.entrypoint.func, container)
         .with_context(|| format!("{path}: invalid WebAssembly module"))?;
+    let engine_fds = open_descriptors()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
     Ok(Prepared::Wasm {
         engine,
         module: Arc::new(module),
         entrypoint: workload.entrypoint.clone(),
+        engine_fds,
     })
+}
+
+/// The descriptors open in this process (from `/proc/self/fd`, less the one reading it).
+fn open_descriptors() -> Vec<RawFd> {
+    let Ok(mut dir) = nix::dir::Dir::open(
+        "/proc/self/fd",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    let own = dir.as_raw_fd();
+    dir.iter()
+        .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
+        .filter(|fd| *fd != own)
+        .collect()
 }
 
 /// Reads `config.json` with a message that says which bundle and what is wrong.

@@ -85,6 +85,19 @@ pub trait Engine: Clone + 'static {
         anyhow::bail!("the {} engine has no precompiled form", Self::NAME)
     }
 
+    /// [`Engine::load_precompiled`] from the cache file holding the artifact (checksum
+    /// verified). By default the file is read; an engine that can map it shares its pages
+    /// with every other container using it. The library never changes the file in place.
+    fn load_precompiled_file(
+        &self,
+        artifact: &std::path::Path,
+        entry: &str,
+    ) -> anyhow::Result<Self::Module> {
+        let bytes = std::fs::read(artifact)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", artifact.display()))?;
+        self.load_precompiled(&bytes, entry)
+    }
+
     /// Runs `module` to completion and returns its exit status (`proc_exit`'s code, 0 when
     /// the entry point returns). An error (a trap) is reported by the caller as a failure.
     fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32>;

@@ -101,7 +101,7 @@ impl Container {
     pub fn start_exec(
         &self,
         exec: &Arc<Exec>,
-        shim_log: &std::fs::File,
+        helpers: &creator::Helpers,
         reaper: &Reaper,
         debug: bool,
         announce: impl FnOnce(&Exec),
@@ -140,7 +140,7 @@ impl Container {
             debug,
         });
         let adoption = reaper.expect_adoption();
-        let started = creator::run_helper(&request, shim_log).and_then(|(pid, kind)| {
+        let started = helpers.run(&request).and_then(|(pid, kind)| {
             if let Some(socket) = &console_socket {
                 let console = connect_console(socket, &process.stdio, &process.name);
                 // The process runs already: without its terminal it must not go on.

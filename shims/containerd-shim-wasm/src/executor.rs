@@ -3,6 +3,7 @@
 //! Wasm module (run by the engine in this process).
 
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
@@ -24,6 +25,9 @@ pub enum Prepared<E: Engine> {
         engine: E,
         module: Arc<E::Module>,
         entrypoint: Entrypoint,
+        /// Descriptors the engine opened for the module and still uses (wasmtime maps the
+        /// precompiled artifact's file and makes memory images from it): kept open.
+        engine_fds: Vec<RawFd>,
     },
 }
 
@@ -35,10 +39,12 @@ impl<E: Engine> Clone for Prepared<E> {
                 engine,
                 module,
                 entrypoint,
+                engine_fds,
             } => Prepared::Wasm {
                 engine: engine.clone(),
                 module: Arc::clone(module),
                 entrypoint: entrypoint.clone(),
+                engine_fds: engine_fds.clone(),
             },
         }
     }
@@ -67,8 +73,9 @@ impl<E: Engine> Executor for ShimExecutor<E> {
                 engine,
                 module,
                 entrypoint,
+                engine_fds,
             } => {
-                close_inherited_descriptors();
+                close_inherited_descriptors(engine_fds);
                 let ctx = wasi_context(spec, entrypoint);
                 let status = run_module(&self.container_id, engine, module, &ctx);
                 let _ = std::io::stdout().flush();
@@ -166,15 +173,31 @@ pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
 }
 
 /// Unlike an exec'ed program, the runtime keeps every descriptor the create path had open
-/// (libcontainer's channels, whatever the shim inherited). Keep only stdio and the shim log.
-fn close_inherited_descriptors() {
-    const FIRST_UNUSED: libc::c_uint = 4;
-    // SAFETY: nothing in this process uses descriptors >= 4 yet. nix has no close_range.
-    let closed =
-        unsafe { libc::syscall(libc::SYS_close_range, FIRST_UNUSED, libc::c_uint::MAX, 0) };
+/// (libcontainer's channels, whatever the shim inherited). Keep only stdio, the shim log and
+/// the engine's own (`keep`).
+fn close_inherited_descriptors(keep: &[RawFd]) {
+    const FIRST_UNUSED: RawFd = 4;
+    let mut keep: Vec<RawFd> = keep
+        .iter()
+        .copied()
+        .filter(|fd| *fd >= FIRST_UNUSED)
+        .collect();
+    keep.sort_unstable();
+    let mut first = FIRST_UNUSED;
+    for fd in keep.into_iter().chain([RawFd::MAX]) {
+        if fd > first {
+            close_range(first as libc::c_uint, (fd - 1) as libc::c_uint);
+        }
+        first = fd.saturating_add(1);
+    }
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) {
+    // SAFETY: nothing in this process uses these descriptors. nix has no close_range.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     if closed != 0 {
         error!(
-            "close inherited descriptors: {}",
+            "close inherited descriptors {first}..={last}: {}",
             std::io::Error::last_os_error()
         );
     }

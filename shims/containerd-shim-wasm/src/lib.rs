@@ -30,6 +30,7 @@ mod status;
 mod stdio;
 mod task;
 pub mod workload;
+mod zygote;
 
 pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext};
 pub use executor::TRAP_EXIT_STATUS;
@@ -40,7 +41,10 @@ pub use executor::TRAP_EXIT_STATUS;
 pub fn run<E: Engine>(engine_version: &str) {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(creator::HELPER_ARG) {
-        creator::helper_main::<E>(args.get(2).map(String::as_str).unwrap_or_default());
+        creator::helper_main::<E>(args.get(2).map(String::as_str).unwrap_or_default(), None);
+    }
+    if args.get(1).map(String::as_str) == Some(zygote::ZYGOTE_ARG) {
+        zygote::zygote_main::<E>(args.get(2).map(String::as_str).unwrap_or_default());
     }
     let flags = containerd_shim::parse(&args[1..]).unwrap_or_default();
     if flags.version {

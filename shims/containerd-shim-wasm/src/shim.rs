@@ -136,6 +136,9 @@ impl containerd_shim::Shim for WasmShim {
         let events = Events::start(publisher, self.namespace.clone())
             .unwrap_or_else(|e| fatal("start the event publisher", e));
         let shim_log = creator::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
+        // containerd starts the shim in the first container's bundle; the zygote only needs a
+        // directory that exists now.
+        let helpers = creator::Helpers::start(shim_log, Path::new("/"));
         let _ = self.events.set(events.clone());
         TaskService {
             engine: self.engine.clone(),
@@ -143,7 +146,7 @@ impl containerd_shim::Shim for WasmShim {
             debug: self.debug,
             events,
             reaper,
-            shim_log,
+            helpers,
             exit: Arc::clone(&self.exit),
             containers: Mutex::new(HashMap::new()),
         }

@@ -2,7 +2,6 @@
 //! one of its exec processes. Verbs not supported answer UNIMPLEMENTED with a message.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -20,6 +19,7 @@ use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use log::{debug, error, info};
 
 use crate::container::{Container, ContainerError, Spawn};
+use crate::creator::Helpers;
 use crate::events::Events;
 use crate::exec::{Exec, ExecSpawn};
 use crate::options::{self, RuntimeOptions};
@@ -36,7 +36,7 @@ pub struct TaskService {
     pub debug: bool,
     pub events: Events,
     pub reaper: Arc<Reaper>,
-    pub shim_log: File,
+    pub helpers: Helpers,
     pub exit: Arc<ExitSignal>,
     pub containers: Mutex<HashMap<String, Arc<Container>>>,
 }
@@ -101,7 +101,7 @@ impl TaskService {
         let began = Instant::now();
         let pid = container.start_exec(
             &exec,
-            &self.shim_log,
+            &self.helpers,
             &self.reaper,
             self.debug,
             |e| {
@@ -137,7 +137,7 @@ impl TaskService {
             debug: self.debug,
         };
         let events = self.events.clone();
-        Container::create(spawn, &self.shim_log, &self.reaper, move |c| {
+        Container::create(spawn, &self.helpers, &self.reaper, move |c| {
             events.send(exit_event(&c.init))
         })
     }

@@ -2,6 +2,7 @@
 //! `wasi:http/proxy` servers) with wasmtime.
 
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 
 use anyhow::bail;
 use containerd_shim_wasm::{Engine, WasiContext};
@@ -90,6 +91,25 @@ impl Engine for WasmtimeEngine {
                 self.link_component(component, entry)
             }
             None => bail!("not a precompiled wasmtime module or component"),
+        }
+    }
+
+    fn load_precompiled_file(&self, artifact: &Path, entry: &str) -> anyhow::Result<LinkedWasm> {
+        // SAFETY (both arms): as in `load_precompiled`; wasmtime maps the file, which the
+        // cache never changes in place (a rebuilt entry is a new file renamed over it).
+        match wasmtime::Engine::detect_precompiled_file(artifact)? {
+            Some(Precompiled::Module) => {
+                let module = unsafe { Module::deserialize_file(&self.engine, artifact) }?;
+                self.link_module(module, entry)
+            }
+            Some(Precompiled::Component) => {
+                let component = unsafe { Component::deserialize_file(&self.engine, artifact) }?;
+                self.link_component(component, entry)
+            }
+            None => bail!(
+                "{}: not a precompiled wasmtime module or component",
+                artifact.display()
+            ),
         }
     }
 
