@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use shim_conformance::procfs;
 
 use crate::api::{NewContainer, SANDBOX_ID};
 use crate::bench::Bench;
@@ -112,10 +113,16 @@ fn grow_pod(
     Ok((points, Usage::of(member_pid)?, Usage::of(shim_pid)?))
 }
 
-/// The memory of the pod made of `ids`: its shims plus its containers' processes.
+/// The memory of the pod made of `ids`: its shims with every process below them (the
+/// containers', and our shims' helper zygote) plus its containers' processes.
 fn pod_memory(ids: &[String]) -> Result<Point> {
     let ids: BTreeSet<String> = ids.iter().cloned().collect();
     let shims = memory::shims(NAMESPACE, &ids);
+    let below_shims: BTreeSet<u32> = shims
+        .iter()
+        .flat_map(|shim| procfs::process_tree(*shim))
+        .map(|process| process.pid)
+        .collect();
     let in_cgroups = memory::in_container_cgroups(NAMESPACE, &ids);
     if in_cgroups.len() < ids.len() {
         bail!(
@@ -124,7 +131,7 @@ fn pod_memory(ids: &[String]) -> Result<Point> {
             ids.len()
         );
     }
-    let processes: BTreeSet<u32> = shims.union(&in_cgroups).copied().collect();
+    let processes: BTreeSet<u32> = below_shims.union(&in_cgroups).copied().collect();
     let mut total = Usage::default();
     for pid in &processes {
         total = total.add(Usage::of(*pid)?);

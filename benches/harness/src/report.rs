@@ -245,11 +245,12 @@ fn density(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
         "One pod of sleeping containers (`sleep 3600`) per runtime, grown to {:?} containers: \
          the first is the sandbox, the others carry `io.kubernetes.cri.sandbox-id=<sandbox>` so \
          they share its shim (set through the API, as CRI does; runc's shim groups a pod the \
-         same way). Memory is the PSS from `/proc/PID/smaps_rollup` summed over the pod's shim \
-         and every process in its containers' cgroups, read 2 s after the last start. PSS \
-         splits a shared page among the processes that map it, so the shim binary's pages are \
-         counted once over the pod (and shared further with other pods running the same \
-         binary). MB = 10^6 bytes.\n",
+         same way). Memory is the PSS from `/proc/PID/smaps_rollup` summed over the pod's shim, \
+         every process below it (the Wasm shims' helper zygote included) and every process in \
+         its containers' cgroups, read 2 s after the last start. PSS splits a shared page \
+         among the processes that map it, so the shim binary's pages, and a precompiled \
+         module's code that wasmtime maps from the cache, are counted once over the pod (and \
+         shared further with other pods). MB = 10^6 bytes.\n",
         r.sizes.density
     );
     if r.density.is_empty() {
