@@ -59,6 +59,25 @@ impl Containerd {
         Ok(())
     }
 
+    /// containerd's pid, from the script's `env` (`WASM_SHIMS_CONTAINERD_PID`).
+    pub fn pid(&self) -> Result<u32> {
+        let output = Command::new(&self.script)
+            .arg("env")
+            .env("WASM_SHIMS_STATE", &self.paths.state_dir)
+            .output()
+            .with_context(|| format!("cannot run {} env", self.script.display()))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.lines()
+            .find_map(|line| line.strip_prefix("export WASM_SHIMS_CONTAINERD_PID="))
+            .and_then(|pid| pid.trim().parse().ok())
+            .with_context(|| {
+                format!(
+                    "`{} env` names no containerd pid: {text}",
+                    self.script.display()
+                )
+            })
+    }
+
     /// Removes the precompile cache: the next Wasm container compiles its module.
     pub fn clear_cache(&self) -> Result<()> {
         remove_path(&self.paths.cache_dir())

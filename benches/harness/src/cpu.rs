@@ -1,4 +1,5 @@
-//! Machine-wide CPU time from /proc/stat, to tell what a throughput run cost in CPU.
+//! CPU time from /proc: machine-wide (/proc/stat) and of one process (/proc/PID/stat), to
+//! tell what a throughput run cost in CPU and who spent it.
 
 use anyhow::{Context, Result, bail};
 
@@ -31,6 +32,24 @@ fn busy_ms_of(stat: &str) -> Result<f64> {
     Ok(busy as f64 * TICK_MS)
 }
 
+/// CPU time process `pid` itself has used so far (user and system, all its threads, not its
+/// children), in milliseconds.
+pub fn process_ms(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    process_ms_of(&stat).with_context(|| format!("bad {path}: {stat:?}"))
+}
+
+fn process_ms_of(stat: &str) -> Result<f64> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')').context("no command name")? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    let ticks =
+        |i: usize| -> Result<u64> { Ok(fields.get(i).context("too few fields")?.parse::<u64>()?) };
+    Ok((ticks(11)? + ticks(12)?) as f64 * TICK_MS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +61,13 @@ mod tests {
             busy_ms_of(stat).unwrap(),
             (100 + 5 + 50 + 1 + 2 + 3) as f64 * 10.0
         );
+    }
+
+    #[test]
+    fn a_process_time_is_its_user_and_system_ticks() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 50 60 20 0 4 0 123 0 0";
+        assert_eq!(process_ms_of(stat).unwrap(), 100.0);
+        assert!(process_ms_of("42 (x) S 1 2").is_err());
     }
 
     #[test]

@@ -171,6 +171,43 @@ fn cold_start(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Who spent the CPU at the highest parallelism: containerd's process, this client, the rest.
+fn cpu_shares(md: &mut String, r: &Results) {
+    let Some(level) = r.sizes.parallelism.iter().max() else {
+        return;
+    };
+    let points: Vec<(&str, &crate::throughput::Point)> = r
+        .throughput
+        .iter()
+        .filter_map(|t| {
+            let point = t.points.iter().find(|p| p.parallelism == *level)?;
+            (point.containerd_cpu_ms_per_container > 0.0).then_some((t.label.as_str(), point))
+        })
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nWhere the CPU went at parallelism {level}, per container: containerd's own process, \
+         this benchmark's process (the API client), and the rest (the shim and its helpers, \
+         the container's processes, the kernel's work for them).\n\n\
+         | runtime | all | containerd | API client | rest |\n|---|---|---|---|---|"
+    );
+    for (label, p) in points {
+        let rest = p.cpu_ms_per_container
+            - p.containerd_cpu_ms_per_container
+            - p.client_cpu_ms_per_container;
+        let _ = writeln!(
+            md,
+            "| {label} | {:.0} ms | {:.0} ms | {:.0} ms | {rest:.0} ms |",
+            p.cpu_ms_per_container,
+            p.containerd_cpu_ms_per_container,
+            p.client_cpu_ms_per_container
+        );
+    }
+}
+
 fn throughput(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
     let _ = writeln!(md, "## Throughput\n");
     let _ = writeln!(
@@ -210,6 +247,7 @@ fn throughput(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
         }
         let _ = writeln!(md, "{row}");
     }
+    cpu_shares(md, r);
     let names: Vec<String> = levels.iter().map(|p| p.to_string()).collect();
     let series: Vec<Line> = r
         .throughput

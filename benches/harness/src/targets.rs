@@ -2,6 +2,7 @@
 //! reasons when one is missed.
 
 use crate::results::Results;
+use crate::throughput::Point;
 
 /// Cached wasmtime's cold start (`ctr run --rm`) at most this share of runc's.
 pub const COLD_START_RATIO: f64 = 0.5;
@@ -136,12 +137,38 @@ fn throughput(results: &Results) -> Verdict {
     };
     let cores = results.machine.cores.max(1) as f64;
     let why = (!met).then(|| {
+        let shares = |p: &Point| {
+            format!(
+                "containerd {:.0} ms, the API client {:.0} ms, the rest (shim, container, kernel) \
+                 {:.0} ms",
+                p.containerd_cpu_ms_per_container,
+                p.client_cpu_ms_per_container,
+                p.cpu_ms_per_container
+                    - p.containerd_cpu_ms_per_container
+                    - p.client_cpu_ms_per_container
+            )
+        };
+        let breakdown = if wasm.containerd_cpu_ms_per_container > 0.0 {
+            format!(
+                " Per container, wasmtime: {}; runc: {}. containerd's own share alone is {:.0}% \
+                 of the {:.0} ms budget.",
+                shares(wasm),
+                shares(runc),
+                wasm.containerd_cpu_ms_per_container
+                    / (runc.cpu_ms_per_container / THROUGHPUT_RATIO)
+                    * 100.0,
+                runc.cpu_ms_per_container / THROUGHPUT_RATIO,
+            )
+        } else {
+            String::new()
+        };
         format!(
             "With {THROUGHPUT_PARALLELISM} containers in flight on {cores:.0} cores both runtimes \
              are bound by CPU: the machine spent {:.0} ms of CPU per wasmtime container and {:.0} \
              ms per runc container (containerd, shim, container setup and the workload together), \
              which caps them near {:.0}/s and {:.0}/s. Three times runc's rate would need at most \
-             a third of runc's CPU per container ({:.0} ms); wasmtime uses {:.0}% of runc's.",
+             a third of runc's CPU per container ({:.0} ms); wasmtime uses {:.0}% of runc's.\
+             {breakdown}",
             wasm.cpu_ms_per_container,
             runc.cpu_ms_per_container,
             cores * 1000.0 / wasm.cpu_ms_per_container,
@@ -279,6 +306,8 @@ mod tests {
                 seconds: 1.0,
                 per_second,
                 cpu_ms_per_container: cpu_ms,
+                containerd_cpu_ms_per_container: 0.0,
+                client_cpu_ms_per_container: 0.0,
             }],
         }
     }

@@ -32,6 +32,12 @@ pub struct Point {
     pub per_second: f64,
     /// Busy CPU time of the whole machine during the level, per container.
     pub cpu_ms_per_container: f64,
+    /// Of that, containerd's own process (not its children).
+    #[serde(default)]
+    pub containerd_cpu_ms_per_container: f64,
+    /// Of that, this benchmark's process: the client that drives containerd's API.
+    #[serde(default)]
+    pub client_cpu_ms_per_container: f64,
 }
 
 pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
@@ -40,6 +46,8 @@ pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
         Cache::Cached | Cache::None => bench.sizes.throughput,
     };
     let template = bench.template(&variant.image)?;
+    let containerd_pid = bench.containerd.pid()?;
+    let client_pid = std::process::id();
     // Untimed: fills the cache of a cached variant, warms the page cache.
     crate::cold_start::run_api(bench, variant, &COMMAND).context("warm-up run")?;
     // Removing the cache before each container cannot work with many in flight (one
@@ -57,17 +65,25 @@ pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
                 .map(|_| bench.unique_id(&format!("tput-{}-p{parallelism}", variant.key)))
                 .collect();
             let busy_before = cpu::busy_ms()?;
+            let containerd_before = cpu::process_ms(containerd_pid)?;
+            let client_before = cpu::process_ms(client_pid)?;
             let started = Instant::now();
             bench
                 .runtime
                 .block_on(run_all(&bench.api, &template, variant, ids, parallelism))?;
             let seconds = started.elapsed().as_secs_f64();
-            let busy = cpu::busy_ms()? - busy_before;
+            let per_container = |ms: f64| ms / containers as f64;
             Ok(Point {
                 parallelism,
                 seconds,
                 per_second: containers as f64 / seconds,
-                cpu_ms_per_container: busy / containers as f64,
+                cpu_ms_per_container: per_container(cpu::busy_ms()? - busy_before),
+                containerd_cpu_ms_per_container: per_container(
+                    cpu::process_ms(containerd_pid)? - containerd_before,
+                ),
+                client_cpu_ms_per_container: per_container(
+                    cpu::process_ms(client_pid)? - client_before,
+                ),
             })
         })
         .collect::<Result<Vec<_>>>()
