@@ -6,13 +6,16 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use image_builder::{ImageBuilder, wasi_print_module};
 use sha2::{Digest, Sha256};
-use shim_conformance::container::Container;
+use shim_conformance::container::{Container, Status};
 use shim_conformance::environment::containerd;
 use shim_conformance::images::TestImage;
+use shim_conformance::leftovers::in_container_cgroup;
+use shim_conformance::procfs;
 use shim_conformance::target::{Target, check_targets, wasm_targets};
 
 /// Engines whose `Engine::precompile_key` is set.
@@ -40,24 +43,27 @@ fn cached_module_image() -> Result<ImageBuilder> {
 /// `<cache root>/<engine>/<key>/<sha256 of the module>.cwasm`, the root being the
 /// `WASM_SHIM_CACHE_DIR` that containerd (and so every shim) runs with.
 fn entry_of(engine: &str) -> Result<PathBuf> {
-    let containerd = containerd();
-    let environ = std::fs::read(format!("/proc/{}/environ", containerd.pid()))
-        .context("read containerd's environment")?;
-    let root = environ
-        .split(|&b| b == 0)
-        .find_map(|var| var.strip_prefix(b"WASM_SHIM_CACHE_DIR="))
-        .map(|root| PathBuf::from(String::from_utf8_lossy(root).into_owned()))
-        .context("containerd runs without WASM_SHIM_CACHE_DIR (scripts/containerd.sh sets it)")?;
     let digest: String = Sha256::digest(cached_module()?)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let engine_dir = containerd.path(&root).join(engine);
+    let engine_dir = containerd().path(cache_root()?).join(engine);
     let keys = std::fs::read_dir(&engine_dir)
         .with_context(|| format!("no cache for {engine} at {}", engine_dir.display()))?;
     keys.filter_map(|key| Some(key.ok()?.path().join(format!("{digest}.cwasm"))))
         .find(|entry| entry.exists())
         .with_context(|| format!("no entry for the module under {}", engine_dir.display()))
+}
+
+/// The cache root as the shims see it (inside containerd's mount namespace).
+fn cache_root() -> Result<PathBuf> {
+    let environ = std::fs::read(format!("/proc/{}/environ", containerd().pid()))
+        .context("read containerd's environment")?;
+    environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(b"WASM_SHIM_CACHE_DIR="))
+        .map(|root| PathBuf::from(String::from_utf8_lossy(root).into_owned()))
+        .context("containerd runs without WASM_SHIM_CACHE_DIR (scripts/containerd.sh sets it)")
 }
 
 fn run(target: &Target, test: &str) -> Result<()> {
@@ -119,6 +125,58 @@ fn the_cache_survives_shim_restarts_and_recovers_from_bad_entries() {
                     entry.display()
                 );
             }
+        }
+        Ok(())
+    });
+}
+
+/// A running module's code comes from its cache entry, mapped: every container running the
+/// module shares those pages through the page cache instead of holding a copy. Two sleeping
+/// containers map the same entry file, executable.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn running_containers_map_the_cached_module() {
+    let targets: Vec<Target> = wasm_targets()
+        .into_iter()
+        .filter(|t| PRECOMPILING_ENGINES.contains(&t.runtime.name))
+        .collect();
+    check_targets(&targets, |target, test| {
+        let root = cache_root()?;
+        let mut mapped = Vec::new();
+        let mut containers = Vec::new();
+        for n in 0..2 {
+            let container = target.container(&format!("{test}-{n}"));
+            container.run_detached(&target.args(&["sleep", "600"]))?;
+            container.wait_for_status(Status::Running, Duration::from_secs(10))?;
+            let pid = procfs::pids()
+                .into_iter()
+                .find(|pid| in_container_cgroup(*pid, container.id()))
+                .with_context(|| format!("no process in the cgroup of {}", container.id()))?;
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .with_context(|| format!("read the maps of {pid}"))?;
+            let code: Vec<&str> = maps
+                .lines()
+                .filter(|line| line.split_whitespace().nth(1) == Some("r-xp"))
+                .filter_map(|line| line.split_whitespace().nth(5))
+                .filter(|path| {
+                    path.starts_with(root.to_str().unwrap_or("/")) && path.ends_with(".cwasm")
+                })
+                .collect();
+            match code[..] {
+                [entry] => mapped.push(entry.to_owned()),
+                _ => bail!(
+                    "process {pid} of {} maps {code:?} executable from the cache {}, expected its module's entry",
+                    container.id(),
+                    root.display()
+                ),
+            }
+            containers.push(container);
+        }
+        if mapped[0] != mapped[1] {
+            bail!("two containers of one module map different entries: {mapped:?}");
+        }
+        for container in &containers {
+            container.kill("SIGKILL")?;
         }
         Ok(())
     });
