@@ -16,7 +16,9 @@ use containerd_shim::publisher::RemotePublisher;
 use log::{info, warn};
 
 enum Queued {
-    Event(String, Box<dyn MessageDyn + Send>),
+    /// The topic, the event, and when it was queued (the debug log tells how long it took to
+    /// reach containerd: for `/tasks/exit`, the last phase of a container's life).
+    Event(String, Box<dyn MessageDyn + Send>, Instant),
     /// Answered once every event queued before it has been published (or given up).
     Flush(mpsc::Sender<()>),
 }
@@ -45,12 +47,13 @@ impl Events {
                 let mut publisher = publisher;
                 for queued in rx {
                     match queued {
-                        Queued::Event(topic, event) => publish(
+                        Queued::Event(topic, event, queued) => publish(
                             &mut publisher,
                             address.as_deref(),
                             &namespace,
                             &topic,
                             &*event,
+                            queued,
                         ),
                         Queued::Flush(done) => {
                             let _ = done.send(());
@@ -66,7 +69,11 @@ impl Events {
         let topic = event.topic();
         if self
             .tx
-            .send(Queued::Event(topic.clone(), Box::new(event)))
+            .send(Queued::Event(
+                topic.clone(),
+                Box::new(event),
+                Instant::now(),
+            ))
             .is_err()
         {
             warn!("event {topic} dropped: the publishing thread is gone");
@@ -91,6 +98,7 @@ fn publish(
     namespace: &str,
     topic: &str,
     event: &(dyn MessageDyn + Send),
+    queued: Instant,
 ) {
     // `clone_box` is defined on `dyn MessageDyn` alone.
     let event: &dyn MessageDyn = event;
@@ -104,6 +112,10 @@ fn publish(
                 if failures > 0 {
                     info!("published {topic} to containerd after {failures} failed attempts");
                 }
+                log::debug!(
+                    "published {topic} to containerd {:?} after it was queued",
+                    queued.elapsed()
+                );
                 return;
             }
             Err(e) => e,

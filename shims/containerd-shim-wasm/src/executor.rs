@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use log::error;
+use log::{debug, error};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use oci_spec::runtime::Spec;
 
@@ -96,13 +96,16 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     if let Err(e) = exit_on_termination_signals() {
         error!(id; "container {id}: cannot install signal handlers: {e}");
     }
-    match engine.run(module, ctx) {
+    let began = std::time::Instant::now();
+    let status = match engine.run(module, ctx) {
         Ok(status) => status,
         Err(e) => {
             error!(id; "container {id}: {} failed: {e:#}", ctx.args[0]);
             TRAP_EXIT_STATUS
         }
-    }
+    };
+    debug!(id; "container {id}: {} ran for {:?} (instantiation included), status {status}", ctx.args[0], began.elapsed());
+    status
 }
 
 /// As runc does for a native program: without `HOME` in `process.env`, the user's home from

@@ -49,6 +49,15 @@ pub struct WasmShim {
     events: OnceLock<Events>,
 }
 
+/// The monotonic clock when containerd's `start` began, in nanoseconds, passed to the shim
+/// process it spawns: the debug log then tells how long starting a shim took.
+const START_NS_ENV: &str = "WASM_SHIM_START_NS";
+
+fn monotonic_ns() -> Option<i128> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    Some(now.tv_sec() as i128 * 1_000_000_000 + now.tv_nsec() as i128)
+}
+
 /// How long an exiting shim waits for its last events to reach containerd.
 const EVENTS_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -82,8 +91,10 @@ impl containerd_shim::Shim for WasmShim {
 
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         // containerd runs `start` in the container's bundle.
+        let began = monotonic_ns().map(|ns| ns.to_string()).unwrap_or_default();
         let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
-        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
+        let (_pid, address) =
+            containerd_shim::spawn(opts, &grouping, vec![(START_NS_ENV, began.as_str())])?;
         write_address(&address)?;
         Ok(address)
     }
@@ -140,6 +151,17 @@ impl containerd_shim::Shim for WasmShim {
         // directory that exists now.
         let helpers = creator::Helpers::start(shim_log, Path::new("/"));
         let _ = self.events.set(events.clone());
+        let started = std::env::var(START_NS_ENV)
+            .ok()
+            .and_then(|ns| ns.parse::<i128>().ok());
+        if let (Some(started), Some(now)) = (started, monotonic_ns()) {
+            log::debug!(
+                id = self.id.as_str();
+                "shim {} ready to serve {:?} after containerd ran `start`",
+                self.id,
+                std::time::Duration::from_nanos((now - started).max(0) as u64)
+            );
+        }
         TaskService {
             engine: self.engine.clone(),
             namespace: self.namespace.clone(),

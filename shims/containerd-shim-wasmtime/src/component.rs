@@ -121,6 +121,7 @@ pub fn run_command(
     command: &LinkedCommand,
     ctx: &WasiContext,
 ) -> anyhow::Result<i32> {
+    let began = std::time::Instant::now();
     let state = CommandState {
         wasi: wasi_builder(ctx, true)?.build(),
         table: ResourceTable::new(),
@@ -131,6 +132,7 @@ pub fn run_command(
         .instantiate(&mut store)
         .map_err(anyhow::Error::from)
         .context("instantiate")?;
+    log::debug!("{}: instantiated in {:?}", ctx.args[0], began.elapsed());
     match instance.wasi_cli_run().call_run(&mut store) {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),

@@ -36,12 +36,14 @@ pub fn run(
     module: &LinkedModule,
     ctx: &WasiContext,
 ) -> anyhow::Result<i32> {
+    let began = std::time::Instant::now();
     let mut store = Store::new(engine, wasi_builder(ctx, true)?.build_p1());
     let instance = module
         .pre
         .instantiate(&mut store)
         .map_err(anyhow::Error::from)
         .context("instantiate")?;
+    log::debug!("{}: instantiated in {:?}", ctx.args[0], began.elapsed());
     let func = instance
         .get_typed_func::<(), ()>(&mut store, &ctx.entry)
         .map_err(anyhow::Error::from)
