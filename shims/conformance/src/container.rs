@@ -12,6 +12,12 @@ use crate::engines::Runtime;
 use crate::fifo::{FifoReader, make_fifo};
 use crate::images::TestImage;
 
+/// The annotation that names a container's pod (its sandbox's id), as CRI sets it: our shims
+/// and runc's group a pod's containers in one shim by it.
+pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+/// CRI's `sandbox` or `container`.
+pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
 /// Task status as `ctr task ls` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -125,7 +131,7 @@ impl Container {
 
     /// Makes this container join the shim of container `sandbox_id`, as CRI does for a pod.
     pub fn in_sandbox(self, sandbox_id: &str) -> Self {
-        self.annotation("io.kubernetes.cri.sandbox-id", sandbox_id)
+        self.annotation(SANDBOX_ID_ANNOTATION, sandbox_id)
     }
 
     /// `ctr run ... IMAGE ID ARGS` (or `ctr container create`), with this container's options.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::environment::containerd;
@@ -144,6 +144,14 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
 
 fn describe_process(what: &str, pid: u32) -> String {
     format!("{what}: pid {pid} `{}`", procfs::cmdline(pid).join(" "))
+}
+
+/// A process of container `id` (one in its cgroup), for tests that look at it from outside.
+pub fn process_in_container(id: &str) -> Result<u32> {
+    procfs::pids()
+        .into_iter()
+        .find(|pid| in_container_cgroup(*pid, id))
+        .with_context(|| format!("no process in the cgroup of {id}"))
 }
 
 /// Whether process `pid` is in cgroup `/<namespace>/<id>` (ctr's default cgroupsPath) or below.

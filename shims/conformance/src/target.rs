@@ -3,9 +3,11 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use anyhow::Result;
 
-use crate::container::Container;
+use crate::container::{CONTAINER_TYPE_ANNOTATION, Container, SANDBOX_ID_ANNOTATION, Status};
 use crate::engines::{RUNC, Runtime, available_engines};
 use crate::images::{NATIVE_DEMO, TestImage, WASI_DEMO_APP};
 use crate::results;
@@ -82,6 +84,26 @@ impl Target {
         std::iter::once(self.workload.program())
             .chain(args.iter().copied())
             .collect()
+    }
+
+    /// A pod's sandbox container (`sandbox-<label>`, annotated as CRI annotates one), started
+    /// detached running `sleep 600`: its shim takes the pod's other containers.
+    pub fn sleeping_sandbox(&self, label: &str) -> Result<Container> {
+        let sandbox = self.container(&format!("sandbox-{label}"));
+        let id = sandbox.id().to_owned();
+        let sandbox = sandbox
+            .annotation(SANDBOX_ID_ANNOTATION, &id)
+            .annotation(CONTAINER_TYPE_ANNOTATION, "sandbox");
+        sandbox.run_detached(&self.args(&["sleep", "600"]))?;
+        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
+        Ok(sandbox)
+    }
+
+    /// A container of the pod of `sandbox_id` (`member-<label>`), not started.
+    pub fn pod_member(&self, label: &str, sandbox_id: &str) -> Container {
+        self.container(&format!("member-{label}"))
+            .in_sandbox(sandbox_id)
+            .annotation(CONTAINER_TYPE_ANNOTATION, "container")
     }
 
     /// Runs the program with `args` in a fresh container (`ctr run --rm`).

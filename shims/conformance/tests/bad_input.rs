@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::api::Api;
-use shim_conformance::container::{Container, Status};
+use shim_conformance::container::{
+    CONTAINER_TYPE_ANNOTATION as CONTAINER_TYPE, Container, SANDBOX_ID_ANNOTATION as SANDBOX_ID,
+    Status,
+};
 use shim_conformance::containerd_log::LogTail;
 use shim_conformance::ctr::RunningCtr;
 use shim_conformance::expect::{self, EXIT_SIGKILL, failed_at_create, message_explains};
 use shim_conformance::images::{BAD_INPUTS, HOSTILE, TestImage, bad, hostile};
 use shim_conformance::leftovers::expect_no_leftovers;
 use shim_conformance::target::{Target, all_targets, check_targets};
-
-const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
-const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// Targets whose runtime is a Wasm shim (running either demo as the sandbox).
 fn wasm_shim_targets() -> Vec<Target> {

@@ -52,17 +52,9 @@ fn the_container_process_killed_from_outside() {
 #[ignore = "needs the private containerd: run `make test`"]
 fn the_shim_killed_while_its_containers_run() {
     check_targets(&all_targets(), |target, test| {
-        let sandbox = target.container(&format!("sandbox-{test}"));
+        let sandbox = target.sleeping_sandbox(test)?;
         let sandbox_id = sandbox.id().to_owned();
-        let sandbox = sandbox
-            .annotation("io.kubernetes.cri.sandbox-id", &sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "sandbox");
-        sandbox.run_detached(&target.args(&["sleep", "600"]))?;
-        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
-        let member = target
-            .container(&format!("member-{test}"))
-            .in_sandbox(&sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "container");
+        let member = target.pod_member(test, &sandbox_id);
         member.run_detached(&target.args(&["sleep", "600"]))?;
         member.wait_for_status(Status::Running, Duration::from_secs(10))?;
         let footprints = [
@@ -105,13 +97,8 @@ fn the_shim_killed_while_its_containers_run() {
 #[ignore = "needs the private containerd: run `make test`"]
 fn the_helper_zygote_killed_the_pod_still_takes_containers() {
     check_targets(&wasm_shim_targets(), |target, test| {
-        let sandbox = target.container(&format!("sandbox-{test}"));
+        let sandbox = target.sleeping_sandbox(test)?;
         let sandbox_id = sandbox.id().to_owned();
-        let sandbox = sandbox
-            .annotation("io.kubernetes.cri.sandbox-id", &sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "sandbox");
-        sandbox.run_detached(&target.args(&["sleep", "600"]))?;
-        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
         let shims = shims_of(&sandbox_id);
         ensure!(shims.len() == 1, "pod {sandbox_id} has shims {shims:?}");
         let zygotes: Vec<ProcessId> = procfs::process_tree(shims[0])
@@ -137,10 +124,7 @@ fn the_helper_zygote_killed_the_pod_still_takes_containers() {
         }
 
         let log = LogTail::now()?;
-        let member = target
-            .container(&format!("member-{test}"))
-            .in_sandbox(&sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "container");
+        let member = target.pod_member(test, &sandbox_id);
         let out = member.run(&target.args(&["exit", "7"]))?;
         ensure!(
             out.code == Some(7),

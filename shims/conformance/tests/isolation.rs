@@ -10,8 +10,7 @@ use shim_conformance::container::{Container, Status};
 use shim_conformance::environment::containerd;
 use shim_conformance::expect::{self, failed_at_create};
 use shim_conformance::images::{HOSTILE, ISOLATION, demo_module_path, hostile, isolation};
-use shim_conformance::leftovers::{expect_no_leftovers, in_container_cgroup};
-use shim_conformance::procfs;
+use shim_conformance::leftovers::{expect_no_leftovers, process_in_container};
 use shim_conformance::target::{Target, all_targets, check_targets, wasm_targets};
 
 const PREOPENS: &str = "io.containerd.wasm.preopens";
@@ -234,10 +233,7 @@ fn the_network_is_the_containers_own_namespace() {
             }
             container.run_detached(&target.args(&["sleep", "600"]))?;
             container.wait_for_status(Status::Running, Duration::from_secs(10))?;
-            let pid = procfs::pids()
-                .into_iter()
-                .find(|pid| in_container_cgroup(*pid, container.id()))
-                .with_context(|| format!("no process in the cgroup of {}", container.id()))?;
+            let pid = process_in_container(container.id())?;
             let net = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net"));
             let mine = net(pid)?;
             let containerds = net(containerd().pid())?;

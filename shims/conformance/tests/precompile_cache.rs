@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::environment::containerd;
 use shim_conformance::images::TestImage;
-use shim_conformance::leftovers::in_container_cgroup;
-use shim_conformance::procfs;
+use shim_conformance::leftovers::process_in_container;
 use shim_conformance::target::{Target, check_targets, wasm_targets};
 
 /// Engines whose `Engine::precompile_key` is set.
@@ -148,10 +147,7 @@ fn running_containers_map_the_cached_module() {
             let container = target.container(&format!("{test}-{n}"));
             container.run_detached(&target.args(&["sleep", "600"]))?;
             container.wait_for_status(Status::Running, Duration::from_secs(10))?;
-            let pid = procfs::pids()
-                .into_iter()
-                .find(|pid| in_container_cgroup(*pid, container.id()))
-                .with_context(|| format!("no process in the cgroup of {}", container.id()))?;
+            let pid = process_in_container(container.id())?;
             let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
                 .with_context(|| format!("read the maps of {pid}"))?;
             let code: Vec<&str> = maps

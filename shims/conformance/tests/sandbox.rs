@@ -13,17 +13,9 @@ use shim_conformance::target::{all_targets, check_targets};
 #[ignore = "needs the private containerd: run `make test`"]
 fn containers_of_a_sandbox_share_its_shim() {
     check_targets(&all_targets(), |target, test| {
-        let sandbox = target.container(&format!("sandbox-{test}"));
+        let sandbox = target.sleeping_sandbox(test)?;
         let sandbox_id = sandbox.id().to_owned();
-        let sandbox = sandbox
-            .annotation("io.kubernetes.cri.sandbox-id", &sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "sandbox");
-        sandbox.run_detached(&target.args(&["sleep", "600"]))?;
-        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
-        let member = target
-            .container(&format!("member-{test}"))
-            .in_sandbox(&sandbox_id)
-            .annotation("io.kubernetes.cri.container-type", "container");
+        let member = target.pod_member(test, &sandbox_id);
         member.run_detached(&target.args(&["sleep", "600"]))?;
         member.wait_for_status(Status::Running, Duration::from_secs(10))?;
 

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use shim_conformance::container::Status;
-use shim_conformance::leftovers::in_container_cgroup;
-use shim_conformance::procfs;
+use shim_conformance::leftovers::process_in_container;
 use shim_conformance::target::{all_targets, check_targets};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,10 +71,7 @@ fn the_terminal_has_the_clients_size() {
             .run_in_terminal("stty cols 123 rows 45", &target.args(&["sleep", "5"]))?
             .spawn()?;
         container.wait_for_status(Status::Running, TIMEOUT)?;
-        let pid = procfs::pids()
-            .into_iter()
-            .find(|pid| in_container_cgroup(*pid, container.id()))
-            .context("no process in the container's cgroup")?;
+        let pid = process_in_container(container.id())?;
         // The program's stdin is the terminal's slave; ask it for its size from outside. ctr
         // sends the size (ResizePty) just after Start, so allow it a moment.
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use shim_conformance::container::{Container, Status};
+use shim_conformance::container::{
+    CONTAINER_TYPE_ANNOTATION, Container, SANDBOX_ID_ANNOTATION, Status,
+};
 use shim_conformance::ctr::Ctr;
 use shim_conformance::engines::{ENGINES, Runtime};
 use shim_conformance::environment::containerd;
@@ -234,15 +236,15 @@ fn soak(settings: &Settings) -> Result<Report> {
     let sandbox = Container::new(&format!("soak-{run_id}-pod"), runtime, &WASI_DEMO_APP);
     let pod = sandbox.id().to_owned();
     let sandbox = sandbox
-        .annotation("io.kubernetes.cri.sandbox-id", &pod)
-        .annotation("io.kubernetes.cri.container-type", "sandbox");
+        .annotation(SANDBOX_ID_ANNOTATION, &pod)
+        .annotation(CONTAINER_TYPE_ANNOTATION, "sandbox");
     let args = ["/wasi-demo-app.wasm", "sleep", "3600"];
     sandbox.run_detached(&args)?;
     let mut long = vec![sandbox];
     for n in 1..settings.long {
         let member = Container::new(&format!("soak-{run_id}-long-{n}"), runtime, &WASI_DEMO_APP)
             .in_sandbox(&pod)
-            .annotation("io.kubernetes.cri.container-type", "container");
+            .annotation(CONTAINER_TYPE_ANNOTATION, "container");
         member.run_detached(&args)?;
         long.push(member);
     }
