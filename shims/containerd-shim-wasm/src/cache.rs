@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use log::{debug, warn};
@@ -70,6 +71,8 @@ struct Entry {
     path: PathBuf,
     /// `<digest>.sum`, its checksum.
     sum_path: PathBuf,
+    /// How long hashing the module and taking the lock took, for the debug log.
+    opened_in: Duration,
     /// The container being created, for the log.
     container: String,
     _lock: Flock<File>,
@@ -77,6 +80,7 @@ struct Entry {
 
 impl Entry {
     fn open(dir: &Path, module: &[u8], container: &str) -> anyhow::Result<Self> {
+        let began = Instant::now();
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let digest = hex(&Sha256::digest(module));
         let lock_path = dir.join(format!("{digest}.lock"));
@@ -91,6 +95,7 @@ impl Entry {
         Ok(Self {
             path: dir.join(format!("{digest}.cwasm")),
             sum_path: dir.join(format!("{digest}.sum")),
+            opened_in: began.elapsed(),
             container: container.to_string(),
             _lock: lock,
         })
@@ -120,6 +125,7 @@ impl Entry {
 
     /// The cached module, or None (after removing a bad entry) when it must be rebuilt.
     fn load<E: Engine>(&self, engine: &E, entry: &str) -> Option<E::Module> {
+        let began = Instant::now();
         let stored = match fs::read(&self.path) {
             Ok(stored) => stored,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -136,9 +142,17 @@ impl Entry {
             return self.discard("checksum mismatch (damaged or truncated)");
         }
         drop(stored);
+        let checked = Instant::now();
         match engine.load_precompiled_file(&self.path, entry) {
             Ok(module) => {
-                debug!(id = self.container.as_str(); "precompile cache hit: {}", self.path.display());
+                debug!(
+                    id = self.container.as_str();
+                    "precompile cache hit: {} (module hash and lock {:?}, entry check {:?}, engine load {:?})",
+                    self.path.display(),
+                    self.opened_in,
+                    checked - began,
+                    checked.elapsed()
+                );
                 Some(module)
             }
             // The entry is intact, so the module itself is at fault (e.g. a missing export):
