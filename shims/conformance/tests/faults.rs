@@ -91,8 +91,8 @@ fn the_shim_killed_while_its_containers_run() {
 }
 
 /// The shim's helper zygote (see the shim library's zygote.rs) killed while its pod runs: the
-/// shim logs that it re-executes the helper instead, a new container joins the pod and runs,
-/// and deleting the pod leaves nothing behind.
+/// shim logs that it re-executes the helper instead, new containers join the pod and run, and
+/// deleting the pod leaves nothing behind.
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn the_helper_zygote_killed_the_pod_still_takes_containers() {
@@ -143,6 +143,14 @@ fn the_helper_zygote_killed_the_pod_still_takes_containers() {
             Duration::from_secs(10),
         )?;
         expect_no_leftovers(member_id)?;
+        // The shim no longer asks the dead zygote: the next container just runs.
+        let next = target.pod_member(&format!("next-{test}"), &sandbox_id);
+        let out = next.run(&target.args(&["exit", "3"]))?;
+        ensure!(
+            out.code == Some(3),
+            "the second container after the zygote died: {}",
+            out.describe()
+        );
 
         sandbox.kill("SIGKILL")?;
         sandbox.wait_until_not_running(Duration::from_secs(10))?;

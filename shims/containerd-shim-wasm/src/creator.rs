@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
@@ -122,6 +123,9 @@ pub enum Created {
 pub struct Helpers {
     shim_log: File,
     zygote: Option<Zygote>,
+    /// Set when the zygote failed once: a dead or stuck zygote is not asked again (a stuck one
+    /// would cost every request the wait for its worker).
+    zygote_failed: AtomicBool,
 }
 
 impl Helpers {
@@ -130,25 +134,36 @@ impl Helpers {
         let zygote = Zygote::spawn(working_dir, &shim_log)
             .inspect_err(|e| warn!("start the helper zygote: {e:#}; helpers are re-executed"))
             .ok();
-        Helpers { shim_log, zygote }
+        Helpers {
+            shim_log,
+            zygote,
+            zygote_failed: AtomicBool::new(false),
+        }
     }
 
     /// Runs `request` in a helper and waits for its answer: the pid of the process it
     /// started (a child of the shim once the helper is gone) and what it runs.
     pub fn run(&self, request: &HelperRequest) -> anyhow::Result<(i32, Kind)> {
         let json = serde_json::to_string(request)?;
-        if let Some(zygote) = &self.zygote {
+        let zygote = self
+            .zygote
+            .as_ref()
+            .filter(|_| !self.zygote_failed.load(Ordering::Relaxed));
+        if let Some(zygote) = zygote {
             match zygote.worker() {
                 Ok(Worker { mut stream, pidfd }) => {
                     crate::zygote::send_request(&mut stream, &json)
                         .context("send the request to the zygote's worker")?;
                     return answer(request, stream, Some(pidfd));
                 }
-                Err(e) => warn!(
-                    id = request.container_id();
-                    "{}: {e:#}; re-executing the helper instead",
-                    request.subject()
-                ),
+                Err(e) => {
+                    self.zygote_failed.store(true, Ordering::Relaxed);
+                    warn!(
+                        id = request.container_id();
+                        "{}: {e:#}; re-executing the helper instead, from now on",
+                        request.subject()
+                    );
+                }
             }
         }
         self.run_reexecuted(request, &json)

@@ -10,8 +10,8 @@
 //! request, runs [`crate::creator::helper_main`] with the zygote's engine and answers on the
 //! same socket. Forking is safe because the zygote never has a second thread.
 //!
-//! The zygote ends when the shim closes its socket (or dies: `PR_SET_PDEATHSIG`). If it is
-//! gone, the shim falls back to re-executing the helper.
+//! The zygote ends when the shim closes its socket (or dies: `PR_SET_PDEATHSIG`). If it fails
+//! once (gone, or no worker in time), the shim re-executes the helper from then on.
 
 use std::fs::File;
 use std::io::{IoSlice, IoSliceMut, Read, Write};
