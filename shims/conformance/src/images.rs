@@ -19,6 +19,8 @@ pub struct TestImage {
     /// `os/arch`, passed to `ctr images import` and `ctr run`.
     pub platform: &'static str,
     source: Source,
+    /// The containerd namespace it is imported into; `None`: the suite's (CONTAINERD_NAMESPACE).
+    namespace: Option<&'static str>,
     imported: OnceLock<Result<(), String>>,
 }
 
@@ -319,6 +321,7 @@ impl TestImage {
             reference,
             platform,
             source: Source::Built(build),
+            namespace: None,
             imported: OnceLock::new(),
         }
     }
@@ -328,6 +331,24 @@ impl TestImage {
             reference,
             platform,
             source: Source::Tarball(file),
+            namespace: None,
+            imported: OnceLock::new(),
+        }
+    }
+
+    /// A tarball image imported into containerd namespace `namespace` (the CRI suite's
+    /// `k8s.io`), once per test binary.
+    pub const fn tarball_in(
+        namespace: &'static str,
+        reference: &'static str,
+        platform: &'static str,
+        file: &'static str,
+    ) -> Self {
+        Self {
+            reference,
+            platform,
+            source: Source::Tarball(file),
+            namespace: Some(namespace),
             imported: OnceLock::new(),
         }
     }
@@ -357,12 +378,22 @@ impl TestImage {
                 .with_context(|| format!("cannot build test image {}", self.reference))?,
         };
         // `-` reads the tarball from stdin; --platform unpacks it for that platform.
-        Ctr::new(["images", "import", "--platform", self.platform, "-"])
+        let mut import = Ctr::new(["images", "import", "--platform", self.platform, "-"]);
+        if let Some(namespace) = self.namespace {
+            import = import.namespace(namespace);
+        }
+        import
             .stdin(tar)
             .timeout(Duration::from_secs(120))
             .output()?
             .success()
-            .with_context(|| format!("cannot import {}", self.reference))?;
+            .with_context(|| {
+                format!(
+                    "cannot import {} into namespace {}",
+                    self.reference,
+                    self.namespace.unwrap_or("of the suite")
+                )
+            })?;
         Ok(())
     }
 }
