@@ -8,6 +8,9 @@
 # containerd alone while shims and containers keep running.
 #
 # Usage: scripts/containerd.sh start|stop|restart|env|status
+#        scripts/containerd.sh run COMMAND [ARGS...]
+#   run: start containerd, run COMMAND with the environment `env` prints, then stop
+#   containerd whatever happened (also on SIGINT/SIGTERM); exits with COMMAND's status.
 #
 # Environment:
 #   WASM_SHIMS_STATE          state dir (default <repo>/target/containerd)
@@ -461,6 +464,29 @@ lock_state_dir() {
 	flock "$lock_fd"
 }
 
+# `run`: the whole life of a private containerd around one command (make test, make soak).
+cmd_run() {
+	(($# > 0)) || die "usage: $0 run COMMAND [ARGS...]"
+	trap run_finished EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	"$script_dir/containerd.sh" start
+	local env_exports
+	env_exports=$("$script_dir/containerd.sh" env)
+	eval "$env_exports"
+	"$@"
+}
+
+run_finished() {
+	local status=$?
+	trap - EXIT
+	if ! "$script_dir/containerd.sh" stop; then
+		say "stopping the private containerd failed"
+		((status != 0)) || status=1
+	fi
+	exit "$status"
+}
+
 main() {
 	case ${1:-} in
 	start) lock_state_dir && cmd_start ;;
@@ -468,8 +494,9 @@ main() {
 	restart) lock_state_dir && cmd_restart ;;
 	env) cmd_env ;;
 	status) cmd_status ;;
+	run) shift && cmd_run "$@" ;;
 	*)
-		echo "usage: $0 start|stop|restart|env|status" >&2
+		echo "usage: $0 start|stop|restart|env|status|run COMMAND [ARGS...]" >&2
 		exit 2
 		;;
 	esac

@@ -12,21 +12,4 @@ cd "$repo_root"
 
 export WASM_SHIMS_STATE="${WASM_SHIMS_STATE:-$repo_root/target/soak-containerd}"
 
-stop_containerd() {
-	local status=$?
-	trap - EXIT
-	if ! "$script_dir/containerd.sh" stop; then
-		echo "soak.sh: stopping the private containerd failed" >&2
-		((status != 0)) || status=1
-	fi
-	exit "$status"
-}
-trap stop_containerd EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-"$script_dir/containerd.sh" start
-env_exports=$("$script_dir/containerd.sh" env)
-eval "$env_exports"
-
-cargo run --release -p shim-conformance --bin soak
+exec "$script_dir/containerd.sh" run cargo run --release -p shim-conformance --bin soak

@@ -20,24 +20,6 @@ else
 	echo "skipped: libwasmedge not installed (run make build-wasmedge to see how to get it)"
 fi
 
-stop_containerd() {
-	local status=$?
-	trap - EXIT
-	if ! "$script_dir/containerd.sh" stop; then
-		echo "test.sh: stopping the private containerd failed" >&2
-		((status != 0)) || status=1
-	fi
-	exit "$status"
-}
-trap stop_containerd EXIT
-# Let an interrupt go through the EXIT trap too.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-"$script_dir/containerd.sh" start
-env_exports=$("$script_dir/containerd.sh" env)
-eval "$env_exports"
-
 # The suite appends every test's outcome per target here, one JSON line each, for
 # `make engines-table`.
 results_file="$(realpath -m "${CARGO_TARGET_DIR:-$repo_root/target}")/conformance-results.jsonl"
@@ -46,5 +28,6 @@ mkdir -p "$(dirname "$results_file")"
 export WASM_SHIMS_RESULTS="$results_file"
 
 # One cargo invocation over the whole workspace, as `make build` compiled it (so nothing is
-# compiled twice): the unit tests and the end-to-end suite, which needs the containerd above.
-cargo test --release --workspace --no-fail-fast -- --include-ignored
+# compiled twice): the unit tests and the end-to-end suite, against a private containerd
+# started for it and stopped afterwards whatever happened.
+exec "$script_dir/containerd.sh" run cargo test --release --workspace --no-fail-fast -- --include-ignored
