@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use shim_conformance::environment::containerd;
 use shim_conformance::leftovers::{
-    cgroup_roots, find_named, orphaned_zygotes, shim_socket_in, shims_of,
+    cgroup_roots, describe_process, find_named, mounts_left, shim_socket_in, shims_left, shims_of,
 };
 use shim_conformance::procfs::{self, ProcessId};
 
@@ -113,28 +113,11 @@ impl PodFootprint {
                 left.push(describe_process("process in the pod's cgroup", pid));
             }
         }
-        for id in &self.ids {
-            for pid in shims_of(id) {
-                left.push(describe_process("shim process", pid));
-            }
-        }
-        for pid in orphaned_zygotes() {
-            left.push(describe_process("helper zygote of a dead shim", pid));
-        }
-
-        let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
-        match procfs::mount_points(&mountinfo) {
-            Ok(points) => left.extend(
-                points
-                    .into_iter()
-                    .filter(|point| {
-                        Path::new(point) == self.netns
-                            || self.ids.iter().any(|id| point.contains(id.as_str()))
-                    })
-                    .map(|point| format!("mount {point} in containerd's mount namespace")),
-            ),
-            Err(e) => left.push(format!("cannot read {}: {e}", mountinfo.display())),
-        }
+        let ids: Vec<&str> = self.ids.iter().map(String::as_str).collect();
+        left.extend(shims_left(&ids));
+        left.extend(mounts_left(|point| {
+            Path::new(point) == self.netns || ids.iter().any(|id| point.contains(id))
+        }));
         if env.path(&self.netns).exists() {
             left.push(format!("network namespace {}", self.netns.display()));
         }
@@ -200,8 +183,4 @@ pub fn in_cgroup(pid: u32, cgroup_parent: &str) -> bool {
     procfs::cgroups(pid)
         .iter()
         .any(|path| path == cgroup_parent || path.starts_with(&prefix))
-}
-
-fn describe_process(what: &str, pid: u32) -> String {
-    format!("{what}: pid {pid} `{}`", procfs::cmdline(pid).join(" "))
 }

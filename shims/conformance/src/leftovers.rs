@@ -93,23 +93,10 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
             left.push(describe_process("process in the container's cgroup", pid));
         }
     }
-    for pid in shims_of(id) {
-        left.push(describe_process("shim process", pid));
-    }
-    for pid in orphaned_zygotes() {
-        left.push(describe_process("helper zygote of a dead shim", pid));
-    }
-
-    let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", env.pid()));
-    match procfs::mount_points(&mountinfo) {
-        Ok(points) => left.extend(
-            points
-                .into_iter()
-                .filter(|point| Path::new(point).iter().any(|part| part == id))
-                .map(|point| format!("mount {point} in containerd's mount namespace")),
-        ),
-        Err(e) => left.push(format!("cannot read {}: {e}", mountinfo.display())),
-    }
+    left.extend(shims_left(&[id]));
+    left.extend(mounts_left(|point| {
+        Path::new(point).iter().any(|part| part == id)
+    }));
 
     let cgroup_path = Path::new(&env.namespace).join(id);
     for root in cgroup_roots() {
@@ -142,8 +129,34 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
     left
 }
 
-fn describe_process(what: &str, pid: u32) -> String {
+/// A process for a failure message: what it is, its pid and command line.
+pub fn describe_process(what: &str, pid: u32) -> String {
     format!("{what}: pid {pid} `{}`", procfs::cmdline(pid).join(" "))
+}
+
+/// The shim processes still serving containers `ids`, and any helper zygote whose shim is gone.
+pub fn shims_left(ids: &[&str]) -> Vec<String> {
+    let shims = ids
+        .iter()
+        .flat_map(|id| shims_of(id))
+        .map(|pid| describe_process("shim process", pid));
+    let zygotes = orphaned_zygotes()
+        .into_iter()
+        .map(|pid| describe_process("helper zygote of a dead shim", pid));
+    shims.chain(zygotes).collect()
+}
+
+/// The mount points in containerd's mount namespace that `matches` accepts.
+pub fn mounts_left(matches: impl Fn(&str) -> bool) -> Vec<String> {
+    let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", containerd().pid()));
+    match procfs::mount_points(&mountinfo) {
+        Ok(points) => points
+            .into_iter()
+            .filter(|point| matches(point))
+            .map(|point| format!("mount {point} in containerd's mount namespace"))
+            .collect(),
+        Err(e) => vec![format!("cannot read {}: {e}", mountinfo.display())],
+    }
 }
 
 /// A process of container `id` (one in its cgroup), for tests that look at it from outside.

@@ -15,7 +15,7 @@
 //! Figures go to stdout and to `target/soak/report.md` and `target/soak/results.json`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use shim_conformance::ctr::Ctr;
 use shim_conformance::engines::{ENGINES, Runtime};
 use shim_conformance::environment::containerd;
 use shim_conformance::images::WASI_DEMO_APP;
-use shim_conformance::leftovers::shims_of;
+use shim_conformance::leftovers::{cgroup_roots, shims_of};
 use shim_conformance::procfs;
 
 fn main() -> Result<()> {
@@ -170,18 +170,6 @@ fn count_named(dir: &Path, prefix: &str) -> usize {
             .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
             .count()
     })
-}
-
-fn cgroup_roots() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
-            let point = left.split(' ').nth(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(point))
-        })
-        .collect()
 }
 
 /// The pod shim's resident memory (KiB) and open descriptors.
