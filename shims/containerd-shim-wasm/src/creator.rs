@@ -471,10 +471,10 @@ fn prepare_wasm<E: Engine>(
             E::NAME
         );
     }
-    let before = open_descriptors();
+    let before = open_descriptors()?;
     let module = crate::cache::compile(&engine, &bytes, &workload.entrypoint.func, container)
         .with_context(|| format!("{path}: invalid WebAssembly module"))?;
-    let engine_fds = open_descriptors()
+    let engine_fds = open_descriptors()?
         .into_iter()
         .filter(|fd| !before.contains(fd))
         .collect();
@@ -487,19 +487,20 @@ fn prepare_wasm<E: Engine>(
 }
 
 /// The descriptors open in this process (from `/proc/self/fd`, less the one reading it).
-fn open_descriptors() -> Vec<RawFd> {
-    let Ok(mut dir) = nix::dir::Dir::open(
-        "/proc/self/fd",
+fn open_descriptors() -> anyhow::Result<Vec<RawFd>> {
+    const DIR: &str = "/proc/self/fd";
+    let mut dir = nix::dir::Dir::open(
+        DIR,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
-    ) else {
-        return Vec::new();
-    };
+    )
+    .with_context(|| format!("list the open descriptors in {DIR}"))?;
     let own = dir.as_raw_fd();
-    dir.iter()
+    Ok(dir
+        .iter()
         .filter_map(|entry| entry.ok()?.file_name().to_str().ok()?.parse().ok())
         .filter(|fd| *fd != own)
-        .collect()
+        .collect())
 }
 
 /// Reads `config.json` with a message that says which bundle and what is wrong.

@@ -101,11 +101,15 @@ impl Zygote {
             .context("hand a request socket to the zygote")?;
         }
         drop(theirs);
-        stream.set_read_timeout(Some(WORKER_START_TIMEOUT))?;
+        stream
+            .set_read_timeout(Some(WORKER_START_TIMEOUT))
+            .context("set a timeout on the worker's socket")?;
         let pidfd = receive_fd(&stream)
             .context("the zygote's worker did not report")?
             .ok_or_else(|| anyhow!("the zygote closed the request socket without a worker"))?;
-        stream.set_read_timeout(None)?;
+        stream
+            .set_read_timeout(None)
+            .context("clear the timeout on the worker's socket")?;
         Ok(Worker { stream, pidfd })
     }
 }
