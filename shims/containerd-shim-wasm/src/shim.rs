@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
@@ -171,6 +171,7 @@ impl containerd_shim::Shim for WasmShim {
             helpers,
             exit: Arc::clone(&self.exit),
             containers: Mutex::new(HashMap::new()),
+            kills: RwLock::new(()),
         }
     }
 }

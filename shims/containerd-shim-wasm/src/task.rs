@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
 use containerd_shim::api::{self, Status as ApiStatus};
@@ -39,6 +39,10 @@ pub struct TaskService {
     pub helpers: Helpers,
     pub exit: Arc<ExitSignal>,
     pub containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Held, shared, by each Kill while it runs, and exclusively by Shutdown: a kill's own
+    /// effect (the last process exits, the client deletes the task, containerd asks the shim
+    /// to shut down) must not end the shim before that Kill has answered.
+    pub kills: RwLock<()>,
 }
 
 fn rpc_error(code: Code, message: impl Into<String>) -> ttrpc::Error {
@@ -294,6 +298,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        let _running = self.kills.read().unwrap_or_else(|e| e.into_inner());
         let target = self.target(&req.id, &req.exec_id)?;
         let killed = match &target.exec {
             None => target.container.kill(req.signal, req.all),
@@ -421,6 +426,7 @@ impl containerd_shim::Task for TaskService {
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // containerd asks after each delete; the shim stays while it has containers.
+        let _no_kill_running = self.kills.write().unwrap_or_else(|e| e.into_inner());
         if self.containers.lock().unwrap().is_empty() {
             info!("no containers left: shutting down");
             self.exit.signal();
