@@ -136,10 +136,13 @@ pub fn describe_process(what: &str, pid: u32) -> String {
 
 /// The shim processes still serving containers `ids`, and any helper zygote whose shim is gone.
 pub fn shims_left(ids: &[&str]) -> Vec<String> {
-    let shims = ids
-        .iter()
-        .flat_map(|id| shims_of(id))
-        .map(|pid| describe_process("shim process", pid));
+    let shims = ids.iter().flat_map(|id| shims_of(id)).map(|pid| {
+        let threads = procfs::threads(pid).join(", ");
+        format!(
+            "{} (threads: {threads})",
+            describe_process("shim process", pid)
+        )
+    });
     let zygotes = orphaned_zygotes()
         .into_iter()
         .map(|pid| describe_process("helper zygote of a dead shim", pid));

@@ -63,8 +63,33 @@ pub fn comm(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// What each thread of process `pid` is doing: `name state kernel-wait-channel` per thread,
+/// for a failure message about a process that should have exited.
+pub fn threads(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            let dir = task.path();
+            let read = |file: &str| {
+                std::fs::read_to_string(dir.join(file))
+                    .map(|text| text.trim_end().to_owned())
+                    .unwrap_or_default()
+            };
+            let state = stat_of(&read("stat")).map_or('?', |stat| stat.state);
+            format!("{} {state} {}", read("comm"), read("wchan"))
+        })
+        .collect()
+}
+
 fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses the text of a `stat` file.
+fn stat_of(text: &str) -> Option<Stat> {
     // The command name (field 2) is in parentheses and may contain spaces: split after it.
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();

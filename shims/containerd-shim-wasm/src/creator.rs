@@ -226,9 +226,7 @@ pub fn helper_main<E: Engine>(request_json: &str, engine: Option<E>) -> ! {
     if log_ok {
         // SAFETY: LOG_FD was just created by dup2 and is owned by nobody else.
         let log = unsafe { File::from_raw_fd(LOG_FD) };
-        let _ = log::set_boxed_logger(Box::new(containerd_shim::logger::FifoLogger::with_file(
-            log,
-        )));
+        crate::shim_log::ShimLogger::install(log);
     }
     let answer = match serde_json::from_str::<HelperRequest>(request_json) {
         Ok(request) => {

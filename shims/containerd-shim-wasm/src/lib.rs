@@ -25,6 +25,7 @@ mod process;
 mod reaper;
 mod rootfs;
 mod shim;
+mod shim_log;
 mod stats;
 mod status;
 mod stdio;

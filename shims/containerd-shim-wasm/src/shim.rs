@@ -19,6 +19,7 @@ use crate::events::Events;
 use crate::options::{recorded_state_root, state_root};
 use crate::reaper::Reaper;
 use crate::rootfs::MountedRootfs;
+use crate::shim_log::ShimLogger;
 use crate::task::TaskService;
 
 /// Annotations whose value names the shim a container joins (one shim per pod).
@@ -61,10 +62,12 @@ fn monotonic_ns() -> Option<i128> {
 /// How long an exiting shim waits for its last events to reach containerd.
 const EVENTS_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The configuration `containerd_shim::run` must get: the library reaps children itself.
+/// The configuration `containerd_shim::run` must get: the library reaps children itself and
+/// sets up the shim log (shim_log.rs says why).
 pub fn shim_config() -> Config {
     Config {
         no_reaper: true,
+        no_setup_logger: true,
         ..Default::default()
     }
 }
@@ -93,6 +96,14 @@ impl containerd_shim::Shim for WasmShim {
         // containerd runs `start` in the container's bundle.
         let began = monotonic_ns().map(|ns| ns.to_string()).unwrap_or_default();
         let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
+        // A pod's shim already serving: give containerd its address. The crate's `spawn` would
+        // start a whole shim process (reaper, event publisher, helper zygote) only to find the
+        // socket taken and exit; runc's shim checks first too.
+        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
+        if serving(&address) {
+            write_address(&address)?;
+            return Ok(address);
+        }
         let (_pid, address) =
             containerd_shim::spawn(opts, &grouping, vec![(START_NS_ENV, began.as_str())])?;
         write_address(&address)?;
@@ -130,7 +141,7 @@ impl containerd_shim::Shim for WasmShim {
         }
         // The crate removes the socket after this returns, but it finds the socket's path in
         // the bundle, which containerd may already have deleted once Shutdown answered.
-        let path = self.socket.strip_prefix("unix://").unwrap_or(&self.socket);
+        let path = socket_path(&self.socket);
         if let Err(e) = std::fs::remove_file(path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -143,6 +154,15 @@ impl containerd_shim::Shim for WasmShim {
             log::error!("shim {}: {what}: {e}", self.id);
             std::process::exit(1)
         };
+        // The crate calls this first when it serves, where it would set up its own logger;
+        // like the crate, a shim without its log does not serve.
+        if let Err(e) = ShimLogger::install_for_shim(self.debug) {
+            eprintln!(
+                "shim {}: open the shim log (`log` in the bundle): {e}",
+                self.id
+            );
+            std::process::exit(1)
+        }
         let reaper = Reaper::start().unwrap_or_else(|e| fatal("start the reaper", e));
         let events = Events::start(publisher, self.namespace.clone())
             .unwrap_or_else(|e| fatal("start the event publisher", e));
@@ -174,6 +194,16 @@ impl containerd_shim::Shim for WasmShim {
             kills: RwLock::new(()),
         }
     }
+}
+
+/// Whether a shim accepts connections on `address`.
+fn serving(address: &str) -> bool {
+    std::os::unix::net::UnixStream::connect(socket_path(address)).is_ok()
+}
+
+/// The file of a shim socket address (`unix://PATH`).
+fn socket_path(address: &str) -> &str {
+    address.strip_prefix("unix://").unwrap_or(address)
 }
 
 /// The shim group named by the spec's annotations, if any.

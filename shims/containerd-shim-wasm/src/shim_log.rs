@@ -1,0 +1,167 @@
+//! The shim log: the `log` FIFO containerd gives each shim in its bundle and copies into its
+//! own log. The shim and its helper processes all write there.
+//!
+//! Our own logger, not the `containerd-shim` crate's `FifoLogger`, because that one writes a
+//! record in several `write(2)` calls straight from the format string: records of the shim and
+//! of its helpers cut into each other in the FIFO, and so do records of different shims in
+//! containerd's copy (seen in containerd's log under parallel creates). This one formats the
+//! whole record first and writes it with one call; a pipe keeps a write of up to `PIPE_BUF`
+//! (4 KiB) bytes in one piece. The record layout is the crate's.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use log::kv::{Key, Value, VisitSource};
+use log::{LevelFilter, Log, Metadata, Record};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The environment variable that sets the shim's log level (as for other Rust shims).
+const LEVEL_ENV: &str = "RUST_LOG";
+
+/// Writes each record to a file in one `write(2)`.
+pub struct ShimLogger {
+    file: Mutex<File>,
+}
+
+impl ShimLogger {
+    /// Makes the logger for `file` the process's logger. A second call changes nothing.
+    pub fn install(file: File) {
+        let _ = log::set_boxed_logger(Box::new(ShimLogger {
+            file: Mutex::new(file),
+        }));
+    }
+
+    /// The serving shim's logger: the `log` FIFO in the working directory (the bundle
+    /// containerd started the shim in), at the level `RUST_LOG` names (info if unset),
+    /// debug at least when containerd runs in debug mode (`debug`).
+    pub fn install_for_shim(debug: bool) -> std::io::Result<()> {
+        let fifo = OpenOptions::new().write(true).open("log")?;
+        Self::install(fifo);
+        log::set_max_level(shim_level(std::env::var(LEVEL_ENV).ok().as_deref(), debug));
+        Ok(())
+    }
+}
+
+/// The level for a shim: `configured` (a `RUST_LOG` value) or info, raised to debug by `debug`.
+fn shim_level(configured: Option<&str>, debug: bool) -> LevelFilter {
+    let configured = configured
+        .and_then(|level| LevelFilter::from_str(level).ok())
+        .unwrap_or(LevelFilter::Info);
+    if debug {
+        configured.max(LevelFilter::Debug)
+    } else {
+        configured
+    }
+}
+
+impl Log for ShimLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        self.write(record);
+    }
+
+    fn flush(&self) {}
+}
+
+impl ShimLogger {
+    fn write(&self, record: &Record) {
+        let line = format_record(record, OffsetDateTime::now_utc());
+        // Nobody to tell if containerd stopped reading: the record is lost, the shim goes on.
+        let _ = self
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(line.as_bytes());
+    }
+}
+
+/// `time="…" level=… key="value"… msg="…"` and a newline, as containerd's shims write them.
+fn format_record(record: &Record, now: OffsetDateTime) -> String {
+    let time = now.format(&Rfc3339).unwrap_or_else(|_| now.to_string());
+    let mut line = format!(
+        "time=\"{time}\" level={}",
+        record.level().as_str().to_lowercase()
+    );
+    let _ = record.key_values().visit(&mut KeyValues(&mut line));
+    let _ = writeln!(line, " msg=\"{}\"", record.args());
+    line
+}
+
+/// Appends ` key="value"` per pair.
+struct KeyValues<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for KeyValues<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, " {key}=\"{value}\"");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixDatagram;
+
+    fn at_epoch() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    #[test]
+    fn a_record_has_time_level_fields_and_message() {
+        let line = format_record(
+            &Record::builder()
+                .level(log::Level::Warn)
+                .key_values(&[("id", "c1")])
+                .args(format_args!("container {} gone", "c1"))
+                .build(),
+            at_epoch(),
+        );
+        assert_eq!(
+            line,
+            "time=\"1970-01-01T00:00:00Z\" level=warn id=\"c1\" msg=\"container c1 gone\"\n"
+        );
+    }
+
+    #[test]
+    fn a_record_is_one_write() {
+        // A datagram socket keeps each write(2) as its own message.
+        let (sender, receiver) = UnixDatagram::pair().unwrap();
+        let logger = ShimLogger {
+            file: Mutex::new(File::from(OwnedFd::from(sender))),
+        };
+        logger.write(
+            &Record::builder()
+                .level(log::Level::Info)
+                .key_values(&[("id", "c1"), ("exec", "e1")])
+                .args(format_args!("exec {} of {} started", "e1", "c1"))
+                .build(),
+        );
+        let mut message = vec![0; 4096];
+        let len = receiver.recv(&mut message).unwrap();
+        let text = String::from_utf8_lossy(&message[..len]);
+        assert!(
+            text.starts_with("time=\"") && text.ends_with("msg=\"exec e1 of c1 started\"\n"),
+            "the first write(2) holds the whole record: {text:?}"
+        );
+    }
+
+    #[test]
+    fn the_level_is_rust_log_raised_to_debug_in_debug_mode() {
+        assert_eq!(shim_level(None, false), LevelFilter::Info);
+        assert_eq!(shim_level(Some("warn"), false), LevelFilter::Warn);
+        assert_eq!(shim_level(Some("nonsense"), false), LevelFilter::Info);
+        assert_eq!(shim_level(Some("warn"), true), LevelFilter::Debug);
+        assert_eq!(shim_level(Some("trace"), true), LevelFilter::Trace);
+    }
+}
