@@ -62,6 +62,9 @@ fn monotonic_ns() -> Option<i128> {
 /// How long an exiting shim waits for its last events to reach containerd.
 const EVENTS_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long the ttrpc server may take to stop once the shim has shut down.
+const SERVER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The configuration `containerd_shim::run` must get: the library reaps children itself and
 /// sets up the shim log (shim_log.rs says why).
 pub fn shim_config() -> Config {
@@ -147,6 +150,7 @@ impl containerd_shim::Shim for WasmShim {
         {
             warn!("remove the shim socket {path}: {e}");
         }
+        exit_if_still_here_after(SERVER_STOP_TIMEOUT);
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -193,6 +197,26 @@ impl containerd_shim::Shim for WasmShim {
             containers: Mutex::new(HashMap::new()),
             kills: RwLock::new(()),
         }
+    }
+}
+
+/// Ends the process if it still runs `timeout` from now. After `wait` the crate stops the
+/// ttrpc server, which joins every connection's threads; ttrpc 0.9's synchronous server can
+/// lose the wake-up of a connection whose request was in flight when it stopped (its reader
+/// and workers see the quit flag and leave without telling the connection's thread), and the
+/// join then never returns: seen as a shim, its zygote and its threads left after delete.
+/// Everything the shim owes containerd is done by then (containers deleted, events flushed,
+/// socket removed).
+fn exit_if_still_here_after(timeout: std::time::Duration) {
+    let watchdog = std::thread::Builder::new()
+        .name("exit-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(timeout);
+            warn!("the ttrpc server has not stopped {timeout:?} after shutdown: exiting");
+            std::process::exit(0)
+        });
+    if let Err(e) = watchdog {
+        warn!("start the exit watchdog: {e}");
     }
 }
 

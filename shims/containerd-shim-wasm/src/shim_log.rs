@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
@@ -22,17 +23,36 @@ use time::format_description::well_known::Rfc3339;
 /// The environment variable that sets the shim's log level (as for other Rust shims).
 const LEVEL_ENV: &str = "RUST_LOG";
 
+/// How long the logger drops records after containerd stopped reading the FIFO. Each write to
+/// a FIFO without a reader raises SIGPIPE, which the `containerd-shim` crate's signal thread
+/// logs at debug level: without a pause the two feed each other at full speed. A restarted
+/// containerd opens the FIFO again, so writing resumes after the pause.
+const NO_READER_PAUSE: Duration = Duration::from_secs(1);
+
 /// Writes each record to a file in one `write(2)`.
 pub struct ShimLogger {
-    file: Mutex<File>,
+    output: Mutex<Output>,
+}
+
+struct Output {
+    file: File,
+    /// When a write last found no reader.
+    no_reader_since: Option<Instant>,
 }
 
 impl ShimLogger {
+    fn new(file: File) -> Self {
+        ShimLogger {
+            output: Mutex::new(Output {
+                file,
+                no_reader_since: None,
+            }),
+        }
+    }
+
     /// Makes the logger for `file` the process's logger. A second call changes nothing.
     pub fn install(file: File) {
-        let _ = log::set_boxed_logger(Box::new(ShimLogger {
-            file: Mutex::new(file),
-        }));
+        let _ = log::set_boxed_logger(Box::new(Self::new(file)));
     }
 
     /// The serving shim's logger: the `log` FIFO in the working directory (the bundle
@@ -75,13 +95,20 @@ impl Log for ShimLogger {
 
 impl ShimLogger {
     fn write(&self, record: &Record) {
+        let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        if output
+            .no_reader_since
+            .is_some_and(|since| since.elapsed() < NO_READER_PAUSE)
+        {
+            return;
+        }
         let line = format_record(record, OffsetDateTime::now_utc());
-        // Nobody to tell if containerd stopped reading: the record is lost, the shim goes on.
-        let _ = self
-            .file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(line.as_bytes());
+        // Nobody to tell when containerd is not reading: the record is lost, the shim goes on.
+        let written = output.file.write_all(line.as_bytes());
+        output.no_reader_since = match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(Instant::now()),
+            _ => None,
+        };
     }
 }
 
@@ -110,7 +137,9 @@ impl<'kvs> VisitSource<'kvs> for KeyValues<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read as _;
     use std::os::fd::OwnedFd;
+    use std::os::unix::fs::OpenOptionsExt as _;
     use std::os::unix::net::UnixDatagram;
 
     fn at_epoch() -> OffsetDateTime {
@@ -137,9 +166,7 @@ mod tests {
     fn a_record_is_one_write() {
         // A datagram socket keeps each write(2) as its own message.
         let (sender, receiver) = UnixDatagram::pair().unwrap();
-        let logger = ShimLogger {
-            file: Mutex::new(File::from(OwnedFd::from(sender))),
-        };
+        let logger = ShimLogger::new(File::from(OwnedFd::from(sender)));
         logger.write(
             &Record::builder()
                 .level(log::Level::Info)
@@ -154,6 +181,43 @@ mod tests {
             text.starts_with("time=\"") && text.ends_with("msg=\"exec e1 of c1 started\"\n"),
             "the first write(2) holds the whole record: {text:?}"
         );
+    }
+
+    #[test]
+    fn writing_pauses_while_nobody_reads_the_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let open_reader = || {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        let first_reader = open_reader();
+        let logger = ShimLogger::new(OpenOptions::new().write(true).open(&fifo).unwrap());
+        drop(first_reader);
+        // The test binary ignores SIGPIPE, as the shim's signal thread takes it: EPIPE.
+        logger.write(
+            &Record::builder()
+                .args(format_args!("nobody reads this"))
+                .build(),
+        );
+        assert!(logger.output.lock().unwrap().no_reader_since.is_some());
+
+        let mut reader = open_reader();
+        logger.write(&Record::builder().args(format_args!("dropped")).build());
+        logger.output.lock().unwrap().no_reader_since = Some(Instant::now() - NO_READER_PAUSE);
+        logger.write(
+            &Record::builder()
+                .args(format_args!("written after the pause"))
+                .build(),
+        );
+        let mut text = String::new();
+        let _ = reader.read_to_string(&mut text);
+        assert!(!text.contains("dropped"), "{text:?}");
+        assert!(text.contains("written after the pause"), "{text:?}");
     }
 
     #[test]
