@@ -116,6 +116,14 @@ impl Target {
     }
 }
 
+/// Targets whose runtime is one of our shims (running either demo): runc left out.
+pub fn wasm_shim_targets() -> Vec<Target> {
+    all_targets()
+        .into_iter()
+        .filter(|target| target.runtime.runs_wasm)
+        .collect()
+}
+
 /// Every Wasm engine running the Wasm demo.
 pub fn wasm_targets() -> Vec<Target> {
     available_engines()

@@ -18,7 +18,7 @@ use shim_conformance::leftovers::{
     Footprint, expect_no_leftovers, in_container_cgroup, shim_socket, shims_of, zygotes,
 };
 use shim_conformance::procfs::{self, ProcessId};
-use shim_conformance::target::{Target, all_targets, check_targets};
+use shim_conformance::target::{Target, all_targets, check_targets, wasm_shim_targets};
 
 /// A container's process killed from the host (not through containerd): containerd sees
 /// the exit as 137, and the task and container delete cleanly.
@@ -199,14 +199,6 @@ fn a_stale_state_dir_does_not_block_the_same_id() {
             .expect(0, "after a crash\n")?;
         expect_no_leftovers(container.id())
     });
-}
-
-/// Targets whose runtime is a Wasm shim (running either demo).
-fn wasm_shim_targets() -> Vec<Target> {
-    all_targets()
-        .into_iter()
-        .filter(|target| target.runtime.runs_wasm)
-        .collect()
 }
 
 /// Where the runtime keeps a container's state: `/run/containerd/<runtime>/<namespace>/<id>`.
