@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
@@ -205,17 +205,22 @@ impl Container {
     }
 
     /// Applies new resource limits (memory, CPU, pids, ...) to the container's cgroup.
-    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> anyhow::Result<()> {
+    pub fn update(
+        &self,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), ContainerError> {
         let options = libcgroups::common::ControllerOpt {
             resources,
             disable_oom_killer: false,
             oom_score_adj: None,
             freezer_state: None,
         };
-        self.cgroup()?
-            .apply(&options)
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("update the resources of container {}", self.id))
+        self.with_state(|container| {
+            self.cgroup_of(&container)?
+                .apply(&options)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("update the resources of container {}", self.id))
+        })
     }
 
     /// Sends `signal` to the init process, or with `all` to every process of the container.
@@ -228,30 +233,35 @@ impl Container {
         let thaw = *status == Status::Paused && signal == libc::SIGKILL as u32;
         drop(status);
         let signal = i32::try_from(signal).map_err(|_| anyhow!("invalid signal {signal}"))?;
-        if all {
-            let signal =
-                ContainerSignal::try_from(signal).map_err(|e| anyhow!("signal {signal}: {e}"))?;
-            let mut container = self.libcontainer()?;
-            container
-                .kill(signal, true)
-                .with_context(|| format!("signal every process of container {}", self.id))?;
-        } else {
+        if !all && !thaw {
             self.init.signal(signal)?;
+            return Ok(());
         }
-        if thaw {
-            self.libcontainer()
-                .and_then(|mut c| c.resume().map_err(|e| anyhow!(e)))
-                .with_context(|| format!("thaw container {} to let SIGKILL through", self.id))?;
-        }
-        Ok(())
+        self.with_state(|mut container| {
+            if all {
+                let signal = ContainerSignal::try_from(signal)
+                    .map_err(|e| anyhow!("signal {signal}: {e}"))?;
+                container
+                    .kill(signal, true)
+                    .with_context(|| format!("signal every process of container {}", self.id))?;
+            } else {
+                self.init.signal(signal)?;
+            }
+            if thaw {
+                container
+                    .resume()
+                    .map_err(|e| anyhow!(e))
+                    .with_context(|| {
+                        format!("thaw container {} to let SIGKILL through", self.id)
+                    })?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes everything the container had: process, cgroup, state, rootfs mount, stdio.
     pub fn delete(&self) -> Result<(u32, SystemTime), ContainerError> {
-        let mut deleted = self.deleted.lock().unwrap();
-        if *deleted {
-            return Err(ContainerError::Deleted(self.id.clone()));
-        }
+        let mut deleted = self.not_deleted()?;
         let created = {
             let status = self.init.status();
             status.check_delete(&self.init.name)?;
@@ -289,20 +299,45 @@ impl Container {
     }
 
     /// The pids of every process in the container's cgroup.
-    pub fn pids(&self) -> anyhow::Result<Vec<u32>> {
-        let pids = self
-            .cgroup()?
-            .get_all_pids()
-            .with_context(|| format!("list the processes of container {}", self.id))?;
-        Ok(pids.into_iter().map(|p| p.as_raw() as u32).collect())
+    pub fn pids(&self) -> Result<Vec<u32>, ContainerError> {
+        self.with_state(|container| {
+            let pids = self
+                .cgroup_of(&container)?
+                .get_all_pids()
+                .with_context(|| format!("list the processes of container {}", self.id))?;
+            Ok(pids.into_iter().map(|p| p.as_raw() as u32).collect())
+        })
     }
 
     /// The container's cgroup statistics.
-    pub fn stats(&self) -> anyhow::Result<libcgroups::stats::Stats> {
-        self.cgroup()?
-            .stats()
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("read the cgroup statistics of container {}", self.id))
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats, ContainerError> {
+        self.with_state(|container| {
+            self.cgroup_of(&container)?
+                .stats()
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("read the cgroup statistics of container {}", self.id))
+        })
+    }
+
+    /// The delete lock, if the container is not deleted yet.
+    fn not_deleted(&self) -> Result<MutexGuard<'_, bool>, ContainerError> {
+        let deleted = self.deleted.lock().unwrap();
+        if *deleted {
+            return Err(ContainerError::Deleted(self.id.clone()));
+        }
+        Ok(deleted)
+    }
+
+    /// Runs `use_state` on the container's libcontainer state with delete held off: delete
+    /// removes that state, and a verb that reads it (Kill of every process, Stats, Pids,
+    /// Update) must not run into that halfway. runc's shim serializes its verbs with delete
+    /// the same way. A verb after delete fails with [`ContainerError::Deleted`].
+    fn with_state<T>(
+        &self,
+        use_state: impl FnOnce(LcContainer) -> anyhow::Result<T>,
+    ) -> Result<T, ContainerError> {
+        let _not_deleted = self.not_deleted()?;
+        Ok(use_state(self.libcontainer()?)?)
     }
 
     fn libcontainer(&self) -> anyhow::Result<LcContainer> {
@@ -316,8 +351,10 @@ impl Container {
         })
     }
 
-    fn cgroup(&self) -> anyhow::Result<libcgroups::common::AnyCgroupManager> {
-        let container = self.libcontainer()?;
+    fn cgroup_of(
+        &self,
+        container: &LcContainer,
+    ) -> anyhow::Result<libcgroups::common::AnyCgroupManager> {
         let config = container
             .spec()
             .context("read the container's saved config")?;

@@ -369,7 +369,7 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        let pids = self.container(&req.id)?.pids().map_err(failed)?;
+        let pids = self.container(&req.id)?.pids()?;
         Ok(api::PidsResponse {
             processes: pids
                 .into_iter()
@@ -387,7 +387,7 @@ impl containerd_shim::Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        let stats = self.container(&req.id)?.stats().map_err(failed)?;
+        let stats = self.container(&req.id)?.stats()?;
         let setup = libcgroups::common::get_cgroup_setup()
             .map_err(|e| failed(anyhow::anyhow!("detect the cgroup setup: {e}")))?;
         let any = convert_to_any(stats::to_metrics(&stats, setup)).map_err(|e| failed(e.into()))?;
@@ -505,7 +505,7 @@ impl containerd_shim::Task for TaskService {
                 );
                 rpc_error(Code::INVALID_ARGUMENT, message)
             })?;
-        container.update(&resources).map_err(failed)?;
+        container.update(&resources)?;
         info!(id = req.id.as_str(); "container {} resources updated", req.id);
         Ok(api::Empty::new())
     }
