@@ -285,6 +285,58 @@ mod tests {
         assert_eq!(group_of(&config), None);
     }
 
+    /// Set in the copy of the test binary that plays a shim stuck after shutdown.
+    const STUCK_SHIM_ENV: &str = "WASM_SHIM_TEST_STUCK_AFTER_SHUTDOWN";
+
+    #[test]
+    fn a_shim_stuck_after_shutdown_exits_anyway() {
+        if std::env::var_os(STUCK_SHIM_ENV).is_some() {
+            // The stuck shim: the watchdog must end this process with status 0.
+            exit_if_still_here_after(std::time::Duration::from_millis(100));
+            println!("stuck shim waiting");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            std::process::exit(3);
+        }
+        let began = std::time::Instant::now();
+        let stuck = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "--nocapture"])
+            .arg("shim::tests::a_shim_stuck_after_shutdown_exits_anyway")
+            .env(STUCK_SHIM_ENV, "1")
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&stuck.stdout);
+        assert!(
+            output.contains("stuck shim waiting"),
+            "the copy ran: {output}"
+        );
+        assert_eq!(
+            stuck.status.code(),
+            Some(0),
+            "the stuck copy: {}",
+            stuck.status
+        );
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(30),
+            "the stuck copy ran for {:?}",
+            began.elapsed()
+        );
+    }
+
+    #[test]
+    fn pod_members_start_finds_the_serving_shim() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shim.sock");
+        let address = format!("unix://{}", path.display());
+        assert!(!serving(&address), "no socket yet");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(serving(&address), "a listening socket serves");
+        drop(listener);
+        assert!(
+            !serving(&address),
+            "a socket file nobody listens on does not"
+        );
+    }
+
     #[test]
     fn info_is_a_runtime_info_message() {
         let info = RuntimeInfo {
