@@ -16,15 +16,7 @@ use shim_conformance::ctr::RunningCtr;
 use shim_conformance::expect::{self, EXIT_SIGKILL, failed_at_create, message_explains};
 use shim_conformance::images::{BAD_INPUTS, HOSTILE, TestImage, bad, hostile};
 use shim_conformance::leftovers::expect_no_leftovers;
-use shim_conformance::target::{Target, all_targets, check_targets};
-
-/// Targets whose runtime is a Wasm shim (running either demo as the sandbox).
-fn wasm_shim_targets() -> Vec<Target> {
-    all_targets()
-        .into_iter()
-        .filter(|target| target.runtime.runs_wasm)
-        .collect()
-}
+use shim_conformance::target::{Target, all_targets, check_targets, wasm_shim_targets};
 
 /// runc is a reference here: it also fails at create for a missing executable.
 #[test]

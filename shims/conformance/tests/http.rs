@@ -71,6 +71,11 @@ impl Server {
         Ok(Self { container, running })
     }
 
+    /// The http-hello server, as it comes (no extra environment, no outgoing network).
+    fn hello(label: &str, port: u16) -> Result<Self> {
+        Self::start(label, &HTTP_HELLO, "/http-hello.wasm", port, &[], false)
+    }
+
     /// SIGTERM: the server drains and the task exits 0.
     fn stop(self) -> Result<CmdOutput> {
         self.container.kill("SIGTERM")?;
@@ -153,14 +158,7 @@ fn an_invalid_listen_address_fails_the_task() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Result<()> {
     let port = 18082;
-    let server = Server::start(
-        "http-hello-concurrent",
-        &HTTP_HELLO,
-        "/http-hello.wasm",
-        port,
-        &[],
-        false,
-    )?;
+    let server = Server::hello("http-hello-concurrent", port)?;
     // Every connection is open before the first request goes out, so all 200 are in flight
     // together.
     let connections = (0..200)
@@ -205,14 +203,7 @@ fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Resu
 #[ignore = "needs the private containerd: run `make test`"]
 fn no_state_leaks_from_one_request_to_the_next() -> Result<()> {
     let port = 18083;
-    let server = Server::start(
-        "http-hello-no-leak",
-        &HTTP_HELLO,
-        "/http-hello.wasm",
-        port,
-        &[],
-        false,
-    )?;
+    let server = Server::hello("http-hello-no-leak", port)?;
     let mut connection = Connection::open(port)?;
     for i in 0..20 {
         let response = connection.request("GET", "/count", &[])?;
@@ -231,14 +222,7 @@ fn no_state_leaks_from_one_request_to_the_next() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
     let port = 18084;
-    let server = Server::start(
-        "http-hello-trap",
-        &HTTP_HELLO,
-        "/http-hello.wasm",
-        port,
-        &[],
-        false,
-    )?;
+    let server = Server::hello("http-hello-trap", port)?;
     let mut connection = Connection::open(port)?;
     connection
         .request("GET", "/trap", &[])?
@@ -261,14 +245,7 @@ fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
     let port = 18085;
-    let server = Server::start(
-        "http-hello-drain",
-        &HTTP_HELLO,
-        "/http-hello.wasm",
-        port,
-        &[],
-        false,
-    )?;
+    let server = Server::hello("http-hello-drain", port)?;
     let mut connection = Connection::open(port)?;
     let started = Instant::now();
     let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=3000", &[]));
@@ -306,14 +283,7 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn sigkill_stops_the_server_at_once() -> Result<()> {
     let port = 18086;
-    let server = Server::start(
-        "http-hello-sigkill",
-        &HTTP_HELLO,
-        "/http-hello.wasm",
-        port,
-        &[],
-        false,
-    )?;
+    let server = Server::hello("http-hello-sigkill", port)?;
     let mut connection = Connection::open(port)?;
     let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=20000", &[]));
     std::thread::sleep(Duration::from_millis(500));
