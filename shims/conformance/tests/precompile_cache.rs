@@ -71,6 +71,14 @@ fn run(target: &Target, test: &str) -> Result<()> {
         .expect(0, GREETING)
 }
 
+/// The Wasm targets whose engine precompiles (has a cache entry to look at).
+fn precompiling_targets() -> Vec<Target> {
+    wasm_targets()
+        .into_iter()
+        .filter(|t| PRECOMPILING_ENGINES.contains(&t.runtime.name))
+        .collect()
+}
+
 /// Identity of the file at `path`: a rebuilt entry is a new file renamed into place.
 fn identity(path: &Path) -> Result<(u64, i64, i64)> {
     let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
@@ -80,11 +88,7 @@ fn identity(path: &Path) -> Result<(u64, i64, i64)> {
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn the_cache_survives_shim_restarts_and_recovers_from_bad_entries() {
-    let targets: Vec<Target> = wasm_targets()
-        .into_iter()
-        .filter(|t| PRECOMPILING_ENGINES.contains(&t.runtime.name))
-        .collect();
-    check_targets(&targets, |target, test| {
+    check_targets(&precompiling_targets(), |target, test| {
         run(target, test)?;
         let entry = entry_of(target.runtime.name)?;
         let built = identity(&entry)?;
@@ -135,11 +139,7 @@ fn the_cache_survives_shim_restarts_and_recovers_from_bad_entries() {
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn running_containers_map_the_cached_module() {
-    let targets: Vec<Target> = wasm_targets()
-        .into_iter()
-        .filter(|t| PRECOMPILING_ENGINES.contains(&t.runtime.name))
-        .collect();
-    check_targets(&targets, |target, test| {
+    check_targets(&precompiling_targets(), |target, test| {
         let root = cache_root()?;
         let mut mapped = Vec::new();
         let mut containers = Vec::new();

@@ -9,14 +9,14 @@
 //! Its own test binary: it makes the test process a child subreaper, which must not change
 //! what other tests see of their processes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, ensure};
 use shim_conformance::container::SANDBOX_ID_ANNOTATION;
 use shim_conformance::environment::containerd;
-use shim_conformance::leftovers::shim_socket;
+use shim_conformance::leftovers::{describe_process, shim_socket};
 use shim_conformance::procfs;
 use shim_conformance::target::{check_targets, wasm_shim_targets};
 
@@ -70,17 +70,14 @@ fn start_for_a_pod_member_spawns_no_shim() {
             bundle.id,
             sandbox.id()
         );
+        // The sandbox is removed when `sandbox` is dropped.
         ensure!(
             spawned.is_empty(),
             "`start` for {} in pod {} (whose shim serves) spawned shim processes: {spawned:?}",
             bundle.id,
             sandbox.id()
         );
-
-        sandbox.kill("SIGKILL")?;
-        sandbox.wait_until_not_running(std::time::Duration::from_secs(10))?;
-        sandbox.delete_task()?.success()?;
-        sandbox.delete()
+        Ok(())
     });
 }
 
@@ -100,7 +97,9 @@ impl Bundle {
             "ociVersion": "1.0.2",
             "annotations": { SANDBOX_ID_ANNOTATION: sandbox_id },
         });
-        write(&dir.join("config.json"), &spec.to_string())?;
+        let config = dir.join("config.json");
+        std::fs::write(&config, spec.to_string())
+            .with_context(|| format!("write {}", config.display()))?;
         Ok(Self {
             id: id.to_owned(),
             dir,
@@ -114,10 +113,6 @@ impl Drop for Bundle {
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
-}
-
 /// The shim processes (live or exited) that became children of this process, described;
 /// each is stopped and reaped.
 fn reap_shims_reparented_here() -> Vec<String> {
@@ -127,7 +122,7 @@ fn reap_shims_reparented_here() -> Vec<String> {
         .filter(|pid| procfs::ancestors(*pid).first() == Some(&me))
         .filter(|pid| procfs::comm(*pid).starts_with("containerd-shim"))
         .map(|pid| {
-            let described = format!("pid {pid} `{}`", procfs::cmdline(pid).join(" "));
+            let described = describe_process("shim process", pid);
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
