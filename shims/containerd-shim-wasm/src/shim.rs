@@ -97,7 +97,7 @@ impl containerd_shim::Shim for WasmShim {
 
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         // containerd runs `start` in the container's bundle.
-        let began = monotonic_ns().map(|ns| ns.to_string()).unwrap_or_default();
+        let began = monotonic_ns();
         let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
         // A pod's shim already serving: give containerd its address. The crate's `spawn` would
         // start a whole shim process (reaper, event publisher, helper zygote) only to find the
@@ -107,6 +107,7 @@ impl containerd_shim::Shim for WasmShim {
             write_address(&address)?;
             return Ok(address);
         }
+        let began = began.map(|ns| ns.to_string()).unwrap_or_default();
         let (_pid, address) =
             containerd_shim::spawn(opts, &grouping, vec![(START_NS_ENV, began.as_str())])?;
         write_address(&address)?;
@@ -150,7 +151,7 @@ impl containerd_shim::Shim for WasmShim {
         {
             warn!("remove the shim socket {path}: {e}");
         }
-        exit_if_still_here_after(SERVER_STOP_TIMEOUT);
+        exit_if_still_here_after(&self.id, SERVER_STOP_TIMEOUT);
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -207,16 +208,20 @@ impl containerd_shim::Shim for WasmShim {
 /// join then never returns: seen as a shim, its zygote and its threads left after delete.
 /// Everything the shim owes containerd is done by then (containers deleted, events flushed,
 /// socket removed).
-fn exit_if_still_here_after(timeout: std::time::Duration) {
+fn exit_if_still_here_after(shim_id: &str, timeout: std::time::Duration) {
+    let id = shim_id.to_owned();
     let watchdog = std::thread::Builder::new()
         .name("exit-watchdog".into())
         .spawn(move || {
             std::thread::sleep(timeout);
-            warn!("the ttrpc server has not stopped {timeout:?} after shutdown: exiting");
+            warn!(
+                id = id.as_str();
+                "shim {id}: the ttrpc server has not stopped {timeout:?} after shutdown: exiting"
+            );
             std::process::exit(0)
         });
     if let Err(e) = watchdog {
-        warn!("start the exit watchdog: {e}");
+        warn!(id = shim_id; "shim {shim_id}: start the exit watchdog: {e}");
     }
 }
 
@@ -292,7 +297,7 @@ mod tests {
     fn a_shim_stuck_after_shutdown_exits_anyway() {
         if std::env::var_os(STUCK_SHIM_ENV).is_some() {
             // The stuck shim: the watchdog must end this process with status 0.
-            exit_if_still_here_after(std::time::Duration::from_millis(100));
+            exit_if_still_here_after("stuck", std::time::Duration::from_millis(100));
             println!("stuck shim waiting");
             std::thread::sleep(std::time::Duration::from_secs(60));
             std::process::exit(3);
