@@ -25,6 +25,7 @@ commands:
   ls DIR            list DIR's entries, sorted
   cat FILE          print FILE's content
   write FILE TEXT   write TEXT to FILE
+  mkdir DIR         create the directory DIR
   stdin             copy stdin to stdout until EOF
   stderr TEXT       print TEXT to stderr
   exit N            exit with status N
@@ -45,6 +46,7 @@ pub enum Command {
     Ls(String),
     Cat(String),
     Write { file: String, text: String },
+    Mkdir(String),
     Stdin,
     Stderr(String),
     Exit(i32),
@@ -108,6 +110,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             file: file.clone(),
             text: text.clone(),
         },
+        ("mkdir", [dir]) => Command::Mkdir(dir.clone()),
         ("stdin", []) => Command::Stdin,
         ("stderr", [text]) => Command::Stderr(text.clone()),
         ("exit", [code]) => Command::Exit(code.parse().map_err(|_| bad_number(code))?),
@@ -126,7 +129,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         ("env" | "cwd" | "stdin" | "trap" | "loop", _) => {
             return Err(wrong_count("no arguments"));
         }
-        ("ls" | "cat" | "stderr" | "exit" | "sleep" | "grow" | "threads", _) => {
+        ("ls" | "cat" | "mkdir" | "stderr" | "exit" | "sleep" | "grow" | "threads", _) => {
             return Err(wrong_count("exactly one argument"));
         }
         ("write", _) => return Err(wrong_count("exactly two arguments: FILE TEXT")),
@@ -229,6 +232,11 @@ fn execute(
             std::fs::write(file, text)
                 .map_err(|e| with_context(e, &format!("cannot write {file}")))?;
             writeln!(out, "wrote {} bytes to {file}", text.len())?;
+        }
+        Command::Mkdir(dir) => {
+            std::fs::create_dir(dir)
+                .map_err(|e| with_context(e, &format!("cannot create {dir}")))?;
+            writeln!(out, "created {dir}")?;
         }
         Command::Stdin => {
             io::copy(streams.stdin, out)?;
@@ -380,6 +388,7 @@ mod tests {
                     text: "x y".into(),
                 },
             ),
+            (&["mkdir", "/d"], Command::Mkdir("/d".into())),
             (&["stdin"], Command::Stdin),
             (&["stderr", "oops"], Command::Stderr("oops".into())),
             (&["exit", "42"], Command::Exit(42)),
@@ -408,6 +417,7 @@ mod tests {
             &["ls"],
             &["cat", "a", "b"],
             &["write", "/f"],
+            &["mkdir"],
             &["exit", "x"],
             &["sleep", "-1"],
             &["sleep", "NaN"],

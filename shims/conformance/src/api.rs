@@ -157,11 +157,22 @@ impl Api {
 
     /// Like [`Api::create_task_with_stdio`]; with `terminal`, the process gets a
     /// pseudo-terminal (the spec must say `process.terminal` too) and stderr is unused.
-    pub fn create_task_with_io(
+    pub fn create_task_with_io(&self, id: &str, stdio: [&str; 3], terminal: bool) -> Result<u32> {
+        self.create_task_with(id, stdio, terminal, None)
+    }
+
+    /// Like [`Api::create_task`], with runtime options in the request (as a client sends
+    /// them, e.g. the runc options message with `SystemdCgroup`).
+    pub fn create_task_with_options(&self, id: &str, options: Any) -> Result<u32> {
+        self.create_task_with(id, ["", "", ""], false, Some(options))
+    }
+
+    fn create_task_with(
         &self,
         id: &str,
         [stdin, stdout, stderr]: [&str; 3],
         terminal: bool,
+        options: Option<Any>,
     ) -> Result<u32> {
         let container = self.get_container(id)?;
         let rootfs = if container.snapshot_key.is_empty() {
@@ -190,6 +201,7 @@ impl Api {
                 stdout: stdout.to_owned(),
                 stderr: stderr.to_owned(),
                 terminal,
+                options,
                 ..Default::default()
             },
             self.namespace

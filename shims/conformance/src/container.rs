@@ -129,6 +129,12 @@ impl Container {
         self
     }
 
+    /// Adds a `ctr run` / `ctr container create` flag without a value, e.g. `--seccomp`.
+    pub fn switch(mut self, flag: &str) -> Self {
+        self.flags.push(flag.to_owned());
+        self
+    }
+
     /// Makes this container join the shim of container `sandbox_id`, as CRI does for a pod.
     pub fn in_sandbox(self, sandbox_id: &str) -> Self {
         self.annotation(SANDBOX_ID_ANNOTATION, sandbox_id)

@@ -99,10 +99,17 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
     }));
 
     let cgroup_path = Path::new(&env.namespace).join(id);
+    // A cgroupsPath in systemd's `slice:prefix:<id>` form, placed by the cgroupfs driver,
+    // is a cgroup of that name at the hierarchy's root.
+    let slice_form = format!(":{id}");
     for root in cgroup_roots() {
         let dir = root.join(&cgroup_path);
         if dir.exists() {
             left.push(format!("cgroup {}", dir.display()));
+        }
+        let named = std::fs::read_dir(&root).into_iter().flatten().flatten();
+        for entry in named.filter(|e| e.file_name().to_string_lossy().ends_with(&slice_form)) {
+            left.push(format!("cgroup {}", entry.path().display()));
         }
     }
 

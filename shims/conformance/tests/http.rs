@@ -65,6 +65,11 @@ impl Server {
         if network {
             container = container.annotation(NETWORK_ANNOTATION, "allow");
         }
+        Self::launch(container, program, port)
+    }
+
+    /// Runs `program` in `container` (made to serve on 127.0.0.1:`port`) until it serves.
+    fn launch(container: Container, program: &str, port: u16) -> Result<Self> {
         let running = container.spawn(&[program])?;
         wait_until_serving(port, Duration::from_secs(30))
             .with_context(|| format!("`{}` did not start serving", running.command()))?;
@@ -238,6 +243,38 @@ fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
             out.describe()
         );
     }
+    Ok(())
+}
+
+/// containerd's default seccomp profile (Kubernetes' `RuntimeDefault`) confines the engine's
+/// process: the server's sockets, its threads and the signal a trap raises all still work.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn the_server_works_under_the_default_seccomp_profile() -> Result<()> {
+    let port = 18089;
+    let container = Container::new("http-hello-seccomp", wasmtime(), &HTTP_HELLO)
+        .net_host()
+        .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"))
+        .switch("--seccomp");
+    let server = Server::launch(container, "/http-hello.wasm", port)?;
+    let answers: Vec<Result<Message>> = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..8)
+            .map(|i| scope.spawn(move || get(port, &format!("/concurrent/{i}"), &[])))
+            .collect();
+        requests
+            .into_iter()
+            .map(|request| request.join().expect("the request thread panicked"))
+            .collect()
+    });
+    for (i, answer) in answers.into_iter().enumerate() {
+        expect_body(
+            answer?.expect_status(200)?,
+            &hello_body("GET", &format!("/concurrent/{i}"), "", ""),
+        )?;
+    }
+    get(port, "/trap", &[])?.expect_status(500)?;
+    get(port, "/after-trap", &[])?.expect_status(200)?;
+    server.stop()?;
     Ok(())
 }
 

@@ -275,6 +275,7 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
     // On failure the shim unmounts whatever was mounted.
     rootfs::mount_all(&request.bundle.join("rootfs"), &request.rootfs)?;
     let mounted = Instant::now();
+    crate::spec_compat::rewrite_for_libcontainer(&request.bundle)?;
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
@@ -287,7 +288,13 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
     }
     std::fs::create_dir_all(&request.state_root)
         .with_context(|| format!("create state directory {}", request.state_root.display()))?;
-    let systemd = request.systemd_cgroup || systemd_cgroups_path(&spec)?;
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let systemd_running = Path::new("/run/systemd/system").exists();
+    let systemd = systemd_cgroup_driver(request.systemd_cgroup, cgroups_path, systemd_running)
+        .with_context(|| format!("container {id}"))?;
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
         .as_init(&request.bundle)
@@ -320,14 +327,19 @@ fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(
     let id = &request.container_id;
     let exec_id = &request.exec_id;
     let began = Instant::now();
-    let process: oci_spec::runtime::Process = serde_json::from_value(request.process.clone())
-        .context("the exec's process spec is not an OCI process")?;
+    let mut process: oci_spec::runtime::Process =
+        serde_json::from_value(request.process.clone())
+            .context("the exec's process spec is not an OCI process")?;
     let container = libcontainer::container::Container::load(request.state_root.join(id))
         .with_context(|| format!("load the state of container {id}"))?;
     let mut spec = load_spec(container.bundle())?;
-    spec.set_process(Some(process));
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let exec_filter = crate::exec_seccomp::plan(seccomp, &mut process)
+        .with_context(|| format!("exec process {exec_id} of container {id}"))?;
+    spec.set_process(Some(process.clone()));
     let rootfs = rootfs_path(&spec, container.bundle())?;
-    let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
+    let (workload, mut executor) = prepare(&spec, &rootfs, id, engine)?;
+    executor.exec_filter = exec_filter;
     let prepared = Instant::now();
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let builder = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?;
@@ -340,7 +352,8 @@ fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(
         .state_root
         .join(id)
         .join(format!("exec-{exec_id}.json"));
-    let process_json = serde_json::to_vec(&request.process)?;
+    // The process as planned: with the capabilities lent to load the seccomp filter, if any.
+    let process_json = serde_json::to_vec(&process)?;
     std::fs::write(&process_file, process_json)
         .with_context(|| format!("write {}", process_file.display()))?;
     let built = builder
@@ -366,26 +379,32 @@ fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(
     Ok((pid, workload.kind))
 }
 
-/// Whether `linux.cgroupsPath` is systemd's `slice:prefix:name` form. Docker with the systemd
-/// cgroup driver writes it and, to a runtime other than runc, sends no option that says so.
-/// It needs systemd on the node; without it, placing the cgroup would fail obscurely.
-fn systemd_cgroups_path(spec: &Spec) -> anyhow::Result<bool> {
-    let Some(path) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-    else {
-        return Ok(false);
-    };
-    let text = path.to_string_lossy();
-    let systemd_form = !text.starts_with('/') && text.split(':').count() == 3;
-    if systemd_form && !Path::new("/run/systemd/system").exists() {
-        bail!(
-            "cgroupsPath {text} is in systemd's slice:prefix:name form, but systemd is not \
-             running on this node: use a cgroupfs path (Docker: the cgroupfs cgroup driver)"
-        );
+/// Whether the container's cgroup is placed through systemd, as runc decides: with the runtime
+/// option `SystemdCgroup = true`, and otherwise with cgroupfs, where a `slice:prefix:name`
+/// cgroupsPath (CRI writes one for a cgroup parent ending in `.slice`) is a plain path.
+/// Docker with its systemd cgroup driver sends that form and, to a runtime other than runc, no
+/// option: on a node where systemd runs, the form alone selects systemd.
+fn systemd_cgroup_driver(
+    option: bool,
+    cgroups_path: Option<&Path>,
+    systemd_running: bool,
+) -> anyhow::Result<bool> {
+    if option {
+        if !systemd_running {
+            bail!(
+                "the runtime option SystemdCgroup = true asks for systemd's cgroup driver, but \
+                 systemd is not running on this node: remove the option (cgroupfs driver)"
+            );
+        }
+        return Ok(true);
     }
-    Ok(systemd_form)
+    let slice_form = cgroups_path.is_some_and(|path| is_systemd_form(&path.to_string_lossy()));
+    Ok(slice_form && systemd_running)
+}
+
+/// systemd's `slice:prefix:name` form of a cgroupsPath.
+fn is_systemd_form(path: &str) -> bool {
+    !path.starts_with('/') && path.split(':').count() == 3
 }
 
 /// What every process the helper starts has in common.
@@ -448,6 +467,7 @@ fn prepare<E: Engine>(
     let executor = ShimExecutor {
         container_id: id.to_string(),
         prepared,
+        exec_filter: None,
     };
     Ok((workload, executor))
 }
@@ -538,4 +558,39 @@ pub fn open_shim_log() -> std::io::Result<File> {
     // Writes must block rather than fail with EAGAIN when containerd is slow to read.
     fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup_driver_is_chosen_as_runc_chooses_it() {
+        let slice = Some(Path::new("test.slice:cri-containerd:abc"));
+        let plain = Some(Path::new("/kubepods/pod1/abc"));
+        let relative = Some(Path::new("test.slice/abc"));
+        // (SystemdCgroup option, cgroupsPath, systemd running, systemd driver?)
+        let cases = [
+            (false, slice, false, false),
+            (false, plain, false, false),
+            (false, relative, false, false),
+            (false, None, false, false),
+            (false, slice, true, true),
+            (false, plain, true, false),
+            (true, slice, true, true),
+            (true, plain, true, true),
+            (true, None, true, true),
+        ];
+        for (option, path, running, systemd) in cases {
+            let chosen = systemd_cgroup_driver(option, path, running).unwrap();
+            assert_eq!(
+                chosen, systemd,
+                "option {option}, path {path:?}, running {running}"
+            );
+        }
+        for path in [slice, plain, None] {
+            let error = systemd_cgroup_driver(true, path, false).unwrap_err();
+            assert!(format!("{error}").contains("SystemdCgroup"), "{error}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use oci_spec::runtime::Spec;
 
 use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext};
 use crate::entrypoint::Entrypoint;
+use crate::exec_seccomp::ExecFilter;
 
 /// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
 pub const TRAP_EXIT_STATUS: i32 = 137;
@@ -54,6 +55,9 @@ impl<E: Engine> Clone for Prepared<E> {
 pub struct ShimExecutor<E: Engine> {
     pub container_id: String,
     pub prepared: Prepared<E>,
+    /// For an exec process: the container's seccomp filter, which libcontainer does not
+    /// apply to exec processes (see exec_seccomp.rs).
+    pub exec_filter: Option<ExecFilter>,
 }
 
 impl<E: Engine> Clone for ShimExecutor<E> {
@@ -61,12 +65,19 @@ impl<E: Engine> Clone for ShimExecutor<E> {
         Self {
             container_id: self.container_id.clone(),
             prepared: self.prepared.clone(),
+            exec_filter: self.exec_filter.clone(),
         }
     }
 }
 
 impl<E: Engine> Executor for ShimExecutor<E> {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(filter) = &self.exec_filter {
+            // The message reaches the helper (libcontainer's error pipe) and the user.
+            filter
+                .apply()
+                .map_err(|e| ExecutorError::Other(format!("{e:#}")))?;
+        }
         match &self.prepared {
             Prepared::Native => DefaultExecutor {}.exec(&with_home(spec)),
             Prepared::Wasm {
