@@ -122,18 +122,11 @@ impl PodFootprint {
             left.push(format!("network namespace {}", self.netns.display()));
         }
 
-        let relative = self.cgroup_parent.trim_start_matches('/');
-        for root in cgroup_roots() {
-            let dir = root.join(relative);
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                left.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| format!("container cgroup {}", e.path().display())),
-                );
-            }
-        }
+        left.extend(
+            container_cgroups(&self.cgroup_parent)
+                .into_iter()
+                .map(|dir| format!("container cgroup {}", dir.display())),
+        );
 
         let socket = env.path(shim_socket_in(CRI_NAMESPACE, &self.ids[0]));
         if socket.exists() {
@@ -177,10 +170,107 @@ fn network_namespace(pod: &mut Pod) -> Result<PathBuf> {
         })
 }
 
-/// Whether process `pid` is in cgroup `cgroup_parent` or below, in any hierarchy.
+/// The systemd slice that a pod's `cgroup_parent` names (`….slice`, as the kubelet's systemd
+/// driver sends it), if it does. containerd then asks for the cgroupsPath
+/// `<slice>:cri-containerd:<id>`: below `<slice>` with the systemd driver, in one cgroup of
+/// that name (relative to the runtime's own) with the cgroupfs driver.
+pub fn systemd_slice(cgroup_parent: &str) -> Option<&str> {
+    let base = cgroup_parent.trim_end_matches('/').rsplit('/').next()?;
+    base.ends_with(".slice").then_some(base)
+}
+
+/// Whether cgroup path `path` (as in /proc/PID/cgroup) belongs to a pod whose
+/// `cgroup_parent` is `cgroup_parent`.
+fn in_pod_cgroup(path: &str, cgroup_parent: &str) -> bool {
+    match systemd_slice(cgroup_parent) {
+        Some(slice) => {
+            let container = format!("{slice}:");
+            path.split('/')
+                .any(|part| part == slice || part.starts_with(&container))
+        }
+        None => {
+            let prefix = format!("{}/", cgroup_parent.trim_end_matches('/'));
+            path == cgroup_parent || path.starts_with(&prefix)
+        }
+    }
+}
+
+/// Whether process `pid` is in cgroup `cgroup_parent` or below, in any hierarchy (for a
+/// systemd slice, see [`systemd_slice`]).
 pub fn in_cgroup(pid: u32, cgroup_parent: &str) -> bool {
-    let prefix = format!("{}/", cgroup_parent.trim_end_matches('/'));
     procfs::cgroups(pid)
         .iter()
-        .any(|path| path == cgroup_parent || path.starts_with(&prefix))
+        .any(|path| in_pod_cgroup(path, cgroup_parent))
+}
+
+/// How deep below a hierarchy's root the cgroups of a pod in a systemd slice are looked for
+/// (the cgroupfs driver puts them below the runtime's own cgroup).
+const SLICE_SEARCH_DEPTH: usize = 6;
+
+/// The cgroups of the pod's containers (the sandbox's included), in every hierarchy.
+pub fn container_cgroups(cgroup_parent: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for root in cgroup_roots() {
+        match systemd_slice(cgroup_parent) {
+            Some(slice) => slice_cgroups(&root, slice, SLICE_SEARCH_DEPTH, &mut found),
+            None => found.extend(sub_cgroups(
+                &root.join(cgroup_parent.trim_start_matches('/')),
+            )),
+        }
+    }
+    found
+}
+
+/// The cgroups directly below `dir`.
+fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Below `dir`: the cgroups named `<slice>:…` (cgroupfs driver) and those in a cgroup named
+/// `slice` (systemd driver).
+fn slice_cgroups(dir: &Path, slice: &str, depth: usize, found: &mut Vec<PathBuf>) {
+    let container = format!("{slice}:");
+    for sub in sub_cgroups(dir) {
+        let name = sub.file_name().map(|n| n.to_string_lossy().into_owned());
+        match name.as_deref() {
+            Some(name) if name == slice => found.extend(sub_cgroups(&sub)),
+            Some(name) if name.starts_with(&container) => found.push(sub),
+            _ if depth > 1 => slice_cgroups(&sub, slice, depth - 1, found),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_cgroups_of_a_pod() {
+        let cases = [
+            ("/wasm-shims-cri/p1", "/wasm-shims-cri/p1/c1", true),
+            ("/wasm-shims-cri/p1", "/wasm-shims-cri/p1", true),
+            ("/wasm-shims-cri/p1", "/wasm-shims-cri/p10/c1", false),
+            ("p.slice", "/x/p.slice:cri-containerd:c1", true),
+            (
+                "/a.slice/p.slice",
+                "/a.slice/p.slice/cri-containerd-c1.scope",
+                true,
+            ),
+            ("p.slice", "/x/q.slice:cri-containerd:c1", false),
+            ("p.slice", "/x/p.slice-other", false),
+        ];
+        for (parent, path, expected) in cases {
+            assert_eq!(in_pod_cgroup(path, parent), expected, "{parent} {path}");
+        }
+        assert_eq!(systemd_slice("/a.slice/p.slice"), Some("p.slice"));
+        assert_eq!(systemd_slice("/wasm-shims-cri/p1"), None);
+    }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -12,12 +13,14 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatus,
     ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec,
     LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListContainersRequest, NamespaceMode, NamespaceOption,
+    LinuxSandboxSecurityContext, ListContainersRequest, Mount, NamespaceMode, NamespaceOption,
     PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PodSandboxStatusResponse,
-    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopContainerRequest, StopPodSandboxRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, SecurityProfile,
+    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
 };
 use shim_conformance::environment::containerd;
+use shim_conformance::leftovers::shims_of;
+use shim_conformance::procfs;
 
 use crate::client::{CALL_TIMEOUT, CallResult, Cri, named};
 use crate::images::{Image, NATIVE_DEMO, PAUSE, TCP_ECHO, TCP_ECHO_NATIVE, WASI_DEMO_APP};
@@ -29,13 +32,19 @@ const POD_NAMESPACE: &str = "wasm-shims-cri";
 /// `kubepods` does. The kubelet makes and removes the pod's cgroup; here [`Pod`] does.
 pub const CGROUP_ROOT: &str = "/wasm-shims-cri";
 
-/// What a container runs: an image, its args (after the image's entrypoint), annotations.
+/// What a container runs: an image, its args (after the image's entrypoint), annotations,
+/// and what the kubelet derives from the pod spec: the security context and volumes.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: &'static Image,
     pub args: Vec<String>,
     pub annotations: HashMap<String, String>,
+    /// The container's security context; its namespace options, when unset, are the
+    /// kubelet's defaults.
+    pub security: LinuxContainerSecurityContext,
+    /// Volumes (hostPath-like mounts).
+    pub mounts: Vec<Mount>,
 }
 
 impl ContainerSpec {
@@ -56,6 +65,8 @@ impl ContainerSpec {
             image,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             annotations: HashMap::new(),
+            security: LinuxContainerSecurityContext::default(),
+            mounts: Vec::new(),
         }
     }
 
@@ -63,6 +74,45 @@ impl ContainerSpec {
         self.annotations.insert(key.to_owned(), value.to_owned());
         self
     }
+
+    /// The container's security context (`securityContext` of a Kubernetes container, as
+    /// the kubelet passes it to CRI).
+    pub fn security_context(mut self, security: LinuxContainerSecurityContext) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// One more volume mount.
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+}
+
+/// Where a pod's cgroup is (`LinuxPodSandboxConfig.cgroup_parent`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PodCgroup {
+    /// `CGROUP_ROOT/<pod uid>`, as the kubelet's cgroupfs driver names it.
+    #[default]
+    Cgroupfs,
+    /// `wasm-shims-<pod uid>.slice`, as the kubelet's systemd driver names it: containerd
+    /// then asks the runtime for the cgroupsPath `<slice>:cri-containerd:<id>`.
+    SystemdSlice,
+}
+
+/// What a pod asks for besides its containers: the pod-level parts of a Kubernetes pod
+/// spec that reach CRI.
+#[derive(Debug, Clone, Default)]
+pub struct PodOptions {
+    /// `metadata.annotations`.
+    pub annotations: Vec<(String, String)>,
+    /// `securityContext.sysctls`.
+    pub sysctls: HashMap<String, String>,
+    pub cgroup: PodCgroup,
+    /// The sandbox may run privileged containers (CRI requires it for them).
+    pub privileged: bool,
+    /// The sandbox's seccomp profile (the pod's `securityContext.seccompProfile`).
+    pub seccomp: Option<SecurityProfile>,
 }
 
 /// A running pod sandbox and the client that made it.
@@ -76,6 +126,13 @@ pub struct Pod {
     /// RemovePodSandbox succeeded: nothing to clean up on drop but the log dir and cgroup.
     removed: bool,
 }
+
+/// Held shared while a pod is being made and exclusively while the directories that pods
+/// share (the log dirs' parent, [`CGROUP_ROOT`]) are removed. A runtime makes
+/// `CGROUP_ROOT/<pod uid>/<id>` with `mkdir -p` during RunPodSandbox: removing the empty
+/// shared root between its two mkdirs (another test's pod going away) failed the pod with
+/// "mkdir /sys/fs/cgroup/memory/wasm-shims-cri/<pod uid>: no such file or directory".
+static SHARED_DIRS: RwLock<()> = RwLock::new(());
 
 /// The namespaces the kubelet asks for by default: network and IPC per pod, pid per container.
 fn kubelet_namespaces() -> NamespaceOption {
@@ -105,6 +162,18 @@ impl Pod {
 
     /// [`Pod::run`] with pod annotations (`metadata.annotations` of a Kubernetes pod).
     pub fn run_annotated(name: &str, handler: &str, annotations: &[(&str, &str)]) -> Result<Self> {
+        let options = PodOptions {
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        Self::run_with(name, handler, &options)
+    }
+
+    /// [`Pod::run`] with the pod-level settings of `options`.
+    pub fn run_with(name: &str, handler: &str, options: &PodOptions) -> Result<Self> {
         let env = containerd();
         for image in [
             &PAUSE,
@@ -118,9 +187,13 @@ impl Pod {
         let mut cri = Cri::connect(&env.address)?;
         let uid = unique_uid(name);
         let log_dir = std::env::temp_dir().join("wasm-shims-cri").join(&uid);
+        let making = SHARED_DIRS.read().unwrap_or_else(PoisonError::into_inner);
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create the pod log dir {}", log_dir.display()))?;
-        let cgroup_parent = format!("{CGROUP_ROOT}/{uid}");
+        let cgroup_parent = match options.cgroup {
+            PodCgroup::Cgroupfs => format!("{CGROUP_ROOT}/{uid}"),
+            PodCgroup::SystemdSlice => format!("wasm-shims-{uid}.slice"),
+        };
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.to_owned(),
@@ -129,17 +202,17 @@ impl Pod {
                 attempt: 0,
             }),
             hostname: name.to_owned(),
-            annotations: annotations
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            annotations: options.annotations.iter().cloned().collect(),
             log_directory: log_dir.display().to_string(),
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: cgroup_parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(kubelet_namespaces()),
+                    privileged: options.privileged,
+                    seccomp: options.seccomp.clone(),
                     ..Default::default()
                 }),
+                sysctls: options.sysctls.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -151,6 +224,8 @@ impl Pod {
         let result = cri.runtime(CALL_TIMEOUT, |mut c| async move {
             c.run_pod_sandbox(request).await
         });
+        // The pod's own directories are there now: nobody removes the shared ones.
+        drop(making);
         let id = match named(&format!("RunPodSandbox {name} (handler {handler})"), result) {
             Ok(response) => response.pod_sandbox_id,
             Err(e) => {
@@ -195,6 +270,10 @@ impl Pod {
 
     /// CreateContainer in this pod; returns the container id.
     pub fn create_container(&mut self, spec: &ContainerSpec) -> Result<String> {
+        let mut security = spec.security.clone();
+        if security.namespace_options.is_none() {
+            security.namespace_options = Some(kubelet_namespaces());
+        }
         let config = ContainerConfig {
             metadata: Some(ContainerMetadata {
                 name: spec.name.clone(),
@@ -207,11 +286,9 @@ impl Pod {
             args: spec.args.clone(),
             annotations: spec.annotations.clone(),
             log_path: format!("{}.log", spec.name),
+            mounts: spec.mounts.clone(),
             linux: Some(LinuxContainerConfig {
-                security_context: Some(LinuxContainerSecurityContext {
-                    namespace_options: Some(kubelet_namespaces()),
-                    ..Default::default()
-                }),
+                security_context: Some(security),
                 ..Default::default()
             }),
             ..Default::default()
@@ -259,14 +336,54 @@ impl Pod {
     /// The OCI runtime spec containerd gave the shim for container `id` (from the verbose
     /// ContainerStatus).
     pub fn runtime_spec(&mut self, id: &str) -> Result<serde_json::Value> {
+        Ok(self.container_info(id)?["runtimeSpec"].clone())
+    }
+
+    /// containerd's view of container `id`: the `info` of the verbose ContainerStatus.
+    fn container_info(&mut self, id: &str) -> Result<serde_json::Value> {
         let response = self.container_status_response(id, true)?;
         let info = response
             .info
             .get("info")
             .with_context(|| format!("verbose ContainerStatus {id} has no `info`"))?;
-        let info: serde_json::Value = serde_json::from_str(info)
-            .with_context(|| format!("ContainerStatus {id} `info` is not JSON"))?;
-        Ok(info["runtimeSpec"].clone())
+        serde_json::from_str(info)
+            .with_context(|| format!("ContainerStatus {id} `info` is not JSON"))
+    }
+
+    /// The host pid of the init process of container `id` (None: of the sandbox, pause).
+    /// containerd reports pids in its own pid namespace; this finds the process with that
+    /// pid there among the descendants of the pod's shim.
+    pub fn init_host_pid(&mut self, id: Option<&str>) -> Result<u32> {
+        let (what, info) = match id {
+            Some(id) => (format!("container {id}"), self.container_info(id)?),
+            None => {
+                let status = self.status()?;
+                let info = status
+                    .info
+                    .get("info")
+                    .context("PodSandboxStatus (verbose) has no `info`")?;
+                let info =
+                    serde_json::from_str(info).context("PodSandboxStatus `info` is not JSON")?;
+                (format!("the sandbox of pod {}", self.id), info)
+            }
+        };
+        let pid = info["pid"]
+            .as_u64()
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid != 0)
+            .with_context(|| format!("containerd reports no pid for {what}"))?;
+        let shims = shims_of(&self.id);
+        shims
+            .iter()
+            .flat_map(|shim| procfs::process_tree(*shim))
+            .map(|process| process.pid)
+            .find(|host_pid| pid_in_containerd(*host_pid) == Some(pid))
+            .with_context(|| {
+                format!(
+                    "no process below the pod's shims {shims:?} has pid {pid} ({what}) in \
+                     containerd's pid namespace"
+                )
+            })
     }
 
     fn container_status_response(
@@ -425,6 +542,16 @@ impl Drop for Pod {
     }
 }
 
+/// The pid of host process `host_pid` in containerd's pid namespace (the second field of
+/// `NSpid`: containerd runs in a pid namespace of its own).
+fn pid_in_containerd(host_pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .and_then(|pids| pids.split_whitespace().nth(1)?.parse().ok())
+}
+
 /// Removes what the test made for a pod besides CRI's objects: the log directory and the
 /// pod's cgroup (empty once its containers are gone; a non-empty one is left for
 /// [`crate::leftovers`] to report).
@@ -434,16 +561,19 @@ fn remove_pod_dirs(log_dir: &Path, cgroup_parent: &str) {
     {
         eprintln!("cleanup: cannot remove {}: {e}", log_dir.display());
     }
-    // The shared parent goes with the last pod (fails harmlessly while others run).
+    let relative = cgroup_parent.trim_start_matches('/');
+    let shared = CGROUP_ROOT.trim_start_matches('/');
+    let roots = shim_conformance::leftovers::cgroup_roots();
+    for root in &roots {
+        // Fails harmlessly where the dir is absent: in hierarchies nothing used.
+        let _ = std::fs::remove_dir(root.join(relative));
+    }
+    // The shared parents go with the last pod (fails harmlessly while others exist).
+    let _removing = SHARED_DIRS.write().unwrap_or_else(PoisonError::into_inner);
     if let Some(parent) = log_dir.parent() {
         let _ = std::fs::remove_dir(parent);
     }
-    let relative = cgroup_parent.trim_start_matches('/');
-    let shared = CGROUP_ROOT.trim_start_matches('/');
-    for root in shim_conformance::leftovers::cgroup_roots() {
-        // Failures are expected and harmless: the dir is absent in hierarchies nothing
-        // used, and the shared root stays while other pods run.
-        let _ = std::fs::remove_dir(root.join(relative));
+    for root in &roots {
         let _ = std::fs::remove_dir(root.join(shared));
     }
 }

@@ -275,7 +275,6 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
     // On failure the shim unmounts whatever was mounted.
     rootfs::mount_all(&request.bundle.join("rootfs"), &request.rootfs)?;
     let mounted = Instant::now();
-    crate::spec_compat::rewrite_for_libcontainer(&request.bundle)?;
     let spec = load_spec(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
@@ -294,6 +293,8 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
         .and_then(|l| l.cgroups_path().as_deref());
     let systemd_running = Path::new("/run/systemd/system").exists();
     let systemd = systemd_cgroup_driver(request.systemd_cgroup, cgroups_path, systemd_running)
+        .with_context(|| format!("container {id}"))?;
+    crate::spec_compat::rewrite_for_libcontainer(&request.bundle, systemd)
         .with_context(|| format!("container {id}"))?;
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?

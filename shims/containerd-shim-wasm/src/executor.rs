@@ -87,6 +87,12 @@ impl<E: Engine> Executor for ShimExecutor<E> {
                 engine_fds,
             } => {
                 close_inherited_descriptors(engine_fds);
+                if let Err(e) = drop_capabilities_as_execve_does() {
+                    return Err(ExecutorError::Other(format!(
+                        "container {}: {e:#}",
+                        self.container_id
+                    )));
+                }
                 let ctx = wasi_context(spec, entrypoint);
                 let status = run_module(&self.container_id, engine, module, &ctx);
                 let _ = std::io::stdout().flush();
@@ -117,6 +123,26 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     };
     debug!(id; "container {id}: {} ran for {:?} (instantiation included), status {status}", ctx.args[0], began.elapsed());
     status
+}
+
+/// A native program's capabilities change at its execve: a process of a non-root user keeps
+/// only its ambient capabilities (capabilities(7): no file capabilities, so permitted and
+/// effective become the ambient set). The engine runs the module in this process without an
+/// execve, so the same change is made here; otherwise a module of `runAsUser: 1000` would keep
+/// the spec's capabilities (CAP_DAC_OVERRIDE: writes wherever root could) that the same user's
+/// native program loses.
+fn drop_capabilities_as_execve_does() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use caps::CapSet;
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let ambient = caps::read(None, CapSet::Ambient).context("read the ambient capabilities")?;
+    for set in [CapSet::Effective, CapSet::Permitted] {
+        caps::set(None, set, &ambient)
+            .with_context(|| format!("drop the {set:?} capabilities of a non-root user"))?;
+    }
+    Ok(())
 }
 
 /// As runc does for a native program: without `HOME` in `process.env`, the user's home from

@@ -46,6 +46,9 @@ pub fn run<E: Engine>(engine_version: &str) {
     if args.get(1).map(String::as_str) == Some(creator::HELPER_ARG) {
         creator::helper_main::<E>(args.get(2).map(String::as_str).unwrap_or_default(), None);
     }
+    if args.get(1).map(String::as_str) == Some(spec_compat::PROPAGATION_HOOK_ARG) {
+        spec_compat::propagation_hook_main(&args[2..]);
+    }
     if args.get(1).map(String::as_str) == Some(zygote::ZYGOTE_ARG) {
         zygote::zygote_main::<E>(args.get(2).map(String::as_str).unwrap_or_default());
     }
