@@ -236,14 +236,37 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    // One test drives the process-wide reaper: a second reaper in the same test binary
-    // would compete for the same children.
+    /// Set in the copy of the test binary that runs the reaper.
+    const REAPER_ALONE_ENV: &str = "WASM_SHIM_TEST_REAPER_ALONE";
+
+    // The reaper reaps every child of its process, so it runs in a copy of the test binary of
+    // its own: in the test binary it would also reap the children of tests running beside it
+    // (whose own wait then fails with ECHILD).
     #[test]
+    fn watched_children_get_their_status_once_and_others_are_reaped() {
+        if std::env::var_os(REAPER_ALONE_ENV).is_some() {
+            return reaper_checks();
+        }
+        let name = "reaper::tests::watched_children_get_their_status_once_and_others_are_reaped";
+        let copy = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "--nocapture", name])
+            .env(REAPER_ALONE_ENV, "1")
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&copy.stdout);
+        assert!(
+            copy.status.success() && output.contains("1 passed"),
+            "the reaper's checks in a copy of the test binary: {}\n{output}\n{}",
+            copy.status,
+            String::from_utf8_lossy(&copy.stderr)
+        );
+    }
+
     #[allow(
         clippy::zombie_processes,
         reason = "the reaper under test is what waits for them"
     )]
-    fn watched_children_get_their_status_once_and_others_are_reaped() {
+    fn reaper_checks() {
         let reaper = Reaper::start().unwrap();
         let (tx, rx) = mpsc::channel();
 
