@@ -64,10 +64,10 @@ die() {
 
 require_tools() {
 	local tool missing=()
-	for tool in containerd ctr unshare nsenter ip mount timeout; do
+	for tool in containerd ctr unshare nsenter ip mount timeout iptables; do
 		command -v "$tool" >/dev/null || missing+=("$tool")
 	done
-	for tool in bridge host-local loopback; do
+	for tool in bridge host-local loopback portmap; do
 		[[ -x $cni_bin_dir/$tool ]] || missing+=("$cni_bin_dir/$tool")
 	done
 	((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup.sh"
@@ -148,8 +148,9 @@ EOF
 }
 
 # The pod network: a bridge with the pods' veths on a private subnet (the bridge holds the
-# gateway address, so processes in containerd's network namespace reach pod IPs). CRI adds
-# loopback by itself. host-local keeps its leases with the rest of the state.
+# gateway address, so processes in containerd's network namespace reach pod IPs), and portmap
+# for containers' host ports (its iptables rules live in the private network namespace and go
+# with it). CRI adds loopback by itself. host-local keeps its leases with the rest of the state.
 write_cni_config() {
 	local tmp=$cni_conf_dir/10-wasm-shims.conflist.tmp
 	mkdir -p "$cni_conf_dir"
@@ -169,6 +170,10 @@ write_cni_config() {
         "ranges": [[{ "subnet": "$pod_subnet" }]],
         "dataDir": $(toml_string "$cni_lease_dir")
       }
+    },
+    {
+      "type": "portmap",
+      "capabilities": { "portMappings": true }
     }
   ]
 }

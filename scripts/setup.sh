@@ -20,7 +20,8 @@ apt_packages=(
 	util-linux # unshare, nsenter, mount, lsns
 	procps     # ps
 	shellcheck # make lint
-	containernetworking-plugins # CNI bridge, host-local and loopback for the CRI pods
+	containernetworking-plugins # CNI bridge, host-local, loopback and portmap for the CRI pods
+	iptables                    # the portmap plugin's host ports, in the private network namespace
 )
 rust_targets=(wasm32-wasip1 wasm32-wasip2)
 rust_components=(rustfmt clippy)
