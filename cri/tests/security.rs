@@ -27,6 +27,12 @@ use k8s_cri::v1::{
     PodSandboxState, SecurityProfile,
 };
 use shim_conformance::environment::containerd;
+// The paths the kubelet masks (its `defaultMaskedPaths`) and makes read-only
+// (`defaultReadonlyPaths`) in every unprivileged container are Docker's lists. containerd's
+// CRI plugin masks none by itself: it applies what the kubelet sends.
+use shim_conformance::moby::{
+    MASKED_PATHS as KUBELET_MASKED_PATHS, READONLY_PATHS as KUBELET_READONLY_PATHS,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// CRI's timeout for one ExecSync, in seconds.
@@ -738,32 +744,6 @@ fn privileged(handler: &str) -> Result<()> {
     )];
     check_cases(handler, "privileged", &options, &cases)
 }
-
-/// The paths the kubelet masks in every unprivileged container (its `defaultMaskedPaths`;
-/// containerd's CRI plugin masks none by itself, it applies what the kubelet sends).
-const KUBELET_MASKED_PATHS: [&str; 11] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// The paths the kubelet makes read-only in every unprivileged container (its
-/// `defaultReadonlyPaths`).
-const KUBELET_READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// The kubelet's default masked paths (here /proc/timer_list, which has content on this
 /// node) read empty, and its read-only paths (/proc/sys) refuse writes.

@@ -106,17 +106,22 @@ impl MemoryCgroup {
     }
 }
 
-/// The memory cgroup directory of a process from its `/proc/PID/cgroup` and the shim's
-/// mountinfo: the v1 `memory` hierarchy if there is one, else the unified hierarchy.
-fn locate(cgroups: &str, mountinfo: &str) -> Option<MemoryCgroup> {
-    let entries: Vec<(&str, &str)> = cgroups
-        .lines()
+/// The `(controllers, path)` of each line of a `/proc/PID/cgroup` text
+/// (`hierarchy-id:controllers:path`; the controllers are empty for cgroup v2).
+pub(crate) fn proc_cgroup_entries(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
         .filter_map(|line| {
             let mut fields = line.splitn(3, ':');
             let _id = fields.next()?;
             Some((fields.next()?, fields.next()?))
         })
-        .collect();
+        .collect()
+}
+
+/// The memory cgroup directory of a process from its `/proc/PID/cgroup` and the shim's
+/// mountinfo: the v1 `memory` hierarchy if there is one, else the unified hierarchy.
+fn locate(cgroups: &str, mountinfo: &str) -> Option<MemoryCgroup> {
+    let entries = proc_cgroup_entries(cgroups);
     let mounts: Vec<(&str, &str, &str)> = mountinfo
         .lines()
         .filter_map(|line| {

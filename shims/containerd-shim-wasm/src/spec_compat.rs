@@ -227,13 +227,9 @@ const MANAGED_CONTROLLERS: [&str; 12] = [
 /// container's cgroup: `cgroups_path` where libcgroups places it, else the one this process is
 /// in (from `own`, its `/proc/self/cgroup`), which the container inherits.
 fn v1_hierarchies(mountinfo: &str, own: &str, cgroups_path: &str) -> Vec<Hierarchy> {
-    let own: Vec<(Vec<&str>, &str)> = own
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            Some((controllers.split(',').collect(), path))
-        })
+    let own: Vec<(Vec<&str>, &str)> = crate::oom::proc_cgroup_entries(own)
+        .into_iter()
+        .map(|(controllers, path)| (controllers.split(',').collect(), path))
         .collect();
     mountinfo
         .lines()
