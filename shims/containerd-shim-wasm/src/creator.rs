@@ -334,6 +334,8 @@ fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(
     let container = libcontainer::container::Container::load(request.state_root.join(id))
         .with_context(|| format!("load the state of container {id}"))?;
     let mut spec = load_spec(container.bundle())?;
+    refuse_outside_user_namespace(&spec)
+        .with_context(|| format!("exec process {exec_id} of container {id}"))?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let exec_filter = crate::exec_seccomp::plan(seccomp, &mut process)
         .with_context(|| format!("exec process {exec_id} of container {id}"))?;
@@ -378,6 +380,23 @@ fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Result<(
         prepared.elapsed()
     );
     Ok((pid, workload.kind))
+}
+
+/// An exec process cannot join a container's user namespace: libcontainer 0.7's tenant
+/// builder leaves that namespace out, so the process would run in the node's user namespace,
+/// as the node's root with the container's capabilities, outside the confinement the
+/// container asked for. Refused until it can join.
+fn refuse_outside_user_namespace(spec: &Spec) -> anyhow::Result<()> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    let user = oci_spec::runtime::LinuxNamespaceType::User;
+    if namespaces.is_some_and(|nss| nss.iter().any(|ns| ns.typ() == user)) {
+        bail!(
+            "the container runs in a user namespace, which exec processes cannot join in this \
+             shim yet (libcontainer 0.7 would start the process outside it, as the node's \
+             root): refused"
+        );
+    }
+    Ok(())
 }
 
 /// Whether the container's cgroup is placed through systemd, as runc decides: with the runtime
@@ -564,6 +583,29 @@ pub fn open_shim_log() -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_is_refused_in_a_user_namespace_only() {
+        use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
+        let spec_with = |types: &[LinuxNamespaceType]| {
+            let namespaces = types
+                .iter()
+                .map(|t| LinuxNamespaceBuilder::default().typ(*t).build().unwrap())
+                .collect::<Vec<_>>();
+            let linux = LinuxBuilder::default()
+                .namespaces(namespaces)
+                .build()
+                .unwrap();
+            let mut spec = Spec::default();
+            spec.set_linux(Some(linux));
+            spec
+        };
+        let plain = spec_with(&[LinuxNamespaceType::Pid, LinuxNamespaceType::Mount]);
+        assert!(refuse_outside_user_namespace(&plain).is_ok());
+        let user = spec_with(&[LinuxNamespaceType::Mount, LinuxNamespaceType::User]);
+        let error = refuse_outside_user_namespace(&user).unwrap_err();
+        assert!(format!("{error}").contains("user namespace"), "{error}");
+    }
 
     #[test]
     fn the_cgroup_driver_is_chosen_as_runc_chooses_it() {
