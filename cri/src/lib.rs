@@ -10,12 +10,14 @@
 //! cargo test --release -p cri-conformance -- --include-ignored
 //! ```
 
+pub mod cases;
 pub mod client;
 pub mod images;
 pub mod leftovers;
 pub mod logs;
 pub mod network;
 pub mod pod;
+pub mod streaming;
 
 /// The runtime handlers (RuntimeClass handlers) of the private containerd that run pods on
 /// our shims.

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_cri::v1::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatus,
-    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec,
-    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListContainersRequest, Mount, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PodSandboxStatusResponse,
-    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, SecurityProfile,
-    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    ContainerStatusRequest, CreateContainerRequest, DnsConfig, ExecSyncRequest, ExecSyncResponse,
+    ImageSpec, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListContainersRequest, Mount,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
+    PodSandboxStatusResponse, PortMapping, RemoveContainerRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, SecurityProfile, StartContainerRequest, StopContainerRequest,
+    StopPodSandboxRequest,
 };
 use shim_conformance::environment::containerd;
 use shim_conformance::leftovers::shims_of;
@@ -45,6 +46,12 @@ pub struct ContainerSpec {
     pub security: LinuxContainerSecurityContext,
     /// Volumes (hostPath-like mounts).
     pub mounts: Vec<Mount>,
+    /// `stdin: true` of a Kubernetes container: the container's stdin stays open for
+    /// Attach (CRI `ContainerConfig.stdin`).
+    pub stdin: bool,
+    /// `resources.limits.memory` in bytes (0: none), as the kubelet passes it to CRI
+    /// (`LinuxContainerResources.memory_limit_in_bytes`).
+    pub memory_limit: i64,
 }
 
 impl ContainerSpec {
@@ -67,7 +74,21 @@ impl ContainerSpec {
             annotations: HashMap::new(),
             security: LinuxContainerSecurityContext::default(),
             mounts: Vec::new(),
+            stdin: false,
+            memory_limit: 0,
         }
+    }
+
+    /// Keeps the container's stdin open (Kubernetes' `stdin: true`), for Attach.
+    pub fn with_stdin(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
+    /// A memory limit in bytes (Kubernetes' `resources.limits.memory`).
+    pub fn memory_limit(mut self, bytes: i64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     pub fn annotation(mut self, key: &str, value: &str) -> Self {
@@ -113,6 +134,12 @@ pub struct PodOptions {
     pub privileged: bool,
     /// The sandbox's seccomp profile (the pod's `securityContext.seccompProfile`).
     pub seccomp: Option<SecurityProfile>,
+    /// `dnsConfig` (with `dnsPolicy: None`): what the kubelet asks for in the containers'
+    /// /etc/resolv.conf.
+    pub dns: Option<DnsConfig>,
+    /// The containers' `ports` with a `hostPort`, as the kubelet hands them to
+    /// RunPodSandbox.
+    pub port_mappings: Vec<PortMapping>,
 }
 
 /// A running pod sandbox and the client that made it.
@@ -204,6 +231,8 @@ impl Pod {
             hostname: name.to_owned(),
             annotations: options.annotations.iter().cloned().collect(),
             log_directory: log_dir.display().to_string(),
+            dns_config: options.dns.clone(),
+            port_mappings: options.port_mappings.clone(),
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: cgroup_parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
@@ -268,6 +297,15 @@ impl Pod {
         )
     }
 
+    /// The pod's IP, from PodSandboxStatus.
+    pub fn ip(&mut self) -> Result<String> {
+        self.status()?
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ip)
+            .context("the pod has no IP")
+    }
+
     /// CreateContainer in this pod; returns the container id.
     pub fn create_container(&mut self, spec: &ContainerSpec) -> Result<String> {
         let mut security = spec.security.clone();
@@ -287,9 +325,13 @@ impl Pod {
             annotations: spec.annotations.clone(),
             log_path: format!("{}.log", spec.name),
             mounts: spec.mounts.clone(),
+            stdin: spec.stdin,
             linux: Some(LinuxContainerConfig {
                 security_context: Some(security),
-                ..Default::default()
+                resources: (spec.memory_limit != 0).then(|| LinuxContainerResources {
+                    memory_limit_in_bytes: spec.memory_limit,
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         };

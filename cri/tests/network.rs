@@ -23,12 +23,7 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Runs `spec` (a tcp-echo on `port`) in a pod and talks to it at the pod IP.
 fn listener_answers_at_the_pod_ip(spec: ContainerSpec, port: u16) -> Result<()> {
     let mut pod = Pod::run(&format!("tcp-{}", spec.name), "wasmtime")?;
-    let ip = pod
-        .status()?
-        .status
-        .and_then(|s| s.network)
-        .map(|n| n.ip)
-        .context("the pod has no IP")?;
+    let ip = pod.ip()?;
     let id = pod.run_container(&spec)?;
     pod.wait_for_state(&id, ContainerState::ContainerRunning, LISTEN_TIMEOUT)?;
 

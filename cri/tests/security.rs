@@ -11,15 +11,14 @@
 //! pod and checks that nothing of it is left.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use cri_conformance::leftovers::PodFootprint;
-use cri_conformance::logs;
+use anyhow::{Context, Result, anyhow, ensure};
+use cri_conformance::cases::{Kind, finish, kinds, logged_output};
+use cri_conformance::check_on;
 use cri_conformance::pod::{ContainerSpec, Pod, PodCgroup, PodOptions};
 use k8s_cri::v1::security_profile::ProfileType;
 use k8s_cri::v1::{
@@ -41,22 +40,6 @@ const EXEC_TIMEOUT_SECS: i64 = 10;
 /// The exit status of the demos when a command fails (test-images/common/demo_commands.rs).
 const FAILURE_EXIT_CODE: i32 = 1;
 
-/// One test per handler for a check (a function of the handler, defined below):
-/// `<check>::<handler>`. runc runs the native demo only, as the reference.
-macro_rules! check_on {
-    ($check:ident: $($handler:ident),+) => {
-        mod $check {
-            $(
-                #[test]
-                #[ignore = "needs the private containerd: run make test"]
-                fn $handler() -> anyhow::Result<()> {
-                    super::$check(stringify!($handler))
-                }
-            )+
-        }
-    };
-}
-
 check_on!(seccomp_runtime_default: wasmtime, wamr, runc);
 check_on!(seccomp_localhost_profile: wasmtime, wamr, runc);
 check_on!(seccomp_unconfined: wasmtime, wamr, runc);
@@ -70,48 +53,6 @@ check_on!(pod_sysctls: wasmtime, wamr, runc);
 check_on!(mount_propagation: wasmtime, wamr, runc);
 check_on!(mount_propagation_private: wasmtime, wamr, runc);
 check_on!(systemd_cgroup_parent: wasmtime, wamr, runc);
-
-/// The two kinds of container a pod on our shims runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Wasm,
-    Native,
-}
-
-impl Kind {
-    /// The program an exec runs: the demo of the container's image.
-    fn program(self) -> &'static str {
-        match self {
-            Self::Wasm => "/wasi-demo-app.wasm",
-            Self::Native => "/native-demo",
-        }
-    }
-
-    fn spec(self, name: &str, args: &[&str]) -> ContainerSpec {
-        match self {
-            Self::Wasm => ContainerSpec::wasm(name, args),
-            Self::Native => ContainerSpec::native(name, args),
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Wasm => "wasm",
-            Self::Native => "native",
-        })
-    }
-}
-
-/// The kinds of container a handler runs: runc runs no Wasm.
-fn kinds(handler: &str) -> &'static [Kind] {
-    if handler == "runc" {
-        &[Kind::Native]
-    } else {
-        &[Kind::Wasm, Kind::Native]
-    }
-}
 
 /// What a command must do.
 #[derive(Debug, Clone)]
@@ -293,7 +234,7 @@ impl Case {
     }
 
     fn spec(&self, kind: Kind, name: &str, args: &[&str]) -> ContainerSpec {
-        kind.spec(name, args)
+        kind.demo(name, args)
             .security_context(self.security.clone())
     }
 }
@@ -378,28 +319,8 @@ fn init_probe(
     containers.push(id.clone());
     pod.start_container(&id)?;
     let status = pod.wait_for_state(&id, ContainerState::ContainerExited, START_TIMEOUT)?;
-    let (stdout, stderr) = logged_output(pod, &spec.name)?;
+    let (stdout, stderr) = logged_output(&pod.log_path(&spec.name))?;
     probe.expect.check(status.exit_code, &stdout, &stderr)
-}
-
-/// The stdout and stderr that the CRI log of container `name` holds.
-fn logged_output(pod: &Pod, name: &str) -> Result<(String, String)> {
-    let path = pod.log_path(name);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the CRI log {}", path.display()))?;
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    for entry in logs::parse(&text).with_context(|| format!("the CRI log {}", path.display()))? {
-        let stream = if entry.stream == "stdout" {
-            &mut stdout
-        } else {
-            &mut stderr
-        };
-        stream.push_str(&entry.content);
-        if !entry.partial {
-            stream.push('\n');
-        }
-    }
-    Ok((stdout, stderr))
 }
 
 /// CreateContainer + StartContainer, and waits for it to run.
@@ -432,29 +353,6 @@ fn exec_probe(pod: &mut Pod, id: &str, kind: Kind, probe: &Probe) -> Result<()> 
         response.exit_code,
         &String::from_utf8_lossy(&response.stdout),
         &String::from_utf8_lossy(&response.stderr),
-    )
-}
-
-/// Removes the pod (its leftover checks see everything of it gone) and fails with every
-/// mismatch recorded.
-fn finish(mut pod: Pod, containers: &[String], mut failures: Vec<String>) -> Result<()> {
-    let handler = pod.handler.clone();
-    let ids: Vec<&str> = containers.iter().map(String::as_str).collect();
-    let teardown = PodFootprint::observe(&mut pod, &ids).and_then(|footprint| {
-        pod.stop().context("StopPodSandbox")?;
-        pod.remove().context("RemovePodSandbox")?;
-        footprint.expect_gone()
-    });
-    if let Err(e) = teardown {
-        failures.push(format!("the pod's teardown: {e:#}"));
-    }
-    if failures.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "on handler {handler}, {} check(s) failed:\n  {}",
-        failures.len(),
-        failures.join("\n  ")
     )
 }
 
@@ -958,7 +856,7 @@ fn volume_propagation(
                 ..Default::default()
             };
             let spec = kind
-                .spec(&format!("{mode}-{kind}"), &["sleep", "600"])
+                .demo(&format!("{mode}-{kind}"), &["sleep", "600"])
                 .mount(mount);
             match run_until_running(&mut pod, &spec, &mut containers) {
                 Ok(id) => running.push((what, *kind, id, *peering)),
