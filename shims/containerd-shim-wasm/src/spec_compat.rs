@@ -62,7 +62,10 @@ struct Hierarchy {
 /// replaced by a rename, so a reader sees the old or the new file, never a part. `systemd`:
 /// the container's cgroup is placed through systemd.
 pub fn rewrite_for_libcontainer(bundle: &Path, systemd: bool) -> anyhow::Result<()> {
-    let shim = std::env::current_exe().context("locate the shim binary")?;
+    // The helper's own binary through its /proc link: the helper waits in libcontainer while
+    // the container's init runs the hook (before pivot_root, so this /proc is the helper's),
+    // and the link still runs the binary after an upgrade replaced the file on disk.
+    let shim = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
     let rootfs = bundle.join("rootfs");
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
