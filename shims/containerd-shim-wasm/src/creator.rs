@@ -275,7 +275,7 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
     // On failure the shim unmounts whatever was mounted.
     rootfs::mount_all(&request.bundle.join("rootfs"), &request.rootfs)?;
     let mounted = Instant::now();
-    let spec = load_spec(&request.bundle)?;
+    let (spec_json, spec) = load_spec_json(&request.bundle)?;
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
     let prepared = Instant::now();
@@ -294,7 +294,7 @@ fn create<E: Engine>(request: &CreateRequest, engine: Option<E>) -> anyhow::Resu
     let systemd_running = Path::new("/run/systemd/system").exists();
     let systemd = systemd_cgroup_driver(request.systemd_cgroup, cgroups_path, systemd_running)
         .with_context(|| format!("container {id}"))?;
-    crate::spec_compat::rewrite_for_libcontainer(&request.bundle, systemd)
+    crate::spec_compat::rewrite_for_libcontainer(&request.bundle, spec_json, &rootfs, systemd)
         .with_context(|| format!("container {id}"))?;
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
@@ -542,11 +542,19 @@ fn open_descriptors() -> anyhow::Result<Vec<RawFd>> {
 }
 
 /// Reads `config.json` with a message that says which bundle and what is wrong.
-pub fn load_spec(bundle: &Path) -> anyhow::Result<Spec> {
+fn load_spec(bundle: &Path) -> anyhow::Result<Spec> {
+    Ok(load_spec_json(bundle)?.1)
+}
+
+/// Reads `config.json` once: as JSON (what [`crate::spec_compat`] rewrites, unknown fields
+/// kept) and as the OCI spec it holds.
+fn load_spec_json(bundle: &Path) -> anyhow::Result<(serde_json::Value, Spec)> {
     let path = bundle.join("config.json");
+    let malformed = || format!("{}: malformed OCI runtime spec", path.display());
     let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("{}: malformed OCI runtime spec", path.display()))
+    let json: serde_json::Value = serde_json::from_slice(&text).with_context(malformed)?;
+    let spec = Spec::deserialize(&json).with_context(malformed)?;
+    Ok((json, spec))
 }
 
 fn rootfs_path(spec: &Spec, bundle: &Path) -> anyhow::Result<PathBuf> {

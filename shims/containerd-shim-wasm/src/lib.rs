@@ -22,6 +22,7 @@ mod module_size;
 mod oom;
 mod options;
 pub mod preopens;
+mod proc_text;
 mod process;
 mod reaper;
 mod rootfs;

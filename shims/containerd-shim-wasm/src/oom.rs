@@ -106,33 +106,11 @@ impl MemoryCgroup {
     }
 }
 
-/// The `(controllers, path)` of each line of a `/proc/PID/cgroup` text
-/// (`hierarchy-id:controllers:path`; the controllers are empty for cgroup v2).
-pub(crate) fn proc_cgroup_entries(text: &str) -> Vec<(&str, &str)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let _id = fields.next()?;
-            Some((fields.next()?, fields.next()?))
-        })
-        .collect()
-}
-
 /// The memory cgroup directory of a process from its `/proc/PID/cgroup` and the shim's
 /// mountinfo: the v1 `memory` hierarchy if there is one, else the unified hierarchy.
 fn locate(cgroups: &str, mountinfo: &str) -> Option<MemoryCgroup> {
-    let entries = proc_cgroup_entries(cgroups);
-    let mounts: Vec<(&str, &str, &str)> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mut right = right.split(' ');
-            let fstype = right.next()?;
-            let options = right.nth(1)?;
-            let point = left.split(' ').nth(4)?;
-            Some((fstype, point, options))
-        })
-        .collect();
+    let entries = crate::proc_text::cgroup_entries(cgroups);
+    let mounts = crate::proc_text::mounts(mountinfo);
     if let Some((_, path)) = entries
         .iter()
         .find(|(controllers, _)| controllers.split(',').any(|c| c == "memory"))

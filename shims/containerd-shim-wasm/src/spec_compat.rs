@@ -16,7 +16,6 @@
 //!   pid does not exist, as when containerd runs in a PID namespace of its own). The mount is
 //!   replaced by what runc mounts there: a tmpfs with a bind mount of the container's own cgroup
 //!   in each hierarchy (cgroupfs driver only; read-only when the mount was).
-//!
 //! - A mount's own propagation option (`rprivate`, which containerd and Docker give every
 //!   volume by default; `rslave`, `rshared`, …): `libcontainer` reads these options as flags
 //!   to clear and applies none, so a volume keeps what the container's root gives it (a slave
@@ -26,8 +25,8 @@
 //!   namespace once every mount is made and before `pivot_root`, with the capabilities to
 //!   change a mount's propagation; it applies each mount's option as runc does.
 //!
-//! The helper rewrites these in the bundle's `config.json` before `libcontainer` reads it (for
-//! the init process, and again for each exec process); nothing else in the file changes.
+//! The create helper rewrites these in the bundle's `config.json` before `libcontainer` reads
+//! it; the exec processes' helpers read the rewritten file. Nothing else in the file changes.
 
 use std::path::{Path, PathBuf};
 
@@ -58,21 +57,21 @@ struct Hierarchy {
     cgroup: PathBuf,
 }
 
-/// Rewrites what the module comment lists in `<bundle>/config.json`, if anything. The file is
-/// replaced by a rename, so a reader sees the old or the new file, never a part. `systemd`:
-/// the container's cgroup is placed through systemd.
-pub fn rewrite_for_libcontainer(bundle: &Path, systemd: bool) -> anyhow::Result<()> {
+/// Rewrites what the module comment lists in `spec`, the JSON of `<bundle>/config.json`, and
+/// replaces the file if anything changed: by a rename, so a reader sees the old or the new
+/// file, never a part. `rootfs`: the container's root, as the spec names it. `systemd`: the
+/// container's cgroup is placed through systemd.
+pub fn rewrite_for_libcontainer(
+    bundle: &Path,
+    mut spec: serde_json::Value,
+    rootfs: &Path,
+    systemd: bool,
+) -> anyhow::Result<()> {
     // The helper's own binary through its /proc link: the helper waits in libcontainer while
     // the container's init runs the hook (before pivot_root, so this /proc is the helper's),
     // and the link still runs the binary after an upgrade replaced the file on disk.
     let shim = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
-    let rootfs = bundle.join("rootfs");
     let path = bundle.join("config.json");
-    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let Ok(mut spec) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        // Not JSON: loading the spec reports it with its reason.
-        return Ok(());
-    };
     let hierarchies = |cgroups_path: &str| {
         if systemd {
             return Ok(Vec::new());
@@ -82,7 +81,7 @@ pub fn rewrite_for_libcontainer(bundle: &Path, systemd: bool) -> anyhow::Result<
         let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
         Ok(v1_hierarchies(&mountinfo, &own, cgroups_path))
     };
-    if !rewrite(&mut spec, hierarchies, &shim, &rootfs)? {
+    if !rewrite(&mut spec, hierarchies, &shim, rootfs)? {
         return Ok(());
     }
     let temporary = bundle.join("config.json.libcontainer");
@@ -204,7 +203,7 @@ fn set_propagation(args: &[String]) -> anyhow::Result<()> {
         let target = safe_path::scoped_join(rootfs, destination)
             .with_context(|| format!("resolve {destination} in {rootfs}"))?;
         mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
-            .with_context(|| format!("make the mount at {destination} {option}"))?;
+            .with_context(|| format!("make the mount at {destination} in {rootfs} {option}"))?;
     }
     Ok(())
 }
@@ -230,17 +229,13 @@ const MANAGED_CONTROLLERS: [&str; 12] = [
 /// container's cgroup: `cgroups_path` where libcgroups places it, else the one this process is
 /// in (from `own`, its `/proc/self/cgroup`), which the container inherits.
 fn v1_hierarchies(mountinfo: &str, own: &str, cgroups_path: &str) -> Vec<Hierarchy> {
-    let own: Vec<(Vec<&str>, &str)> = crate::oom::proc_cgroup_entries(own)
+    let own: Vec<(Vec<&str>, &str)> = crate::proc_text::cgroup_entries(own)
         .into_iter()
         .map(|(controllers, path)| (controllers.split(',').collect(), path))
         .collect();
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
-            let mut right = right.split(' ');
-            let (fstype, options) = (right.next()?, right.nth(1)?);
+    crate::proc_text::mounts(mountinfo)
+        .into_iter()
+        .filter_map(|(fstype, mount_point, options)| {
             if fstype != "cgroup" || !mount_point.starts_with("/sys/fs/cgroup/") {
                 return None;
             }
@@ -334,7 +329,8 @@ mod tests {
         let bundle = tempfile::tempdir().unwrap();
         let path = bundle.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
-        rewrite_for_libcontainer(bundle.path(), false).unwrap();
+        let rootfs = bundle.path().join("rootfs");
+        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false).unwrap();
         let names: Vec<_> = std::fs::read_dir(bundle.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -537,12 +533,16 @@ mod tests {
         ] {
             assert_eq!(rewritten(spec.clone()), spec);
         }
+        // Nothing to change: the file is not written again (its own layout stays).
         let bundle = tempfile::tempdir().unwrap();
-        std::fs::write(bundle.path().join("config.json"), b"{not json").unwrap();
-        rewrite_for_libcontainer(bundle.path(), false).unwrap();
+        let text = b"{ \"ociVersion\":  \"1.0.2\" }";
+        std::fs::write(bundle.path().join("config.json"), text).unwrap();
+        let spec = serde_json::from_slice(text).unwrap();
+        let rootfs = bundle.path().join("rootfs");
+        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false).unwrap();
         assert_eq!(
             std::fs::read(bundle.path().join("config.json")).unwrap(),
-            b"{not json"
+            text
         );
     }
 }
