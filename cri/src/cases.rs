@@ -94,6 +94,25 @@ pub fn listener_kinds(handler: &str) -> &'static [Kind] {
     }
 }
 
+/// A pod `<label>-<handler>` in which `check` runs once for each kind of container the handler
+/// runs, recording the containers it makes; then [`finish`] with every failure, each labelled
+/// with its kind.
+pub fn for_each_kind(
+    label: &str,
+    handler: &str,
+    mut check: impl FnMut(&mut Pod, Kind, &mut Vec<String>) -> Result<()>,
+) -> Result<()> {
+    let mut pod = Pod::run(&format!("{label}-{handler}"), handler)?;
+    let mut containers = Vec::new();
+    let mut failures = Vec::new();
+    for kind in kinds(handler) {
+        if let Err(e) = check(&mut pod, *kind, &mut containers) {
+            failures.push(format!("{kind}: {e:#}"));
+        }
+    }
+    finish(pod, &containers, failures)
+}
+
 /// Removes the pod (its leftover checks see everything of it gone) and fails with every
 /// mismatch recorded in `failures`.
 pub fn finish(mut pod: Pod, containers: &[String], mut failures: Vec<String>) -> Result<()> {

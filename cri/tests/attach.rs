@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use cri_conformance::cases::{Kind, finish, kinds, logged_output};
+use cri_conformance::cases::{Kind, for_each_kind, logged_output};
 use cri_conformance::check_on;
 use cri_conformance::pod::Pod;
 use cri_conformance::streaming::{self, ChannelStream, ERROR, STDERR, STDOUT};
@@ -20,15 +20,7 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 check_on!(attach_streams_stdin_and_stdout: wasmtime, wamr, runc);
 
 fn attach_streams_stdin_and_stdout(handler: &str) -> Result<()> {
-    let mut pod = Pod::run(&format!("attach-{handler}"), handler)?;
-    let mut containers = Vec::new();
-    let mut failures = Vec::new();
-    for kind in kinds(handler) {
-        if let Err(e) = attach_one(&mut pod, *kind, &mut containers) {
-            failures.push(format!("{kind}: {e:#}"));
-        }
-    }
-    finish(pod, &containers, failures)
+    for_each_kind("attach", handler, attach_one)
 }
 
 fn attach_one(pod: &mut Pod, kind: Kind, containers: &mut Vec<String>) -> Result<()> {

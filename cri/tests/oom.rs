@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use cri_conformance::cases::{Kind, finish, kinds, logged_output};
+use cri_conformance::cases::{Kind, for_each_kind, logged_output};
 use cri_conformance::check_on;
 use cri_conformance::pod::Pod;
 use k8s_cri::v1::ContainerState;
@@ -24,19 +24,17 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 check_on!(over_the_memory_limit_is_oom_killed: wasmtime, wamr, runc);
 
 fn over_the_memory_limit_is_oom_killed(handler: &str) -> Result<()> {
-    let mut pod = Pod::run(&format!("oom-{handler}"), handler)?;
-    let mut containers = Vec::new();
-    let mut failures = Vec::new();
-    for kind in kinds(handler) {
+    for_each_kind("oom", handler, |pod, kind, containers| {
+        // Both runs, whatever the first gave.
+        let mut failed = Vec::new();
         for (mb, reason, code) in [(UNDER_MIB, "Completed", 0), (OVER_MIB, "OOMKilled", 137)] {
-            if let Err(e) = grow(&mut pod, *kind, mb, reason, code, &mut containers) {
-                failures.push(format!(
-                    "{kind} `grow {mb}` with a {LIMIT_MIB} MiB limit: {e:#}"
-                ));
+            if let Err(e) = grow(pod, kind, mb, reason, code, containers) {
+                failed.push(format!("`grow {mb}` with a {LIMIT_MIB} MiB limit: {e:#}"));
             }
         }
-    }
-    finish(pod, &containers, failures)
+        ensure!(failed.is_empty(), "{}", failed.join("; "));
+        Ok(())
+    })
 }
 
 fn grow(

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cri_conformance::cases::{Kind, finish, kinds, logged_output};
+use cri_conformance::cases::{Kind, for_each_kind, logged_output};
 use cri_conformance::check_on;
 use cri_conformance::pod::Pod;
 use cri_conformance::streaming::reopen_container_log;
@@ -20,15 +20,7 @@ const SLEEP_SECS: u64 = 5;
 check_on!(reopen_container_log_starts_a_new_file: wasmtime, wamr, runc);
 
 fn reopen_container_log_starts_a_new_file(handler: &str) -> Result<()> {
-    let mut pod = Pod::run(&format!("reopen-{handler}"), handler)?;
-    let mut containers = Vec::new();
-    let mut failures = Vec::new();
-    for kind in kinds(handler) {
-        if let Err(e) = reopen_one(&mut pod, *kind, &mut containers) {
-            failures.push(format!("{kind}: {e:#}"));
-        }
-    }
-    finish(pod, &containers, failures)
+    for_each_kind("reopen", handler, reopen_one)
 }
 
 fn reopen_one(pod: &mut Pod, kind: Kind, containers: &mut Vec<String>) -> Result<()> {
