@@ -4,10 +4,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use shim_conformance::api::{Api, Template};
 
-use crate::api::{Api, Template};
 use crate::config::{Paths, Sizes};
 use crate::containerd::Containerd;
 use crate::images;
@@ -18,25 +19,20 @@ pub struct Bench {
     pub sizes: Sizes,
     pub containerd: Containerd,
     pub api: Api,
-    /// Drives the API calls; single-threaded, since the client only waits on containerd.
-    pub runtime: tokio::runtime::Runtime,
     templates: RefCell<HashMap<String, Arc<Template>>>,
     next_id: Cell<u64>,
 }
 
 impl Bench {
     pub fn new(paths: Paths, sizes: Sizes, containerd: Containerd) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start a tokio runtime for the containerd client")?;
-        let api = runtime.block_on(Api::connect(&containerd.address))?;
+        // A task create compiles the module, and with sixteen of them on two cores that can
+        // take a while; only a hung shim should hit this.
+        let api = Api::connect_to(&containerd.endpoint)?.call_timeout(Duration::from_secs(120));
         Ok(Self {
             paths,
             sizes,
             containerd,
             api,
-            runtime,
             templates: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
         })
@@ -54,11 +50,7 @@ impl Bench {
         if let Some(template) = self.templates.borrow().get(&image.reference) {
             return Ok(template.clone());
         }
-        let template = Arc::new(self.runtime.block_on(images::template(
-            &self.containerd,
-            &self.api,
-            image,
-        ))?);
+        let template = Arc::new(images::template(&self.containerd, &self.api, image)?);
         self.templates
             .borrow_mut()
             .insert(image.reference.clone(), template.clone());

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Error, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::api::NewContainer;
+use shim_conformance::api::NewContainer;
+
 use crate::bench::Bench;
-use crate::ctr::ctr;
 use crate::stats::Summary;
 use crate::variants::Variant;
 
@@ -115,7 +115,10 @@ fn run_ctr(bench: &Bench, variant: &Variant) -> Result<(Duration, bool)> {
     .map(|arg| arg.to_string())
     .collect();
     args.extend(variant.image.args(&COMMAND));
-    let output = ctr(&bench.containerd, &args)?;
+    let started = Instant::now();
+    let output = bench.containerd.ctr(&args).output()?;
+    let elapsed = started.elapsed();
+    output.success()?;
     if !output.stdout.trim().is_empty() && output.stdout.trim() != "hi" {
         bail!(
             "container {id} ({}) printed {:?} instead of \"hi\"",
@@ -123,7 +126,7 @@ fn run_ctr(bench: &Bench, variant: &Variant) -> Result<(Duration, bool)> {
             output.stdout
         );
     }
-    Ok((output.elapsed, output.stdout.trim() == "hi"))
+    Ok((elapsed, output.stdout.trim() == "hi"))
 }
 
 /// One container running `command` through the API, timed from the container record's
@@ -139,8 +142,6 @@ pub fn run_api(bench: &Bench, variant: &Variant, command: &[&str]) -> Result<Dur
         annotations: &[],
     };
     let started = Instant::now();
-    bench
-        .runtime
-        .block_on(bench.api.run_to_exit(&template, &new))?;
+    bench.api.run_to_exit(&template, &new)?;
     Ok(started.elapsed())
 }

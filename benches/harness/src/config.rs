@@ -80,7 +80,7 @@ impl Paths {
             None => repo.join("target/bench-containerd"),
         };
         Ok(Self {
-            test_images: repo.join("target/test-images"),
+            test_images: shim_conformance::images::test_images_dir(),
             out_dir: repo.join("benches"),
             repo,
             shim_bin_dir,

@@ -4,9 +4,11 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use shim_conformance::ctr::Ctr;
+use shim_conformance::environment::{Endpoint, containerd_script, pid_from_script};
 
 use crate::config::Paths;
 
@@ -14,68 +16,58 @@ use crate::config::Paths;
 /// (`/<namespace>/<id>`) never meet those of a test suite running at the same time.
 pub const NAMESPACE: &str = "wasm-bench";
 
+/// Deadline of a `ctr` call: long enough for an image import or an uncached start of the
+/// largest module on a busy machine; only a hang reaches it.
+const CTR_DEADLINE: Duration = Duration::from_secs(180);
+
 /// A running private containerd; stopped (with every shim and container) when dropped.
 #[derive(Debug)]
 pub struct Containerd {
-    script: PathBuf,
     paths: Paths,
-    /// gRPC socket.
-    pub address: PathBuf,
+    /// Its socket and [`NAMESPACE`].
+    pub endpoint: Endpoint,
 }
 
 impl Containerd {
     pub fn start(paths: &Paths) -> Result<Self> {
         let containerd = Self {
-            script: paths.repo.join("scripts/containerd.sh"),
             paths: paths.clone(),
-            // The socket's place is part of the script's contract.
-            address: paths.state_dir.join("containerd.sock"),
+            endpoint: Endpoint {
+                // The socket's place is part of the script's contract.
+                address: paths.state_dir.join("containerd.sock"),
+                namespace: NAMESPACE.to_owned(),
+            },
         };
-        containerd.script_command("start")?;
-        if !containerd.address.exists() {
+        containerd.script("start")?;
+        if !containerd.endpoint.address.exists() {
             bail!(
                 "containerd started but its socket {} is missing",
-                containerd.address.display()
+                containerd.endpoint.address.display()
             );
         }
         Ok(containerd)
     }
 
-    fn script_command(&self, verb: &str) -> Result<()> {
-        let output = Command::new(&self.script)
-            .arg(verb)
-            .env("WASM_SHIMS_STATE", &self.paths.state_dir)
-            .env("SHIM_BIN_DIR", &self.paths.shim_bin_dir)
-            .output()
-            .with_context(|| format!("cannot run {} {verb}", self.script.display()))?;
-        if !output.status.success() {
-            bail!(
-                "`{} {verb}` failed ({}): {}",
-                self.script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
+    /// `scripts/containerd.sh VERB` for this containerd (its state dir and shims).
+    fn script(&self, verb: &str) -> Result<()> {
+        containerd_script(
+            verb,
+            &[
+                ("WASM_SHIMS_STATE", &self.paths.state_dir),
+                ("SHIM_BIN_DIR", &self.paths.shim_bin_dir),
+            ],
+        )?;
         Ok(())
     }
 
     /// containerd's pid, from the script's `env` (`WASM_SHIMS_CONTAINERD_PID`).
     pub fn pid(&self) -> Result<u32> {
-        let output = Command::new(&self.script)
-            .arg("env")
-            .env("WASM_SHIMS_STATE", &self.paths.state_dir)
-            .output()
-            .with_context(|| format!("cannot run {} env", self.script.display()))?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        text.lines()
-            .find_map(|line| line.strip_prefix("export WASM_SHIMS_CONTAINERD_PID="))
-            .and_then(|pid| pid.trim().parse().ok())
-            .with_context(|| {
-                format!(
-                    "`{} env` names no containerd pid: {text}",
-                    self.script.display()
-                )
-            })
+        pid_from_script(&[("WASM_SHIMS_STATE", &self.paths.state_dir)])
+    }
+
+    /// `ctr ARGS` against this containerd, in [`NAMESPACE`].
+    pub fn ctr<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Ctr {
+        Ctr::new(args).at(&self.endpoint).timeout(CTR_DEADLINE)
     }
 
     /// Removes the precompile cache: the next Wasm container compiles its module.
@@ -100,7 +92,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Err(e) = self.script_command("stop") {
+        if let Err(e) = self.script("stop") {
             eprintln!("shim-bench: stopping the private containerd failed: {e:#}");
         }
     }

@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use shim_conformance::api::NewContainer;
+use shim_conformance::container::{
+    CONTAINER_TYPE_ANNOTATION as CONTAINER_TYPE, SANDBOX_ID_ANNOTATION as SANDBOX_ID,
+};
 use shim_conformance::procfs;
 
-use crate::api::{NewContainer, SANDBOX_ID};
 use crate::bench::Bench;
 use crate::containerd::NAMESPACE;
 use crate::memory::{self, Usage};
 use crate::variants::Variant;
-
-const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// Time for the newest containers to reach their sleep (load, instantiate, print) before the
 /// pod's memory is read.
@@ -93,10 +94,8 @@ fn grow_pod(
                 annotations: &annotations,
             };
             members.push(id.clone());
-            bench.runtime.block_on(async {
-                bench.api.create(&template, &new).await?;
-                bench.api.start(&id).await
-            })?;
+            bench.api.create(&template, &new)?;
+            bench.api.start_task(&id)?;
         }
         std::thread::sleep(SETTLE);
         points.push(pod_memory(members)?);
@@ -154,7 +153,7 @@ fn remove_all(bench: &Bench, variant: &Variant, ids: &[String]) -> Result<()> {
     let template = bench.template(&variant.image)?;
     // Members first: the sandbox's shim serves them all.
     for id in ids.iter().rev() {
-        bench.runtime.block_on(bench.api.remove(&template, id))?;
+        bench.api.remove(&template, id)?;
     }
     Ok(())
 }

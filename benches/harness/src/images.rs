@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use image_builder::ImageBuilder;
 
-use crate::api::{Api, Template};
+use shim_conformance::api::{Api, Template};
+
 use crate::containerd::Containerd;
-use crate::ctr::ctr;
 use crate::variants::Image;
 
 /// Imports an OCI tarball (every platform in it, unpacked).
@@ -20,7 +20,10 @@ pub fn import(containerd: &Containerd, tarball: &Path) -> Result<()> {
         );
     }
     let path = tarball.to_string_lossy();
-    ctr(containerd, &["images", "import", "--all-platforms", &path])
+    containerd
+        .ctr(["images", "import", "--all-platforms", &path])
+        .output()?
+        .success()
         .with_context(|| format!("cannot import {}", tarball.display()))?;
     Ok(())
 }
@@ -53,7 +56,7 @@ pub fn import_module(
 
 /// The spec and snapshot that API-created containers of `image` use, taken from a container
 /// that `ctr container create` makes (and that is removed again right away).
-pub async fn template(containerd: &Containerd, api: &Api, image: &Image) -> Result<Template> {
+pub fn template(containerd: &Containerd, api: &Api, image: &Image) -> Result<Template> {
     let id = format!(
         "template-{}",
         image
@@ -61,14 +64,14 @@ pub async fn template(containerd: &Containerd, api: &Api, image: &Image) -> Resu
             .trim_start_matches('/')
             .replace(['/', '.'], "-")
     );
-    ctr(
-        containerd,
-        &["container", "create", &image.reference, &id, &image.program],
-    )
-    .with_context(|| format!("cannot create a template container of {}", image.reference))?;
-    let template = api.template(&id).await;
-    let removed = ctr(containerd, &["container", "rm", &id]);
+    containerd
+        .ctr(["container", "create", &image.reference, &id, &image.program])
+        .output()?
+        .success()
+        .with_context(|| format!("cannot create a template container of {}", image.reference))?;
+    let template = api.template(&id);
+    let removed = containerd.ctr(["container", "rm", &id]).output();
     let template = template?;
-    removed?;
+    removed?.success()?;
     Ok(template)
 }

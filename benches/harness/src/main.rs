@@ -4,13 +4,11 @@
 //! `shim-bench` runs everything (what `make bench` does); `shim-bench report FILE` rewrites
 //! the report and charts from a saved results file.
 
-mod api;
 mod bench;
 mod cold_start;
 mod config;
 mod containerd;
 mod cpu;
-mod ctr;
 mod density;
 mod images;
 mod machine;

@@ -2,14 +2,14 @@
 //! in containers per second; with the machine's busy CPU time per container alongside, since
 //! at high parallelism the cores are what limits it.
 
-use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
+use shim_conformance::api::{Api, NewContainer, Template};
 
-use crate::api::{Api, NewContainer, Template};
 use crate::bench::Bench;
 use crate::cpu;
 use crate::variants::{Cache, Variant};
@@ -68,9 +68,7 @@ pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
             let containerd_before = cpu::process_ms(containerd_pid)?;
             let client_before = cpu::process_ms(client_pid)?;
             let started = Instant::now();
-            bench
-                .runtime
-                .block_on(run_all(&bench.api, &template, variant, ids, parallelism))?;
+            run_all(&bench.api, &template, variant, ids, parallelism)?;
             let seconds = started.elapsed().as_secs_f64();
             let per_container = |ms: f64| ms / containers as f64;
             Ok(Point {
@@ -96,43 +94,53 @@ pub fn measure(bench: &Bench, variant: &Variant) -> Result<Throughput> {
     })
 }
 
-/// Runs one container per id to completion, `parallelism` at a time; stops at the first
-/// failure.
-async fn run_all(
+/// Runs one container per id to completion, `parallelism` at a time (one thread each, taking
+/// the next id when its container is gone); no new container starts after the first failure.
+fn run_all(
     api: &Api,
-    template: &Arc<Template>,
+    template: &Template,
     variant: &Variant,
     ids: Vec<String>,
     parallelism: usize,
 ) -> Result<()> {
-    let args = Arc::new(variant.image.args(&COMMAND));
-    let mut pending = ids.into_iter();
-    let mut running = JoinSet::new();
-    let spawn = |running: &mut JoinSet<Result<()>>, id: String| {
-        let (api, template, args, runtime) =
-            (api.clone(), template.clone(), args.clone(), variant.runtime);
-        running.spawn(async move {
+    let args = variant.image.args(&COMMAND);
+    let pending = Mutex::new(ids.into_iter());
+    let failed = AtomicBool::new(false);
+    let next_id = || {
+        let mut pending = pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failed.load(Ordering::SeqCst) {
+            None
+        } else {
+            pending.next()
+        }
+    };
+    let run_in_turn = || -> Result<()> {
+        while let Some(id) = next_id() {
             let new = NewContainer {
                 id: &id,
-                runtime,
+                runtime: variant.runtime,
                 args: &args,
                 annotations: &[],
             };
-            api.run_to_exit(&template, &new).await
-        });
+            if let Err(e) = api.run_to_exit(template, &new) {
+                failed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(())
     };
-    for id in pending.by_ref().take(parallelism) {
-        spawn(&mut running, id);
-    }
-    while let Some(finished) = running.join_next().await {
-        match finished {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => bail!("a container's task panicked: {e}"),
-        }
-        if let Some(id) = pending.next() {
-            spawn(&mut running, id);
-        }
-    }
+    std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..parallelism).map(|_| scope.spawn(run_in_turn)).collect();
+        runners
+            .into_iter()
+            .map(|runner| {
+                runner
+                    .join()
+                    .map_err(|_| anyhow!("a thread running containers panicked"))?
+            })
+            .collect::<Result<Vec<()>>>()
+    })?;
     Ok(())
 }

@@ -1,24 +1,33 @@
-//! containerd's gRPC API, for what `ctr` cannot do: a spec that ctr would not write
-//! (not UTF-8, no process), a task that is created but not started, process args changed
-//! between two tasks of one container, events as a subscriber receives them.
+//! containerd's gRPC API, for what `ctr` cannot do. The suite needs it for a spec that ctr
+//! would not write (not UTF-8, no process), a task that is created but not started, process
+//! args changed between two tasks of one container, events as a subscriber receives them;
+//! the benchmarks to run containers the way a CRI-like client does (container record,
+//! snapshot, task create/start/wait/delete), without ctr's own cost, many at once.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use containerd_client::services::v1::snapshots::MountsRequest;
-use containerd_client::services::v1::{
-    CloseIoRequest, Container, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
-    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest, PublishRequest,
-    StartRequest, SubscribeRequest, UpdateContainerRequest, UpdateTaskRequest, WaitRequest,
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::snapshots::{
+    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
-use containerd_client::tonic::{Request, Streaming};
-use containerd_client::types::Envelope;
+use containerd_client::services::v1::{
+    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
+    KillRequest, PublishRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
+    UpdateTaskRequest, WaitRequest,
+};
+use containerd_client::tonic::{Code, Request, Status, Streaming};
 use containerd_client::types::v1::Status as ProcessStatus;
+use containerd_client::types::{Envelope, Mount};
 use containerd_client::{Client, with_namespace};
 use prost_types::{Any, FieldMask};
+use serde_json::Value;
 
-use crate::environment::containerd;
+use crate::environment::{Endpoint, containerd};
 
 /// The type URL containerd gives OCI runtime specs (the Any holds the JSON bytes).
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -29,8 +38,11 @@ const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/
 /// The type URL of the runtime spec's LinuxResources (the Any holds the JSON bytes).
 const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
-/// Deadline for one API call; Create starts a shim, which is the slowest.
+/// Deadline for one API call unless [`Api::call_timeout`] says otherwise; Create starts a
+/// shim, which is the slowest.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+const SIGKILL: u32 = 9;
 
 /// Topic of the marker events [`Api::subscribe`] publishes: containerd answers a Subscribe
 /// call only when it passes on the first event, so the markers are what make it answer.
@@ -40,11 +52,35 @@ const SUBSCRIBED_TOPIC: &str = "/conformance/subscribed";
 /// published before containerd registered the subscription is not passed on).
 const MARKER_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A blocking wrapper around containerd's gRPC client, for use from tests.
+/// A blocking wrapper around containerd's gRPC client for one namespace. Its calls may be
+/// made from many threads at once (the benchmarks' parallel containers share one).
 pub struct Api {
-    runtime: tokio::runtime::Runtime,
+    /// Drives the calls, each blocked on by its caller's thread; one worker suffices, since
+    /// the client only waits on containerd.
+    runtime: Arc<tokio::runtime::Runtime>,
     client: Client,
     namespace: String,
+    call_timeout: Duration,
+}
+
+/// What a new container of an image needs: the spec ctr would write for it and the image's
+/// unpacked snapshot, taken once from a container ctr created ([`Api::template`]).
+#[derive(Clone, Debug)]
+pub struct Template {
+    image: String,
+    spec: Value,
+    snapshotter: String,
+    /// The committed snapshot of the image's layers, parent of each container's rootfs.
+    parent: String,
+}
+
+/// A container to create from a [`Template`].
+#[derive(Debug)]
+pub struct NewContainer<'a> {
+    pub id: &'a str,
+    pub runtime: &'a str,
+    pub args: &'a [String],
+    pub annotations: &'a [(&'a str, &'a str)],
 }
 
 /// A task's process as the API reports it.
@@ -55,37 +91,49 @@ pub struct ProcessState {
 }
 
 impl Api {
+    /// Connects to the suite's containerd, in the suite's namespace.
     pub fn connect() -> Result<Self> {
-        let env = containerd();
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        Self::connect_to(&containerd().endpoint())
+    }
+
+    pub fn connect_to(endpoint: &Endpoint) -> Result<Self> {
+        let Endpoint { address, namespace } = endpoint;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .context("cannot start a tokio runtime for the containerd client")?;
         let client = runtime
             .block_on(async {
-                tokio::time::timeout(CALL_TIMEOUT, Client::from_path(&env.address)).await
+                tokio::time::timeout(CALL_TIMEOUT, Client::from_path(address)).await
             })
-            .map_err(|_| anyhow!("connecting to {} timed out", env.address.display()))?
-            .with_context(|| {
-                format!("cannot connect to containerd at {}", env.address.display())
-            })?;
+            .map_err(|_| anyhow!("connecting to {} timed out", address.display()))?
+            .with_context(|| format!("cannot connect to containerd at {}", address.display()))?;
         Ok(Self {
-            runtime,
+            runtime: Arc::new(runtime),
             client,
-            namespace: env.namespace.clone(),
+            namespace: namespace.clone(),
+            call_timeout: CALL_TIMEOUT,
         })
     }
 
-    fn call<T, E: std::fmt::Display>(
-        &self,
-        what: &str,
-        call: impl Future<Output = Result<T, E>>,
-    ) -> Result<T> {
+    /// Gives every later call `timeout` to answer.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    fn call<T>(&self, what: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T> {
+        let timeout = self.call_timeout;
         self.runtime.block_on(async {
-            match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            match tokio::time::timeout(timeout, call).await {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => bail!("{what}: {e}"),
-                Err(_) => bail!("{what}: no answer within {CALL_TIMEOUT:?}"),
+                Ok(Err(status)) => Err(CallError {
+                    what: what.to_owned(),
+                    status,
+                }
+                .into()),
+                Err(_) => bail!("{what}: no answer within {timeout:?}"),
             }
         })
     }
@@ -193,24 +241,23 @@ impl Api {
             .into_inner()
             .mounts
         };
-        let request = with_namespace!(
-            CreateTaskRequest {
-                container_id: id.to_owned(),
-                rootfs,
-                stdin: stdin.to_owned(),
-                stdout: stdout.to_owned(),
-                stderr: stderr.to_owned(),
-                terminal,
-                options,
-                ..Default::default()
-            },
-            self.namespace
-        );
+        let request = CreateTaskRequest {
+            container_id: id.to_owned(),
+            rootfs,
+            stdin: stdin.to_owned(),
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            terminal,
+            options,
+            ..Default::default()
+        };
+        self.create_task_from(request, &format!("create task {id}"))
+    }
+
+    fn create_task_from(&self, request: CreateTaskRequest, what: &str) -> Result<u32> {
+        let request = with_namespace!(request, self.namespace);
         let mut tasks = self.client.tasks();
-        Ok(self
-            .call(&format!("create task {id}"), tasks.create(request))?
-            .into_inner()
-            .pid)
+        Ok(self.call(what, tasks.create(request))?.into_inner().pid)
     }
 
     /// The task's init process as containerd reports it.
@@ -384,11 +431,209 @@ impl Api {
         Ok(())
     }
 
+    /// Sends `signal` to the task's init process.
+    pub fn kill_task(&self, id: &str, signal: u32) -> Result<()> {
+        let request = with_namespace!(
+            KillRequest {
+                container_id: id.to_owned(),
+                exec_id: String::new(),
+                signal,
+                all: false,
+            },
+            self.namespace
+        );
+        let mut tasks = self.client.tasks();
+        self.call(&format!("kill task {id}"), tasks.kill(request))?;
+        Ok(())
+    }
+
     pub fn delete_container(&self, id: &str) -> Result<()> {
         let request = with_namespace!(DeleteContainerRequest { id: id.to_owned() }, self.namespace);
         let mut client = self.client.containers();
         self.call(&format!("delete container {id}"), client.delete(request))?;
         Ok(())
+    }
+}
+
+/// Containers made from a [`Template`], as a CRI-like client makes them.
+impl Api {
+    /// The spec and snapshot parent of container `id` (created by `ctr container create`).
+    pub fn template(&self, id: &str) -> Result<Template> {
+        let container = self.get_container(id)?;
+        let spec_bytes = container
+            .spec
+            .map(|any| any.value)
+            .ok_or_else(|| anyhow!("container {id} has no spec"))?;
+        let spec = serde_json::from_slice(&spec_bytes)
+            .with_context(|| format!("the spec of container {id} is not JSON"))?;
+        let request = with_namespace!(
+            StatSnapshotRequest {
+                snapshotter: container.snapshotter.clone(),
+                key: container.snapshot_key.clone(),
+            },
+            self.namespace
+        );
+        let mut snapshots = self.client.snapshots();
+        let info = self
+            .call(
+                &format!("stat snapshot {}", container.snapshot_key),
+                snapshots.stat(request),
+            )?
+            .into_inner()
+            .info
+            .ok_or_else(|| anyhow!("containerd returned no info on snapshot {id}"))?;
+        if info.parent.is_empty() {
+            bail!("snapshot {} of container {id} has no parent", info.name);
+        }
+        Ok(Template {
+            image: container.image,
+            spec,
+            snapshotter: container.snapshotter,
+            parent: info.parent,
+        })
+    }
+
+    /// Creates the container record, its rootfs snapshot and its task (not started, no
+    /// stdio). Returns the task's pid.
+    pub fn create(&self, template: &Template, new: &NewContainer<'_>) -> Result<u32> {
+        let id = new.id;
+        let mut spec = template.spec.clone();
+        spec["process"]["args"] = serde_json::json!(new.args);
+        // ctr names each container's cgroup after its namespace and id; so do we.
+        spec["linux"]["cgroupsPath"] = Value::from(format!("/{}/{id}", self.namespace));
+        for (key, value) in new.annotations {
+            spec["annotations"][*key] = Value::from(*value);
+        }
+        let container = Container {
+            id: id.to_owned(),
+            image: template.image.clone(),
+            runtime: Some(Runtime {
+                name: new.runtime.to_owned(),
+                options: None,
+            }),
+            spec: Some(Any {
+                type_url: SPEC_TYPE_URL.to_owned(),
+                value: serde_json::to_vec(&spec)?,
+            }),
+            snapshotter: template.snapshotter.clone(),
+            // The record references the snapshot before it exists, so the garbage collector
+            // never sees it unreferenced.
+            snapshot_key: id.to_owned(),
+            ..Default::default()
+        };
+        let request = with_namespace!(
+            CreateContainerRequest {
+                container: Some(container)
+            },
+            self.namespace
+        );
+        let mut containers = self.client.containers();
+        self.call(
+            &format!("create container {id}"),
+            containers.create(request),
+        )?;
+        let request = with_namespace!(
+            PrepareSnapshotRequest {
+                snapshotter: template.snapshotter.clone(),
+                key: id.to_owned(),
+                parent: template.parent.clone(),
+                labels: HashMap::new(),
+            },
+            self.namespace
+        );
+        let mut snapshots = self.client.snapshots();
+        let rootfs: Vec<Mount> = self
+            .call(
+                &format!("prepare the rootfs snapshot of {id}"),
+                snapshots.prepare(request),
+            )?
+            .into_inner()
+            .mounts;
+        let request = CreateTaskRequest {
+            container_id: id.to_owned(),
+            rootfs,
+            ..Default::default()
+        };
+        self.create_task_from(request, &format!("create task {id} ({})", new.runtime))
+    }
+
+    /// Creates, starts and waits for a container, removes it, and fails unless it exited 0:
+    /// the API counterpart of `ctr run --rm`.
+    pub fn run_to_exit(&self, template: &Template, new: &NewContainer<'_>) -> Result<()> {
+        let outcome = self
+            .create(template, new)
+            .and_then(|_| self.start_task(new.id))
+            .and_then(|_| self.wait_task(new.id));
+        let exit_status = match outcome {
+            Ok(status) => status,
+            Err(e) => {
+                // Best effort: the first error is the one to report.
+                let _ = self.remove(template, new.id);
+                return Err(e);
+            }
+        };
+        self.delete_stopped(template, new.id)?;
+        if exit_status != 0 {
+            bail!(
+                "container {} ({}) exited with status {exit_status}",
+                new.id,
+                new.runtime
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes container `id` of `template` in whatever state it is: kills and deletes its
+    /// task, then its snapshot and record. Parts already gone are skipped.
+    pub fn remove(&self, template: &Template, id: &str) -> Result<()> {
+        // A task that has exited answers NOT_FOUND: nothing to kill.
+        if allow_not_found(self.kill_task(id, SIGKILL))?.is_some() {
+            self.wait_task(id)?;
+        }
+        self.delete_stopped(template, id)
+    }
+
+    /// Deletes the (exited) task of container `id` of `template`, then its snapshot and
+    /// record; parts already gone are skipped.
+    pub fn delete_stopped(&self, template: &Template, id: &str) -> Result<()> {
+        allow_not_found(self.delete_task(id))?;
+        let request = with_namespace!(
+            RemoveSnapshotRequest {
+                snapshotter: template.snapshotter.clone(),
+                key: id.to_owned(),
+            },
+            self.namespace
+        );
+        let mut snapshots = self.client.snapshots();
+        allow_not_found(self.call(&format!("remove snapshot {id}"), snapshots.remove(request)))?;
+        allow_not_found(self.delete_container(id))?;
+        Ok(())
+    }
+}
+
+/// An error of a call, with containerd's status code (see [`allow_not_found`]).
+#[derive(Debug)]
+struct CallError {
+    what: String,
+    status: Status,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.status)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// `Ok(None)` for a NOT_FOUND answer.
+fn allow_not_found<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => match e.downcast_ref::<CallError>() {
+            Some(call) if call.status.code() == Code::NotFound => Ok(None),
+            _ => Err(e),
+        },
     }
 }
 
@@ -409,7 +654,7 @@ impl Api {
         let mut subscribing = self
             .runtime
             .spawn(async move { events.subscribe(request).await });
-        let deadline = Instant::now() + CALL_TIMEOUT;
+        let deadline = Instant::now() + self.call_timeout;
         let answer = loop {
             self.publish_marker()?;
             let waited = self
@@ -420,7 +665,10 @@ impl Api {
             }
             if Instant::now() > deadline {
                 subscribing.abort();
-                bail!("subscribe to events {topics:?}: no answer within {CALL_TIMEOUT:?}");
+                bail!(
+                    "subscribe to events {topics:?}: no answer within {:?}",
+                    self.call_timeout
+                );
             }
         };
         let stream = answer

@@ -1,7 +1,9 @@
 //! Runs the `ctr` binary against the private containerd, with a deadline on every call so
-//! that a hung container fails its test instead of hanging the run.
+//! that a hung container fails its test (or a benchmark's measurement) instead of hanging
+//! the run.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::environment::containerd;
+use crate::environment::{Endpoint, containerd};
 
 /// Deadline for a `ctr` call that is not given its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,6 +20,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Ctr {
     args: Vec<String>,
+    /// containerd's socket; `None` is the suite's (`CONTAINERD_ADDRESS`).
+    address: Option<PathBuf>,
     /// containerd namespace; `None` is the suite's (`CONTAINERD_NAMESPACE`).
     namespace: Option<String>,
     stdin: Stdin,
@@ -49,6 +53,7 @@ impl Ctr {
     pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Self {
         Self {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            address: None,
             namespace: None,
             stdin: Stdin::Null,
             timeout: DEFAULT_TIMEOUT,
@@ -85,6 +90,14 @@ impl Ctr {
         self
     }
 
+    /// Talks to the containerd of `endpoint` instead of the suite's (the benchmarks start
+    /// their own).
+    pub fn at(mut self, endpoint: &Endpoint) -> Self {
+        self.address = Some(endpoint.address.clone());
+        self.namespace = Some(endpoint.namespace.clone());
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -107,15 +120,21 @@ impl Ctr {
 
     /// Starts ctr and returns at once; its output is collected in the background.
     pub fn spawn(self) -> Result<RunningCtr> {
-        let env = containerd();
         let command = self.command_line();
+        // The suite's environment is read only when needed: the benchmarks have none.
+        let address = self
+            .address
+            .clone()
+            .unwrap_or_else(|| containerd().address.clone());
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| containerd().namespace.clone());
         let mut ctr_args = vec![
             "--address".to_owned(),
-            env.address.to_string_lossy().into_owned(),
+            address.to_string_lossy().into_owned(),
             "--namespace".to_owned(),
-            self.namespace
-                .clone()
-                .unwrap_or_else(|| env.namespace.clone()),
+            namespace,
         ];
         ctr_args.extend(self.args.iter().cloned());
         let mut process = match &self.terminal {
@@ -240,7 +259,8 @@ impl RunningCtr {
                     abbreviate(&self.stderr.text())
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Fine-grained: the benchmarks time ctr runs of a few tens of milliseconds.
+            std::thread::sleep(Duration::from_millis(1));
         };
         Ok(self.finish(status))
     }

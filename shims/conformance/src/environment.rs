@@ -9,6 +9,15 @@ use anyhow::{Context, Result, bail};
 const HOW_TO_RUN: &str = "these tests need the private containerd: run `make test` \
      (or `scripts/containerd.sh start` and export what `scripts/containerd.sh env` prints)";
 
+/// Where a client reaches containerd: its gRPC socket and the containerd namespace it works
+/// in. The suite's comes from the environment ([`Containerd::endpoint`]); the benchmarks
+/// start a containerd of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: PathBuf,
+    pub namespace: String,
+}
+
 /// The containerd under test and where its files are, seen from this process.
 ///
 /// containerd runs in its own mount namespace, so its paths are reached through
@@ -36,8 +45,24 @@ pub fn containerd() -> &'static Containerd {
     }
 }
 
-fn containerd_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/containerd.sh")
+/// Runs `scripts/containerd.sh VERB` with `env` added to its environment (e.g. its own
+/// `WASM_SHIMS_STATE`); fails with the script's stderr unless it succeeds. Returns its stdout.
+pub fn containerd_script(verb: &str, env: &[(&str, &Path)]) -> Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/containerd.sh");
+    let output = std::process::Command::new(&script)
+        .arg(verb)
+        .envs(env.iter().copied())
+        .output()
+        .with_context(|| format!("cannot run {} {verb}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} {verb}` failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn is_containerd(pid: u32) -> bool {
@@ -45,18 +70,14 @@ fn is_containerd(pid: u32) -> bool {
         .is_ok_and(|comm| comm.trim() == "containerd")
 }
 
-/// The pid `scripts/containerd.sh env` prints.
-fn pid_from_script() -> Result<u32> {
-    let script = containerd_script();
-    let env = std::process::Command::new(&script)
-        .arg("env")
-        .output()
-        .with_context(|| format!("cannot run {} env", script.display()))?;
-    let text = String::from_utf8_lossy(&env.stdout);
+/// The pid of the containerd that `scripts/containerd.sh env` (with `env` added to its
+/// environment) reports.
+pub fn pid_from_script(env: &[(&str, &Path)]) -> Result<u32> {
+    let text = containerd_script("env", env)?;
     text.lines()
         .find_map(|line| line.strip_prefix("export WASM_SHIMS_CONTAINERD_PID="))
         .and_then(|pid| pid.trim().parse().ok())
-        .with_context(|| format!("{} env printed no containerd pid: {text}", script.display()))
+        .with_context(|| format!("scripts/containerd.sh env printed no containerd pid: {text}"))
 }
 
 fn required_var(name: &str) -> Result<String> {
@@ -79,7 +100,7 @@ impl Containerd {
         let pid = if is_containerd(pid) {
             pid
         } else {
-            match pid_from_script() {
+            match pid_from_script(&[]) {
                 Ok(now) if is_containerd(now) => now,
                 _ => bail!(
                     "WASM_SHIMS_CONTAINERD_PID={pid} is not a running containerd: {HOW_TO_RUN}"
@@ -101,6 +122,14 @@ impl Containerd {
         })
     }
 
+    /// The socket and namespace of the suite, for [`crate::api::Api`] and [`crate::ctr::Ctr`].
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
     /// Host pid of the containerd running now.
     pub fn pid(&self) -> u32 {
         self.pid.load(Ordering::SeqCst)
@@ -109,20 +138,8 @@ impl Containerd {
     /// Restarts containerd alone (`scripts/containerd.sh restart`: shims and containers keep
     /// running) and follows it to its new pid.
     pub fn restart(&self) -> Result<()> {
-        let script = containerd_script();
-        let restart = std::process::Command::new(&script)
-            .arg("restart")
-            .output()
-            .with_context(|| format!("cannot run {} restart", script.display()))?;
-        if !restart.status.success() {
-            bail!(
-                "{} restart failed ({}): {}",
-                script.display(),
-                restart.status,
-                String::from_utf8_lossy(&restart.stderr)
-            );
-        }
-        self.pid.store(pid_from_script()?, Ordering::SeqCst);
+        containerd_script("restart", &[])?;
+        self.pid.store(pid_from_script(&[])?, Ordering::SeqCst);
         Ok(())
     }
 

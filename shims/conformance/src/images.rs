@@ -400,7 +400,7 @@ impl TestImage {
 
 /// `<repo>/target/test-images`, where scripts/build-test-images.sh writes the tarballs
 /// (there even when CARGO_TARGET_DIR points elsewhere).
-fn test_images_dir() -> PathBuf {
+pub fn test_images_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../target/test-images"
