@@ -13,7 +13,7 @@ use libcgroups::common::{CgroupConfig, CgroupManager};
 use log::warn;
 use nix::sys::signal::{Signal, kill};
 
-use crate::container::remove_state;
+use crate::container_state::remove_state;
 
 /// How long the processes of a dead shim's container may take to die after SIGKILL.
 const EXIT_GRACE: Duration = Duration::from_secs(5);

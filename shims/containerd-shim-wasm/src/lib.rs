@@ -6,64 +6,64 @@
 //! native containers in the same shim (ELF binaries and `#!` scripts), stdio, and stats.
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
-mod cache;
-mod console;
-mod container;
-mod creator;
-mod cwd;
-mod dead_shim;
+// The contract with engines.
 pub mod engine;
 pub mod entrypoint;
-mod events;
-mod exec;
-mod exec_seccomp;
-mod executor;
-mod module_size;
-mod oom;
-mod options;
-pub mod preopens;
-mod proc_text;
-mod process;
-mod reaper;
-mod rootfs;
+
+// One folder per process; see each folder's module comment for its rules.
+mod dead_shim;
+mod helper;
+mod init;
 mod shim;
+
+// What more than one of those processes share.
+mod container_state;
+mod pidfd;
+mod proc_text;
+mod request;
 mod shim_log;
-mod spec_compat;
-mod stats;
-mod status;
 mod stdio;
-mod task;
-pub mod workload;
-mod zygote;
+#[cfg(test)]
+mod test_support;
 
 pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext};
-pub use executor::TRAP_EXIT_STATUS;
+pub use init::executor::TRAP_EXIT_STATUS;
+// The parsers of what users write in a spec, public for the property tests
+// (tests/parsing_properties.rs).
+pub use helper::{preopens, workload};
 
 /// The whole shim binary: call it from `main` with the engine type.
 ///
 /// `engine_version` is shown by `-v` and `-info`.
 pub fn run<E: Engine>(engine_version: &str) {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(creator::HELPER_ARG) {
-        creator::helper_main::<E>(args.get(2).map(String::as_str).unwrap_or_default(), None);
-    }
-    if args.get(1).map(String::as_str) == Some(spec_compat::PROPAGATION_HOOK_ARG) {
-        spec_compat::propagation_hook_main(&args[2..]);
-    }
-    if args.get(1).map(String::as_str) == Some(zygote::ZYGOTE_ARG) {
-        zygote::zygote_main::<E>(args.get(2).map(String::as_str).unwrap_or_default());
+    // The binary is every process of the shim; the first argument says which.
+    let process_arg = |n: usize| args.get(n).map(String::as_str).unwrap_or_default();
+    match process_arg(1) {
+        request::HELPER_ARG => helper::run::helper_main::<E>(process_arg(2), None),
+        helper::zygote::ZYGOTE_ARG => helper::zygote::zygote_main::<E>(process_arg(2)),
+        init::propagation_hook::PROPAGATION_HOOK_ARG => {
+            init::propagation_hook::propagation_hook_main(&args[2..])
+        }
+        _ => {}
     }
     let flags = containerd_shim::parse(&args[1..]).unwrap_or_default();
     if flags.version {
-        shim::print_version(E::NAME, engine_version);
+        shim::lifecycle::print_version(E::NAME, engine_version);
         return;
     }
     if flags.info {
-        if let Err(e) = shim::write_info(E::NAME, engine_version) {
-            eprintln!("{}: write runtime info: {e}", shim::binary_name(E::NAME));
+        if let Err(e) = shim::lifecycle::write_info(E::NAME, engine_version) {
+            eprintln!(
+                "{}: write runtime info: {e}",
+                shim::lifecycle::binary_name(E::NAME)
+            );
             std::process::exit(1);
         }
         return;
     }
-    containerd_shim::run::<shim::WasmShim>(&shim::runtime_id(E::NAME), Some(shim::shim_config()));
+    containerd_shim::run::<shim::lifecycle::WasmShim>(
+        &shim::lifecycle::runtime_id(E::NAME),
+        Some(shim::lifecycle::shim_config()),
+    );
 }

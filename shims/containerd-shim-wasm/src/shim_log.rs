@@ -11,12 +11,15 @@
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -134,12 +137,31 @@ impl<'kvs> VisitSource<'kvs> for KeyValues<'_> {
     }
 }
 
+/// The shim's side: the shim log's writer end for the helper, or /dev/null when there is none.
+pub fn open_shim_log() -> std::io::Result<File> {
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("log")
+    {
+        Ok(file) => file,
+        Err(e) => {
+            log::warn!(
+                "open the shim log FIFO `log` for the create helpers: {e}; their log is lost"
+            );
+            std::fs::OpenOptions::new().write(true).open("/dev/null")?
+        }
+    };
+    // Writes must block rather than fail with EAGAIN when containerd is slow to read.
+    fcntl(file.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read as _;
     use std::os::fd::OwnedFd;
-    use std::os::unix::fs::OpenOptionsExt as _;
     use std::os::unix::net::UnixDatagram;
 
     fn at_epoch() -> OffsetDateTime {

@@ -10,18 +10,10 @@ use oci_spec::runtime::Spec;
 
 use crate::engine::WASM_MAGIC;
 use crate::entrypoint::Entrypoint;
+pub use crate::request::Kind;
 
 /// The `PATH` runc uses when the spec sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// How a container's workload is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Kind {
-    /// A WebAssembly module, run by the engine inside the container.
-    Wasm,
-    /// An ELF binary or `#!` script, exec'ed as in any Linux container.
-    Native,
-}
 
 /// The resolved workload of a container.
 #[derive(Debug, Clone)]
@@ -231,17 +223,11 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{ProcessBuilder, SpecBuilder};
+    use crate::test_support;
     use std::os::unix::fs::symlink;
 
     fn spec(args: &[&str], env: &[&str], cwd: &str) -> Spec {
-        let process = ProcessBuilder::default()
-            .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .env(env.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .cwd(cwd)
-            .build()
-            .unwrap();
-        SpecBuilder::default().process(process).build().unwrap()
+        test_support::spec(args, env, cwd, false)
     }
 
     fn write(root: &Path, path: &str, bytes: &[u8], mode: u32) {

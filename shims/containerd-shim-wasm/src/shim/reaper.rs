@@ -17,6 +17,8 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use signal_hook::consts::SIGCHLD;
 use signal_hook::iterator::Signals;
 
+use crate::pidfd::pidfd_open;
+
 /// Called once with the exit status (`128 + signal` for a signalled process).
 pub type OnExit = Box<dyn FnOnce(i32) + Send>;
 
@@ -195,70 +197,18 @@ fn exit_status(status: nix::Result<WaitStatus>) -> i32 {
     }
 }
 
-/// A pidfd for `pid`: signals sent through it can never reach a recycled pid.
-pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(pid)
-        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
-    Ok(rustix::process::pidfd_open(
-        pid,
-        rustix::process::PidfdFlags::empty(),
-    )?)
-}
-
-/// Blocks until the process behind `pidfd` has exited (it may not be our child). Once it
-/// has, its own children have been re-parented.
-pub fn wait_gone(pidfd: impl AsFd) -> std::io::Result<()> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    loop {
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => return Ok(()),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Sends `signal` through a pidfd.
-pub fn pidfd_signal(pidfd: impl AsFd, signal: i32) -> std::io::Result<()> {
-    let signal = rustix::process::Signal::from_named_raw(signal).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("unknown signal {signal}"),
-        )
-    })?;
-    Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
 
-    /// Set in the copy of the test binary that runs the reaper.
-    const REAPER_ALONE_ENV: &str = "WASM_SHIM_TEST_REAPER_ALONE";
-
-    // The reaper reaps every child of its process, so it runs in a copy of the test binary of
-    // its own: in the test binary it would also reap the children of tests running beside it
-    // (whose own wait then fails with ECHILD).
     #[test]
     fn watched_children_get_their_status_once_and_others_are_reaped() {
-        if std::env::var_os(REAPER_ALONE_ENV).is_some() {
-            return reaper_checks();
-        }
-        let name = "reaper::tests::watched_children_get_their_status_once_and_others_are_reaped";
-        let copy = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "--nocapture", name])
-            .env(REAPER_ALONE_ENV, "1")
-            .output()
-            .unwrap();
-        let output = String::from_utf8_lossy(&copy.stdout);
-        assert!(
-            copy.status.success() && output.contains("1 passed"),
-            "the reaper's checks in a copy of the test binary: {}\n{output}\n{}",
-            copy.status,
-            String::from_utf8_lossy(&copy.stderr)
+        crate::test_support::alone(
+            module_path!(),
+            "watched_children_get_their_status_once_and_others_are_reaped",
+            reaper_checks,
         );
     }
 

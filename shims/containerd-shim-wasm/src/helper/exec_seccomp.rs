@@ -4,7 +4,7 @@
 //! `libcontainer` 0.7 applies `linux.seccomp` to a container's init process only: its tenant
 //! builder rebuilds the `linux` section of an exec without the filter, so an exec process would
 //! escape the pod's profile. The helper therefore plans the filter ([`plan`]) and the exec's
-//! executor loads it ([`ExecFilter::apply`]) after `libcontainer` has set the process up and
+//! executor loads it (`ExecFilter::apply`, in `init/seccomp.rs`) after `libcontainer` has set the process up and
 //! before the workload runs (a native program is exec'ed, a module is run by the engine).
 //!
 //! Loading a filter needs `no_new_privs` or `CAP_SYS_ADMIN`. runc loads it before it drops
@@ -15,17 +15,10 @@
 //! capability set to what the exec asked for, as runc's order (filter, then capabilities)
 //! leaves it. Nothing but this module's code runs while the capabilities are lent.
 
-use anyhow::{Context, bail};
-use libcontainer::syscall::syscall::create_syscall;
+use anyhow::bail;
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process};
 
-/// What the exec's executor does before the workload runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecFilter {
-    profile: LinuxSeccomp,
-    /// The capabilities the exec asked for, when the helper lent it more to load the filter.
-    restore: Option<LinuxCapabilities>,
-}
+use crate::init::seccomp::ExecFilter;
 
 /// The capabilities that loading the filter and then shrinking the sets need.
 const LENT: [Capability; 2] = [Capability::SysAdmin, Capability::Setpcap];
@@ -90,21 +83,6 @@ fn lend(requested: &LinuxCapabilities) -> LinuxCapabilities {
         .set_effective(with_lent(requested.effective()))
         .set_permitted(with_lent(requested.permitted()));
     lent
-}
-
-impl ExecFilter {
-    /// Init side, in the exec process just before its workload: loads the filter, then gives
-    /// back lent capabilities. An error means the process must not run.
-    pub fn apply(&self) -> anyhow::Result<()> {
-        libcontainer::seccomp::initialize_seccomp(&self.profile)
-            .context("load the container's seccomp filter")?;
-        if let Some(requested) = &self.restore {
-            // Every set as libcontainer would have left it (an absent bounding set is empty).
-            libcontainer::capabilities::drop_privileges(requested, create_syscall().as_ref())
-                .context("drop the capabilities lent to load the seccomp filter")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -7,26 +7,18 @@
 //! request the shim hands it one end of a fresh socket pair; the zygote forks a child that
 //! forks the worker and exits at once, so the worker is re-parented to the shim (the child
 //! subreaper), exactly like the re-executed helper. The worker sends its own pidfd, reads the
-//! request, runs [`crate::creator::helper_main`] with the zygote's engine and answers on the
+//! request, runs [`crate::helper::run::helper_main`] with the zygote's engine and answers on the
 //! same socket. Forking is safe because the zygote never has a second thread.
 //!
 //! The zygote ends when the shim closes its socket (or dies: `PR_SET_PDEATHSIG`). If it fails
 //! once (gone, or no worker in time), the shim re-executes the helper from then on.
 
 use std::fs::File;
-use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
-};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
@@ -41,78 +33,6 @@ pub const ZYGOTE_ARG: &str = "helper-zygote";
 /// the zygote itself apart.
 const ZYGOTE_NAME: &std::ffi::CStr = c"helper-zygote";
 const WORKER_NAME: &std::ffi::CStr = c"helper-worker";
-
-/// How long the shim waits for a new worker to report: forking a small process takes far
-/// less, so running out means the zygote is stuck and the shim falls back.
-const WORKER_START_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Shim side: the zygote's end of the request socket.
-pub struct Zygote {
-    socket: Mutex<OwnedFd>,
-}
-
-/// Shim side: a worker forked for one request, not yet told what to do.
-pub struct Worker {
-    pub stream: UnixStream,
-    /// The worker's own pidfd: it is gone once this polls readable.
-    pub pidfd: OwnedFd,
-}
-
-impl Zygote {
-    /// Starts the zygote: the shim binary with [`ZYGOTE_ARG`], the request socket as its
-    /// stdin and the shim log as its stderr (the workers' log).
-    pub fn spawn(working_dir: &Path, shim_log: &File) -> anyhow::Result<Zygote> {
-        let exe = std::env::current_exe().context("locate the shim binary")?;
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("create the zygote's socket pair")?;
-        Command::new(&exe)
-            .current_dir(working_dir)
-            .arg(ZYGOTE_ARG)
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::from(theirs))
-            .stdout(Stdio::null())
-            .stderr(shim_log.try_clone().context("duplicate the shim log")?)
-            .spawn()
-            .with_context(|| format!("run {} {ZYGOTE_ARG}", exe.display()))?;
-        // The shim's reaper collects it when it ends.
-        Ok(Zygote {
-            socket: Mutex::new(ours),
-        })
-    }
-
-    /// Asks the zygote for a new worker.
-    pub fn worker(&self) -> anyhow::Result<Worker> {
-        let (stream, theirs) = UnixStream::pair().context("create a worker's socket pair")?;
-        {
-            let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-            let fds = [theirs.as_raw_fd()];
-            sendmsg::<()>(
-                socket.as_raw_fd(),
-                &[IoSlice::new(b"w")],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            )
-            .context("hand a request socket to the zygote")?;
-        }
-        drop(theirs);
-        stream
-            .set_read_timeout(Some(WORKER_START_TIMEOUT))
-            .context("set a timeout on the worker's socket")?;
-        let pidfd = receive_fd(&stream)
-            .context("the zygote's worker did not report")?
-            .ok_or_else(|| anyhow!("the zygote closed the request socket without a worker"))?;
-        stream
-            .set_read_timeout(None)
-            .context("clear the timeout on the worker's socket")?;
-        Ok(Worker { stream, pidfd })
-    }
-}
 
 /// Zygote side: the whole life of the zygote process.
 pub fn zygote_main<E: Engine>(shim_pid: &str) -> ! {
@@ -139,7 +59,13 @@ pub fn zygote_main<E: Engine>(shim_pid: &str) -> ! {
                 std::process::exit(1);
             }
         };
-        // SAFETY: this process has a single thread, so the child may do anything.
+        if let Err(e) = super::threads::ensure_single_threaded(E::NAME) {
+            // Closing the request socket tells the shim, which re-executes helpers from now on.
+            eprintln!("{ZYGOTE_ARG}: {e:#}");
+            std::process::exit(1);
+        }
+        // SAFETY: this process has a single thread (checked above), so the child may do
+        // anything.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 // SAFETY: still single-threaded.
@@ -173,7 +99,7 @@ fn worker_main<E: Engine>(socket: OwnedFd, engine: Option<E>) -> ! {
         eprintln!("{ZYGOTE_ARG} worker: {what}: {e}");
         std::process::exit(1)
     };
-    let pidfd = crate::reaper::pidfd_open(std::process::id() as i32)
+    let pidfd = crate::pidfd::pidfd_open(std::process::id() as i32)
         .unwrap_or_else(|e| fail("open its own pidfd", &e));
     let fds = [pidfd.as_raw_fd()];
     if let Err(e) = sendmsg::<()>(
@@ -207,11 +133,11 @@ fn worker_main<E: Engine>(socket: OwnedFd, engine: Option<E>) -> ! {
     }
     drop(devnull);
     drop(stream);
-    crate::creator::helper_main::<E>(&request, engine)
+    crate::helper::run::helper_main::<E>(&request, engine)
 }
 
 /// Receives one message carrying one descriptor; `None` at end of stream.
-fn receive_fd(socket: &impl AsFd) -> std::io::Result<Option<OwnedFd>> {
+pub fn receive_fd(socket: &impl AsFd) -> std::io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
@@ -245,10 +171,4 @@ fn receive_fd(socket: &impl AsFd) -> std::io::Result<Option<OwnedFd>> {
             "a message without a descriptor",
         )
     })
-}
-
-/// Writes the request and closes the writing side, so the worker reads it to the end.
-pub fn send_request(stream: &mut UnixStream, json: &str) -> std::io::Result<()> {
-    stream.write_all(json.as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)
 }

@@ -175,30 +175,14 @@ pub fn parse(value: &str) -> anyhow::Result<Vec<Dir>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{ProcessBuilder, RootBuilder, SpecBuilder};
+    use crate::test_support;
 
     fn spec(annotation: Option<&str>, cwd: &str, read_only: bool) -> Spec {
-        let process = ProcessBuilder::default()
-            .args(vec!["/m.wasm".to_string()])
-            .cwd(cwd)
-            .build()
-            .unwrap();
-        let root = RootBuilder::default()
-            .path("rootfs")
-            .readonly(read_only)
-            .build()
-            .unwrap();
-        let mut spec = SpecBuilder::default()
-            .process(process)
-            .root(root)
-            .build()
-            .unwrap();
-        if let Some(value) = annotation {
-            spec.set_annotations(Some(
-                [(PREOPENS_ANNOTATION.to_string(), value.to_string())].into(),
-            ));
+        let spec = test_support::spec(&["/m.wasm"], &[], cwd, read_only);
+        match annotation {
+            Some(value) => test_support::annotated(spec, PREOPENS_ANNOTATION, value),
+            None => spec,
         }
-        spec
     }
 
     fn guest_paths(preopens: &[Preopen]) -> Vec<(&str, bool)> {

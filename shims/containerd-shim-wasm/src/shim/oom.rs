@@ -18,11 +18,11 @@ use log::{info, warn};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use crate::events::Events;
+use crate::shim::events::EventSink;
 
 /// Starts watching the memory cgroup of container `id`, whose init process is `pid`.
 /// A container without a memory cgroup is not watched; failures are logged, never fatal.
-pub fn watch(id: &str, pid: i32, events: Events) {
+pub fn watch(id: &str, pid: i32, events: impl EventSink) {
     let watcher = match MemoryCgroup::of_process(pid) {
         Ok(cgroup) => cgroup.watcher(),
         Err(e) => Err(e),

@@ -1,7 +1,7 @@
 //! The ttrpc Task service: each verb maps onto a [`Container`] method, or with an exec id onto
 //! one of its exec processes. Verbs not supported answer UNIMPLEMENTED with a message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
@@ -18,27 +18,33 @@ use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use log::{debug, error, info};
 
-use crate::container::{Container, ContainerError, Spawn};
-use crate::creator::Helpers;
-use crate::events::Events;
-use crate::exec::{Exec, ExecSpawn};
-use crate::options::{self, RuntimeOptions};
-use crate::process::Process;
-use crate::reaper::Reaper;
-use crate::rootfs::{self, RootfsMount};
-use crate::stats;
+use crate::request::{CreateRequest, RootfsMount};
+use crate::shim::container::Container;
+use crate::shim::error::ContainerError;
+use crate::shim::events::EventSink;
+use crate::shim::exec::Exec;
+use crate::shim::options::{self, RuntimeOptions};
+use crate::shim::process::Process;
+use crate::shim::reaper::Reaper;
+use crate::shim::runtime::Runtime;
+use crate::shim::stats;
 use crate::stdio::StdioPaths;
 
-/// The shim's Task service: the containers of one shim (one pod, or one container).
-pub struct TaskService {
+/// The shim's Task service: the containers of one shim (one pod, or one container). Events go
+/// to `S` (containerd's, or a recording sink in the unit tests).
+pub struct TaskService<S: EventSink> {
     pub engine: String,
     pub namespace: String,
     pub debug: bool,
-    pub events: Events,
+    pub events: S,
     pub reaper: Arc<Reaper>,
-    pub helpers: Helpers,
+    pub runtime: Arc<dyn Runtime>,
     pub exit: Arc<ExitSignal>,
     pub containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Ids whose Create is under way (taken under the `containers` lock): a second Create of
+    /// the same id is refused instead of reaching the helper, which would take the first one's
+    /// state for a crashed shim's and remove it.
+    pub creating: Mutex<HashSet<String>>,
     /// Held, shared, by each Kill while it runs, and exclusively by Shutdown: a kill's own
     /// effect (the last process exits, the client deletes the task, containerd asks the shim
     /// to shut down) must not end the shim before that Kill has answered.
@@ -77,7 +83,48 @@ fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
     })
 }
 
-impl TaskService {
+impl<S: EventSink> TaskService<S> {
+    /// A service with no container yet.
+    pub fn new(
+        engine: &str,
+        namespace: &str,
+        debug: bool,
+        events: S,
+        reaper: Arc<Reaper>,
+        runtime: Arc<dyn Runtime>,
+        exit: Arc<ExitSignal>,
+    ) -> Self {
+        Self {
+            engine: engine.to_string(),
+            namespace: namespace.to_string(),
+            debug,
+            events,
+            reaper,
+            runtime,
+            exit,
+            containers: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
+            kills: RwLock::new(()),
+        }
+    }
+
+    /// Reserves `id` for a Create until the returned guard is dropped; refused while a
+    /// container of that id exists or is being created.
+    fn reserve(&self, id: &str) -> ttrpc::Result<Reservation<'_>> {
+        let containers = self.containers.lock().unwrap();
+        let mut creating = self.creating.lock().unwrap();
+        if containers.contains_key(id) || !creating.insert(id.to_string()) {
+            return Err(rpc_error(
+                Code::ALREADY_EXISTS,
+                format!("container {id} already exists"),
+            ));
+        }
+        Ok(Reservation {
+            creating: &self.creating,
+            id: id.to_string(),
+        })
+    }
+
     fn container(&self, id: &str) -> ttrpc::Result<Arc<Container>> {
         self.containers
             .lock()
@@ -105,7 +152,6 @@ impl TaskService {
         let began = Instant::now();
         let pid = container.start_exec(
             &exec,
-            &self.helpers,
             &self.reaper,
             self.debug,
             |e| {
@@ -127,23 +173,36 @@ impl TaskService {
         let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
         let bundle = PathBuf::from(&req.bundle);
         options::record_state_root(&bundle, &options.state_root)?;
-        let rootfs_mounts = RootfsMount::from_request(&req.rootfs);
-        let rootfs = rootfs::planned(&bundle, &rootfs_mounts);
-        let spawn = Spawn {
+        let request = CreateRequest {
             id: req.id.clone(),
             bundle,
-            stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
-            terminal: req.terminal,
-            rootfs,
-            rootfs_mounts,
+            rootfs: RootfsMount::from_request(&req.rootfs),
             state_root: options.state_root,
             systemd_cgroup: options.systemd_cgroup,
+            stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
+            console_socket: None,
             debug: self.debug,
         };
         let events = self.events.clone();
-        Container::create(spawn, &self.helpers, &self.reaper, move |c| {
-            events.send(exit_event(&c.init))
-        })
+        Container::create(
+            request,
+            req.terminal,
+            &self.runtime,
+            &self.reaper,
+            move |c| events.send(exit_event(&c.init)),
+        )
+    }
+}
+
+/// An id taken by a Create under way; given back when dropped.
+struct Reservation<'a> {
+    creating: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.creating.lock().unwrap().remove(&self.id);
     }
 }
 
@@ -174,7 +233,7 @@ fn exit_event(process: &Process) -> TaskExit {
     }
 }
 
-impl containerd_shim::Task for TaskService {
+impl<S: EventSink> containerd_shim::Task for TaskService<S> {
     fn create(
         &self,
         _ctx: &TtrpcContext,
@@ -186,25 +245,22 @@ impl containerd_shim::Task for TaskService {
                 "restoring a checkpoint is not supported",
             ));
         }
-        if self.containers.lock().unwrap().contains_key(&req.id) {
-            return Err(rpc_error(
-                Code::ALREADY_EXISTS,
-                format!("container {} already exists", req.id),
-            ));
-        }
+        let reservation = self.reserve(&req.id)?;
         let began = Instant::now();
         let container = self.create_container(&req).map_err(|e| {
             error!(id = req.id.as_str(); "create container {}: {e:#}", req.id);
             failed(e)
         })?;
         let pid = container.init.pid() as u32;
-        crate::oom::watch(&req.id, container.init.pid(), self.events.clone());
+        crate::shim::oom::watch(&req.id, container.init.pid(), self.events.clone());
         info!(id = req.id.as_str(); "container {} created ({:?}), pid {pid}", req.id, container.kind);
         debug!(id = req.id.as_str(); "create of {} took {:?}", req.id, began.elapsed());
         self.containers
             .lock()
             .unwrap()
             .insert(req.id.clone(), container);
+        // Only now: the id is never free in between.
+        drop(reservation);
         self.events.send(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -281,10 +337,10 @@ impl containerd_shim::Task for TaskService {
             ..Default::default()
         };
         resp.status = match status {
-            crate::status::Status::Created => ApiStatus::CREATED,
-            crate::status::Status::Running => ApiStatus::RUNNING,
-            crate::status::Status::Paused => ApiStatus::PAUSED,
-            crate::status::Status::Stopped {
+            crate::shim::status::Status::Created => ApiStatus::CREATED,
+            crate::shim::status::Status::Running => ApiStatus::RUNNING,
+            crate::shim::status::Status::Paused => ApiStatus::PAUSED,
+            crate::shim::status::Status::Stopped {
                 exit_status,
                 exited_at,
             } => {
@@ -427,7 +483,9 @@ impl containerd_shim::Task for TaskService {
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // containerd asks after each delete; the shim stays while it has containers.
         let _no_kill_running = self.kills.write().unwrap_or_else(|e| e.into_inner());
-        if self.containers.lock().unwrap().is_empty() {
+        // A Create under way (the pod's next container) keeps the shim too.
+        let containers = self.containers.lock().unwrap();
+        if containers.is_empty() && self.creating.lock().unwrap().is_empty() {
             info!("no containers left: shutting down");
             self.exit.signal();
         }
@@ -451,12 +509,8 @@ impl containerd_shim::Task for TaskService {
                 );
                 rpc_error(Code::INVALID_ARGUMENT, message)
             })?;
-        container.add_exec(ExecSpawn {
-            exec_id: req.exec_id.clone(),
-            spec,
-            stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
-            terminal: req.terminal,
-        })?;
+        let stdio = StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr);
+        container.add_exec(&req.exec_id, spec, stdio, req.terminal)?;
         info!(id = req.id.as_str(); "exec process {} of container {} added", req.exec_id, req.id);
         self.events.send(TaskExecAdded {
             container_id: req.id.clone(),

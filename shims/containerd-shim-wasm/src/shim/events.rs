@@ -30,10 +30,34 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// containerd's ttrpc address, as containerd passes it to shims (the crate reads it too).
 const TTRPC_ADDRESS_ENV: &str = "TTRPC_ADDRESS";
 
+/// Where the Task service sends its events, in order: containerd ([`Events`]), or a recording
+/// sink in the unit tests.
+pub trait EventSink: Clone + Send + Sync + 'static {
+    /// Queues `event` behind every event sent before it.
+    fn send<T: Event + MessageDyn + Send + 'static>(&self, event: T);
+}
+
 /// The sending end; cheap to clone.
 #[derive(Clone)]
 pub struct Events {
     tx: mpsc::Sender<Queued>,
+}
+
+impl EventSink for Events {
+    fn send<T: Event + MessageDyn + Send + 'static>(&self, event: T) {
+        let topic = event.topic();
+        if self
+            .tx
+            .send(Queued::Event(
+                topic.clone(),
+                Box::new(event),
+                Instant::now(),
+            ))
+            .is_err()
+        {
+            warn!("event {topic} dropped: the publishing thread is gone");
+        }
+    }
 }
 
 impl Events {
@@ -62,22 +86,6 @@ impl Events {
                 }
             })?;
         Ok(Self { tx })
-    }
-
-    /// Queues `event` behind every event sent before it.
-    pub fn send<T: Event + MessageDyn + Send + 'static>(&self, event: T) {
-        let topic = event.topic();
-        if self
-            .tx
-            .send(Queued::Event(
-                topic.clone(),
-                Box::new(event),
-                Instant::now(),
-            ))
-            .is_err()
-        {
-            warn!("event {topic} dropped: the publishing thread is gone");
-        }
     }
 
     /// Waits up to `timeout` for the events queued so far to be published: the shim must

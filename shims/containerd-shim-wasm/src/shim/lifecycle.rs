@@ -1,10 +1,9 @@
 //! The shim process's life: `start` (spawn or join the pod's shim), `delete` (clean up after a
 //! dead shim), serving the Task service, `-v` and `-info`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
@@ -13,14 +12,15 @@ use containerd_shim::util::write_address;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use log::warn;
 
-use crate::creator;
 use crate::dead_shim;
-use crate::events::Events;
-use crate::options::{recorded_state_root, state_root};
-use crate::reaper::Reaper;
-use crate::rootfs::MountedRootfs;
+use crate::shim::events::Events;
+use crate::shim::helpers::Helpers;
+use crate::shim::options::{recorded_state_root, state_root};
+use crate::shim::reaper::Reaper;
+use crate::shim::rootfs::MountedRootfs;
+use crate::shim::runtime::Libcontainer;
+use crate::shim::task::TaskService;
 use crate::shim_log::ShimLogger;
-use crate::task::TaskService;
 
 /// Annotations whose value names the shim a container joins (one shim per pod).
 const GROUP_ANNOTATIONS: [&str; 2] = [
@@ -76,7 +76,7 @@ pub fn shim_config() -> Config {
 }
 
 impl containerd_shim::Shim for WasmShim {
-    type T = TaskService;
+    type T = TaskService<Events>;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
         let engine = runtime_id
@@ -154,7 +154,7 @@ impl containerd_shim::Shim for WasmShim {
         exit_if_still_here_after(&self.id, SERVER_STOP_TIMEOUT);
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService<Events> {
         let fatal = |what: &str, e: std::io::Error| -> ! {
             log::error!("shim {}: {what}: {e}", self.id);
             std::process::exit(1)
@@ -171,10 +171,11 @@ impl containerd_shim::Shim for WasmShim {
         let reaper = Reaper::start().unwrap_or_else(|e| fatal("start the reaper", e));
         let events = Events::start(publisher, self.namespace.clone())
             .unwrap_or_else(|e| fatal("start the event publisher", e));
-        let shim_log = creator::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
+        let shim_log =
+            crate::shim_log::open_shim_log().unwrap_or_else(|e| fatal("open the shim log", e));
         // containerd starts the shim in the first container's bundle; the zygote only needs a
         // directory that exists now.
-        let helpers = creator::Helpers::start(shim_log, Path::new("/"));
+        let helpers = Helpers::start(shim_log, Path::new("/"));
         let _ = self.events.set(events.clone());
         let started = std::env::var(START_NS_ENV)
             .ok()
@@ -187,17 +188,15 @@ impl containerd_shim::Shim for WasmShim {
                 std::time::Duration::from_nanos((now - started).max(0) as u64)
             );
         }
-        TaskService {
-            engine: self.engine.clone(),
-            namespace: self.namespace.clone(),
-            debug: self.debug,
+        TaskService::new(
+            &self.engine,
+            &self.namespace,
+            self.debug,
             events,
             reaper,
-            helpers,
-            exit: Arc::clone(&self.exit),
-            containers: Mutex::new(HashMap::new()),
-            kills: RwLock::new(()),
-        }
+            Arc::new(Libcontainer { helpers }),
+            Arc::clone(&self.exit),
+        )
     }
 }
 
@@ -305,7 +304,10 @@ mod tests {
         let began = std::time::Instant::now();
         let stuck = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "--nocapture"])
-            .arg("shim::tests::a_shim_stuck_after_shutdown_exits_anyway")
+            .arg(format!(
+                "{}::a_shim_stuck_after_shutdown_exits_anyway",
+                module_path!().split_once("::").unwrap().1
+            ))
             .env(STUCK_SHIM_ENV, "1")
             .output()
             .unwrap();

@@ -21,7 +21,7 @@
 //!   to clear and applies none, so a volume keeps what the container's root gives it (a slave
 //!   of the node's mount, receiving the node's later mounts; a peer of it under `rshared`)
 //!   where runc makes it private. The helper adds a `createContainer` hook, the shim binary
-//!   run as [`PROPAGATION_HOOK_ARG`], which `libcontainer` runs in the container's mount
+//!   run as `set-mount-propagation` (`init/propagation_hook.rs`), which `libcontainer` runs in the container's mount
 //!   namespace once every mount is made and before `pivot_root`, with the capabilities to
 //!   change a mount's propagation; it applies each mount's option as runc does.
 //!
@@ -30,11 +30,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
-use nix::mount::{MsFlags, mount};
+use anyhow::Context;
 
-/// The first argument that turns the shim binary into the propagation hook.
-pub const PROPAGATION_HOOK_ARG: &str = "set-mount-propagation";
+use crate::init::propagation_hook::{PROPAGATION_HOOK_ARG, propagation_flags};
 
 /// The form `libcontainer` takes for a propagation runc takes; `None` for what neither takes
 /// (libcontainer then refuses it with its own message) or what needs no change.
@@ -118,21 +116,6 @@ fn rewrite(
     Ok(changed)
 }
 
-/// The mount flags of a propagation option, as runc maps them.
-fn propagation_flags(option: &str) -> Option<MsFlags> {
-    Some(match option {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
-    })
-}
-
 /// Adds the hook that applies each mount's propagation option (see the module comment), as
 /// the first `createContainer` hook; whether any mount has one.
 fn add_propagation_hook(spec: &mut serde_json::Value, shim: &Path, rootfs: &Path) -> bool {
@@ -172,40 +155,6 @@ fn add_propagation_hook(spec: &mut serde_json::Value, shim: &Path, rootfs: &Path
         None => *hooks = serde_json::json!([hook]),
     }
     true
-}
-
-/// Hook side: the whole life of the propagation hook, run by `libcontainer` in the container's
-/// mount namespace (`args`: the rootfs, then `option=destination` per mount). Errors go to
-/// stderr (the shim log) and fail the hook, and so the container's create.
-pub fn propagation_hook_main(args: &[String]) -> ! {
-    let status = match set_propagation(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("mount propagation hook: {e:#}");
-            1
-        }
-    };
-    std::process::exit(status)
-}
-
-fn set_propagation(args: &[String]) -> anyhow::Result<()> {
-    let (rootfs, settings) = args
-        .split_first()
-        .ok_or_else(|| anyhow!("no rootfs given"))?;
-    for setting in settings {
-        let (option, destination) = setting
-            .split_once('=')
-            .ok_or_else(|| anyhow!("{setting:?} is not option=destination"))?;
-        let Some(flags) = propagation_flags(option) else {
-            bail!("{option:?} is no mount propagation");
-        };
-        // Resolved inside the rootfs, as libcontainer resolved the destination it mounted on.
-        let target = safe_path::scoped_join(rootfs, destination)
-            .with_context(|| format!("resolve {destination} in {rootfs}"))?;
-        mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
-            .with_context(|| format!("make the mount at {destination} in {rootfs} {option}"))?;
-    }
-    Ok(())
 }
 
 /// The cgroup v1 controllers `libcgroups`' v1 manager places a container in (its own list is
@@ -509,19 +458,6 @@ mod tests {
         let mut spec = json!({"mounts": [{"destination": "/v", "options": ["bind", "shared"]}]});
         assert!(rewrite(&mut spec, unasked, Path::new("/s"), Path::new("/r")).unwrap());
         assert_eq!(spec["hooks"]["createContainer"][0]["args"][3], "shared=/v");
-    }
-
-    #[test]
-    fn the_hook_refuses_what_it_cannot_apply() {
-        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for (args, reason) in [
-            (&[][..], "no rootfs"),
-            (&["/r", "rprivate"][..], "option=destination"),
-            (&["/r", "bind=/data"][..], "no mount propagation"),
-        ] {
-            let error = set_propagation(&strings(args)).unwrap_err();
-            assert!(format!("{error:#}").contains(reason), "{args:?}: {error:#}");
-        }
     }
 
     #[test]

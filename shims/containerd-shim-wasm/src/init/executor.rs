@@ -12,9 +12,8 @@ use log::{debug, error};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use oci_spec::runtime::Spec;
 
-use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext};
-use crate::entrypoint::Entrypoint;
-use crate::exec_seccomp::ExecFilter;
+use super::seccomp::ExecFilter;
+use crate::engine::{Engine, WasiContext};
 
 /// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
 pub const TRAP_EXIT_STATUS: i32 = 137;
@@ -25,7 +24,8 @@ pub enum Prepared<E: Engine> {
     Wasm {
         engine: E,
         module: Arc<E::Module>,
-        entrypoint: Entrypoint,
+        /// What the module sees, made by the helper from the spec.
+        ctx: WasiContext,
         /// Descriptors the engine opened for the module and still uses (wasmtime maps the
         /// precompiled artifact's file and makes memory images from it): kept open.
         engine_fds: Vec<RawFd>,
@@ -39,12 +39,12 @@ impl<E: Engine> Clone for Prepared<E> {
             Prepared::Wasm {
                 engine,
                 module,
-                entrypoint,
+                ctx,
                 engine_fds,
             } => Prepared::Wasm {
                 engine: engine.clone(),
                 module: Arc::clone(module),
-                entrypoint: entrypoint.clone(),
+                ctx: ctx.clone(),
                 engine_fds: engine_fds.clone(),
             },
         }
@@ -56,7 +56,7 @@ pub struct ShimExecutor<E: Engine> {
     pub container_id: String,
     pub prepared: Prepared<E>,
     /// For an exec process: the container's seccomp filter, which libcontainer does not
-    /// apply to exec processes (see exec_seccomp.rs).
+    /// apply to exec processes (see `helper/exec_seccomp.rs`).
     pub exec_filter: Option<ExecFilter>,
 }
 
@@ -83,7 +83,7 @@ impl<E: Engine> Executor for ShimExecutor<E> {
             Prepared::Wasm {
                 engine,
                 module,
-                entrypoint,
+                ctx,
                 engine_fds,
             } => {
                 close_inherited_descriptors(engine_fds);
@@ -93,8 +93,7 @@ impl<E: Engine> Executor for ShimExecutor<E> {
                         self.container_id
                     )));
                 }
-                let ctx = wasi_context(spec, entrypoint);
-                let status = run_module(&self.container_id, engine, module, &ctx);
+                let status = run_module(&self.container_id, engine, module, ctx);
                 let _ = std::io::stdout().flush();
                 let _ = std::io::stderr().flush();
                 std::process::exit(status)
@@ -173,45 +172,6 @@ fn home_of(passwd: &str, uid: u32) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// The module's view of the container: args, env, and the preopened directories (the rootfs
-/// and the working directory as `.`, unless narrowed: see [`crate::preopens`]).
-pub fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> WasiContext {
-    let process = spec.process().as_ref();
-    let mut args: Vec<String> = process.and_then(|p| p.args().clone()).unwrap_or_default();
-    if let Some(arg0) = args.first_mut() {
-        arg0.clone_from(&entrypoint.path);
-    }
-    let env = process
-        .and_then(|p| p.env().as_ref())
-        .map(|env| {
-            env.iter()
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (kv.clone(), String::new()),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // The create helper checked the annotation (`preopens::check`); should it fail here
-    // anyway, the module gets no directory at all rather than more than was asked for.
-    let preopens = crate::preopens::for_spec(spec).unwrap_or_else(|e| {
-        error!("{e:#}: the module gets no preopened directory");
-        Vec::new()
-    });
-    let network = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(NETWORK_ANNOTATION))
-        .is_some_and(|value| value == "allow");
-    WasiContext {
-        args,
-        env,
-        preopens,
-        entry: entrypoint.func.clone(),
-        network,
-    }
-}
-
 /// Unlike an exec'ed program, the runtime keeps every descriptor the create path had open
 /// (libcontainer's channels, whatever the shim inherited). Keep only stdio, the shim log and
 /// the engine's own (`keep`).
@@ -267,67 +227,8 @@ fn exit_on_termination_signals() -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    use oci_spec::runtime::{ProcessBuilder, RootBuilder, SpecBuilder};
-
-    fn spec(args: &[&str], env: &[&str], cwd: &str, read_only: bool) -> Spec {
-        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let process = ProcessBuilder::default()
-            .args(strings(args))
-            .env(strings(env))
-            .cwd(cwd)
-            .build()
-            .unwrap();
-        let root = RootBuilder::default()
-            .path("rootfs")
-            .readonly(read_only)
-            .build()
-            .unwrap();
-        SpecBuilder::default()
-            .process(process)
-            .root(root)
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn context_follows_the_spec() {
-        let spec = spec(
-            &["app.wasm#greet", "a b"],
-            &["A=1", "B=x=y", "EMPTY"],
-            "/work",
-            true,
-        );
-        let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet"));
-        assert_eq!(ctx.args, ["app.wasm", "a b"]);
-        assert_eq!(ctx.entry, "greet");
-        assert_eq!(
-            ctx.env,
-            [
-                ("A".into(), "1".into()),
-                ("B".into(), "x=y".into()),
-                ("EMPTY".into(), String::new())
-            ]
-        );
-        assert_eq!(ctx.preopens.len(), 2);
-        assert!(ctx.preopens.iter().all(|p| p.read_only));
-        assert_eq!(ctx.preopens[1].host_path, PathBuf::from("/work"));
-        assert_eq!(ctx.preopens[1].guest_path, ".");
-        assert!(!ctx.network);
-    }
-
-    #[test]
-    fn network_only_when_the_annotation_allows_it() {
-        let mut spec = spec(&["/m.wasm"], &[], "/", false);
-        let entry = Entrypoint::parse("/m.wasm");
-        for (value, allowed) in [("allow", true), ("deny", false), ("true", false)] {
-            spec.set_annotations(Some(
-                [(NETWORK_ANNOTATION.to_string(), value.to_string())].into(),
-            ));
-            assert_eq!(wasi_context(&spec, &entry).network, allowed, "{value}");
-        }
-    }
+    use crate::test_support::spec;
 
     #[test]
     fn home_comes_from_passwd_or_is_the_root() {
@@ -341,16 +242,5 @@ mod tests {
         assert!(added.iter().any(|kv| kv.starts_with("HOME=")), "{added:?}");
         let kept = env_of(spec(&["/prog"], &["HOME=/mine"], "/", false)).unwrap();
         assert_eq!(kept, ["HOME=/mine"]);
-    }
-
-    #[test]
-    fn the_rootfs_is_writable_unless_read_only() {
-        let ctx = wasi_context(
-            &spec(&["/m.wasm"], &[], "/", false),
-            &Entrypoint::parse("/m.wasm"),
-        );
-        assert_eq!(ctx.preopens.len(), 1);
-        assert!(!ctx.preopens[0].read_only);
-        assert_eq!(ctx.entry, "_start");
     }
 }

@@ -5,23 +5,25 @@
 //! `libcontainer`'s tenant builder in the container's namespaces and cgroup. In a native
 //! container that is an ordinary process; in a Wasm container, a module from the rootfs run by
 //! the engine with the exec's args, env and cwd. The process runs at once, so it can exit
-//! before the shim knows its pid: the reaper's [`Adoption`](crate::reaper::Adoption) keeps
+//! before the shim knows its pid: the reaper's [`Adoption`](crate::shim::reaper::Adoption) keeps
 //! such an exit.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::anyhow;
 use log::warn;
 
-use crate::console::ConsoleSocket;
-use crate::container::{Container, ContainerError, connect_console};
-use crate::creator::{self, ExecRequest, HelperRequest};
-use crate::process::Process;
-use crate::reaper::{Adopted, Reaper, UNKNOWN_EXIT_STATUS};
-use crate::status::{IllegalTransition, Status};
+use crate::request::Kind;
+use crate::request::{ExecRequest, HelperRequest};
+use crate::shim::console::{ConsoleSocket, connect_console};
+use crate::shim::error::ContainerError;
+use crate::shim::process::Process;
+use crate::shim::reaper::{Adopted, Reaper, UNKNOWN_EXIT_STATUS};
+use crate::shim::runtime::{Runtime, StateRef};
+use crate::shim::status::{IllegalTransition, Status};
 use crate::stdio::{StdioHolder, StdioPaths};
-use crate::workload::Kind;
 
 pub struct Exec {
     pub exec_id: String,
@@ -32,12 +34,10 @@ pub struct Exec {
     pub kind: OnceLock<Kind>,
 }
 
-/// What `Exec` needs from the request.
-pub struct ExecSpawn {
-    pub exec_id: String,
-    pub spec: serde_json::Value,
-    pub stdio: StdioPaths,
-    pub terminal: bool,
+/// The exec processes of one container, by exec id, from `Exec` until their delete.
+pub struct Execs {
+    container_id: String,
+    map: Mutex<HashMap<String, Arc<Exec>>>,
 }
 
 impl Exec {
@@ -49,59 +49,86 @@ impl Exec {
     }
 }
 
-impl Container {
-    /// Records an exec process; it runs at [`Container::start_exec`].
-    pub fn add_exec(&self, spawn: ExecSpawn) -> Result<Arc<Exec>, ContainerError> {
-        let name = format!("exec process {} of container {}", spawn.exec_id, self.id);
-        let mut execs = self.execs.lock().unwrap();
-        if execs.contains_key(&spawn.exec_id) {
+impl Execs {
+    pub fn new(container_id: &str) -> Self {
+        Self {
+            container_id: container_id.to_string(),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records an exec process in the container whose init process is `init`; it runs at
+    /// [`Execs::start`].
+    pub fn add(
+        &self,
+        init: &Process,
+        exec_id: &str,
+        spec: serde_json::Value,
+        stdio: StdioPaths,
+        terminal: bool,
+    ) -> Result<Arc<Exec>, ContainerError> {
+        let name = format!(
+            "exec process {} of container {}",
+            exec_id, self.container_id
+        );
+        let mut execs = self.map.lock().unwrap();
+        if execs.contains_key(exec_id) {
             return Err(ContainerError::AlreadyExists(name));
         }
-        let init = self.init.status();
-        if !matches!(*init, Status::Running) {
+        let init_status = init.status();
+        if !matches!(*init_status, Status::Running) {
             return Err(IllegalTransition {
-                what: self.init.name.clone(),
+                what: init.name.clone(),
                 action: "exec in",
-                status: init.name(),
+                status: init_status.name(),
             }
             .into());
         }
-        drop(init);
-        let held = StdioHolder::open(&spawn.stdio).map_err(|e| anyhow!("{name}: {e}"))?;
+        drop(init_status);
+        let held = StdioHolder::open(&stdio).map_err(|e| anyhow!("{name}: {e}"))?;
         let exec = Arc::new(Exec {
-            exec_id: spawn.exec_id.clone(),
+            exec_id: exec_id.to_string(),
             process: Process::new(
-                self.id.clone(),
+                self.container_id.clone(),
                 name,
-                spawn.exec_id.clone(),
-                spawn.stdio,
-                spawn.terminal,
+                exec_id.to_string(),
+                stdio,
+                terminal,
                 held,
             ),
-            spec: spawn.spec,
+            spec,
             kind: OnceLock::new(),
         });
-        execs.insert(spawn.exec_id, Arc::clone(&exec));
+        execs.insert(exec_id.to_string(), Arc::clone(&exec));
         Ok(exec)
     }
 
-    pub fn exec(&self, exec_id: &str) -> Result<Arc<Exec>, ContainerError> {
-        self.execs
+    pub fn get(&self, exec_id: &str) -> Result<Arc<Exec>, ContainerError> {
+        self.map
             .lock()
             .unwrap()
             .get(exec_id)
             .cloned()
             .ok_or_else(|| {
-                ContainerError::NotFound(format!("exec process {exec_id} of container {}", self.id))
+                ContainerError::NotFound(format!(
+                    "exec process {exec_id} of container {}",
+                    self.container_id
+                ))
             })
     }
 
     /// created -> running: starts the exec process. `announce` runs under its status lock
     /// once it runs, before `on_exit` (which runs once, after it has stopped).
-    pub fn start_exec(
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the container's parts an exec needs"
+    )]
+    pub fn start(
         &self,
         exec: &Arc<Exec>,
-        helpers: &creator::Helpers,
+        init: &Process,
+        state: &StateRef,
+        runtime: &dyn Runtime,
         reaper: &Reaper,
         debug: bool,
         announce: impl FnOnce(&Exec),
@@ -111,12 +138,12 @@ impl Container {
         // Held until the process runs, so nobody sees the moment in between.
         let mut status = process.status();
         status.start(&process.name)?;
-        let init_status = *self.init.status();
+        let init_status = *init.status();
         if init_status != Status::Running {
             drop(status);
             process.set_exited(UNKNOWN_EXIT_STATUS);
             return Err(IllegalTransition {
-                what: self.init.name.clone(),
+                what: init.name.clone(),
                 action: "exec in",
                 status: init_status.name(),
             }
@@ -131,16 +158,16 @@ impl Container {
             }
         };
         let request = HelperRequest::Exec(ExecRequest {
-            container_id: self.id.clone(),
+            container_id: self.container_id.clone(),
             exec_id: exec.exec_id.clone(),
-            state_root: self.state_root.clone(),
+            state_root: state.state_root.clone(),
             process: exec.spec.clone(),
             stdio: process.stdio.clone(),
             console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
             debug,
         });
         let adoption = reaper.expect_adoption();
-        let started = helpers.run(&request).and_then(|(pid, kind)| {
+        let started = runtime.run_helper(&request).and_then(|(pid, kind)| {
             if let Some(socket) = &console_socket {
                 let console = connect_console(socket, &process.stdio, &process.name);
                 // The process runs already: without its terminal it must not go on.
@@ -151,7 +178,7 @@ impl Container {
                             nix::unistd::Pid::from_raw(pid),
                             nix::sys::signal::Signal::SIGKILL,
                         ) {
-                            warn!(id = self.id.as_str(); "{}: SIGKILL: {kill}", process.name);
+                            warn!(id = self.container_id.as_str(); "{}: SIGKILL: {kill}", process.name);
                         }
                         return Err(e);
                     }
@@ -170,7 +197,7 @@ impl Container {
         };
         let _ = exec.kind.set(kind);
         let watched = Arc::clone(exec);
-        let on_exit: crate::reaper::OnExit = Box::new(move |exit_status| {
+        let on_exit: crate::shim::reaper::OnExit = Box::new(move |exit_status| {
             if watched.process.set_exited(exit_status) {
                 on_exit(&watched);
             }
@@ -194,8 +221,8 @@ impl Container {
     }
 
     /// Removes a stopped (or never started) exec process; returns its exit.
-    pub fn delete_exec(&self, exec_id: &str) -> Result<(u32, SystemTime), ContainerError> {
-        let exec = self.exec(exec_id)?;
+    pub fn delete(&self, exec_id: &str) -> Result<(u32, SystemTime), ContainerError> {
+        let exec = self.get(exec_id)?;
         let process = &exec.process;
         let never_started = {
             let status = process.status();
@@ -206,7 +233,15 @@ impl Container {
             process.set_exited(UNKNOWN_EXIT_STATUS);
         }
         process.release_stdio();
-        self.execs.lock().unwrap().remove(exec_id);
+        self.map.lock().unwrap().remove(exec_id);
         Ok(process.wait())
+    }
+
+    /// After the container's delete: the processes died with it, and their FIFO holders go
+    /// with them.
+    pub fn release_all(&self) {
+        for exec in self.map.lock().unwrap().drain().map(|(_, exec)| exec) {
+            exec.process.release_stdio();
+        }
     }
 }

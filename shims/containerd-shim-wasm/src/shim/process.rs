@@ -10,12 +10,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::anyhow;
 use log::info;
 
-use crate::console::Console;
-use crate::reaper;
+use crate::shim::console::Console;
 
 /// How long an exit waits for the terminal's output to be copied.
 const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
-use crate::status::{IllegalTransition, Status};
+use crate::shim::status::{IllegalTransition, Status};
 use crate::stdio::{StdioHolder, StdioPaths};
 
 pub struct Process {
@@ -120,7 +119,7 @@ impl Process {
             Some((_, None)) => return Ok(()),
             None => return Err(anyhow!("{} has not been started", self.name)),
         };
-        reaper::pidfd_signal(pidfd, signal)
+        crate::pidfd::pidfd_signal(pidfd, signal)
             .map_err(|e| anyhow!("signal {signal} to {} (pid {}): {e}", self.name, self.pid()))
     }
 

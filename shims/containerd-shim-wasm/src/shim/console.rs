@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
+use anyhow::Context;
 use log::warn;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
@@ -171,4 +172,16 @@ fn copy_thread(
             }
         })?;
     Ok(())
+}
+
+/// The terminal the process's init sent to `socket`, connected to the task's stdio.
+pub fn connect_console(
+    socket: &ConsoleSocket,
+    stdio: &StdioPaths,
+    name: &str,
+) -> anyhow::Result<Console> {
+    let master = socket
+        .receive_master()
+        .with_context(|| format!("{name}: terminal"))?;
+    Console::start(master, stdio, name).with_context(|| format!("{name}: connect the terminal"))
 }

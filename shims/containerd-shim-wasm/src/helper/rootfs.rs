@@ -1,67 +1,18 @@
 //! The container's root filesystem: containerd hands the shim the snapshot's mounts, the
-//! create helper mounts them at `<bundle>/rootfs` (as runc does for runc's shim), and the shim
-//! unmounts them at delete.
+//! create helper mounts them here at `<bundle>/rootfs` (as runc does for runc's shim), and the
+//! shim unmounts them at delete (`shim/rootfs.rs`).
 //!
 //! The mounting happens in the single-threaded create helper, not in the shim: the
 //! `containerd-shim` crate's `mount_rootfs` forks from its caller, which is undefined behaviour
 //! in the multi-threaded shim, and waits for its child through a reaper the helper does not
 //! run. Hence the small option parser below.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
-use containerd_shim::protos::types::mount::Mount;
 use nix::mount::MsFlags;
-use serde::{Deserialize, Serialize};
 
-/// One of containerd's snapshot mounts (`type`, `source`, `options`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RootfsMount {
-    pub fs_type: String,
-    pub source: String,
-    pub options: Vec<String>,
-}
-
-impl RootfsMount {
-    pub fn from_request(mounts: &[Mount]) -> Vec<Self> {
-        mounts
-            .iter()
-            .map(|m| Self {
-                fs_type: m.type_.clone(),
-                source: m.source.clone(),
-                options: m.options.clone(),
-            })
-            .collect()
-    }
-}
-
-/// A rootfs the create helper mounts; unmounted by [`MountedRootfs::unmount`].
-#[derive(Debug)]
-pub struct MountedRootfs {
-    target: PathBuf,
-}
-
-/// Where `mounts` go for this bundle, or None when there are none (the rootfs is already in
-/// place, e.g. `ctr run --rootfs`).
-pub fn planned(bundle: &Path, mounts: &[RootfsMount]) -> Option<MountedRootfs> {
-    (!mounts.is_empty()).then(|| MountedRootfs::of_bundle(bundle))
-}
-
-impl MountedRootfs {
-    /// The rootfs of `bundle`, `<bundle>/rootfs`.
-    pub fn of_bundle(bundle: &Path) -> Self {
-        Self {
-            target: bundle.join("rootfs"),
-        }
-    }
-
-    /// Unmounts everything at and below the rootfs (nothing, if it was never mounted).
-    pub fn unmount(&self) -> anyhow::Result<()> {
-        let target = self.target.to_string_lossy();
-        containerd_shim::mount::umount_recursive(Some(&target), libc::MNT_DETACH)
-            .with_context(|| format!("unmount {target}"))
-    }
-}
+use crate::request::RootfsMount;
 
 /// In the create helper: mounts `mounts` one after the other at `target`.
 pub fn mount_all(target: &Path, mounts: &[RootfsMount]) -> anyhow::Result<()> {
@@ -267,19 +218,5 @@ mod tests {
         );
         assert_eq!(common_parent(&["/a/1/fs", "/a/2/fs"]), "/a");
         assert_eq!(common_parent(&["/x/fs"]), "/x");
-    }
-
-    #[test]
-    fn planned_only_when_there_are_mounts() {
-        assert!(planned(Path::new("/b"), &[]).is_none());
-        let m = RootfsMount {
-            fs_type: "bind".into(),
-            source: "/s".into(),
-            options: vec![],
-        };
-        assert_eq!(
-            planned(Path::new("/b"), &[m]).unwrap().target,
-            PathBuf::from("/b/rootfs")
-        );
     }
 }
