@@ -19,8 +19,8 @@
 //! not on containerd's PATH is skipped with the reason printed on stderr.
 //!
 //! With `WASM_SHIMS_RESULTS` set (`make test` sets it), every checked target's outcome is
-//! appended to that file as a JSON line ([`results`]); `make engines-table` turns the file
-//! into `docs/engines.md`.
+//! appended to that file as a JSON line ([`results`]); `make test` then turns the file into
+//! `docs/engines.md` (the `engines-table` binary).
 //!
 //! A test picks its targets (runtime + demo program) and checks each:
 //!

@@ -1,5 +1,5 @@
 //! A machine-readable record of what the suite found, from which `docs/engines.md` is made
-//! (`make engines-table`, the `engines-table` binary).
+//! (the `engines-table` binary, which `make test` runs after the suite).
 //!
 //! When [`RESULTS_ENV`] names a file, every target a test checks appends one JSON line
 //! (a [`Record`]) to it, and so does every engine whose shim is not built, with the reason.
