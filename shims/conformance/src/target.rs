@@ -158,20 +158,61 @@ pub fn all_targets() -> Vec<Target> {
 /// `check` gets the target and the test's name (a label for container ids).
 pub fn check_targets(targets: &[Target], check: impl Fn(&Target, &str) -> Result<()> + Sync) {
     let test = test_name();
-    let failures: Vec<Option<String>> = std::thread::scope(|scope| {
+    let failures = on_each_at_once(targets, &test, &check);
+    conclude(targets.len(), record(&test, targets, &failures));
+}
+
+/// One row of a table-driven test. Its name stands for the row where a test function's name
+/// would: in the results file (so in docs/engines.md) and in the labels of its containers.
+#[derive(Debug)]
+pub struct Case<T> {
+    pub name: &'static str,
+    /// The targets the row runs on (e.g. [`wasm_shim_targets`]).
+    pub targets: fn() -> Vec<Target>,
+    /// What the row checks.
+    pub input: T,
+}
+
+/// Checks each row of a table as [`check_targets`] checks a test (its targets at once), one
+/// row after the other, and records each under its own name; then panics with every failure
+/// of every row, so one broken row does not hide the others' results.
+pub fn check_cases<T: Sync>(
+    cases: &[Case<T>],
+    check: impl Fn(&T, &Target, &str) -> Result<()> + Sync,
+) {
+    let mut checked = 0;
+    let mut failed = Vec::new();
+    for case in cases {
+        let targets = (case.targets)();
+        let failures = on_each_at_once(&targets, case.name, &|target, test| {
+            check(&case.input, target, test)
+        });
+        checked += targets.len();
+        failed.extend(
+            record(case.name, &targets, &failures)
+                .into_iter()
+                .map(|failure| format!("{}: {failure}", case.name)),
+        );
+    }
+    conclude(checked, failed);
+}
+
+/// Runs `check` on every target at once, one thread each; the failure of each target.
+fn on_each_at_once(
+    targets: &[Target],
+    test: &str,
+    check: &(impl Fn(&Target, &str) -> Result<()> + Sync),
+) -> Vec<Option<String>> {
+    std::thread::scope(|scope| {
         let running: Vec<_> = targets
             .iter()
-            .map(|target| {
-                let (check, test) = (&check, &test);
-                scope.spawn(move || check(target, test))
-            })
+            .map(|target| scope.spawn(move || check(target, test)))
             .collect();
         running
             .into_iter()
             .map(|handle| failure(handle.join()))
             .collect()
-    });
-    conclude(&test, targets, &failures);
+    })
 }
 
 /// Like [`check_targets`], one target after the other: for checks that load the machine
@@ -186,7 +227,7 @@ pub fn check_targets_in_turn(targets: &[Target], check: impl Fn(&Target, &str) -
             )))
         })
         .collect();
-    conclude(&test, targets, &failures);
+    conclude(targets.len(), record(&test, targets, &failures));
 }
 
 /// The running test's name (libtest names the test's thread after it).
@@ -206,20 +247,23 @@ fn failure(outcome: std::thread::Result<Result<()>>) -> Option<String> {
     }
 }
 
-/// Records every target's outcome (see [`crate::results`]), then panics with every failure,
-/// each labelled with its target.
-fn conclude(test: &str, targets: &[Target], failures: &[Option<String>]) {
+/// Records every target's outcome in test `test` (see [`crate::results`]); returns the
+/// failures, each labelled with its target.
+fn record(test: &str, targets: &[Target], failures: &[Option<String>]) -> Vec<String> {
     results::record_test(test, targets, failures);
-    let failed: Vec<String> = targets
+    targets
         .iter()
         .zip(failures)
         .filter_map(|(target, failure)| Some(format!("[{target}] {}", failure.as_ref()?)))
-        .collect();
+        .collect()
+}
+
+/// Panics with every failure of the `checked` targets, if there is one.
+fn conclude(checked: usize, failed: Vec<String>) {
     assert!(
         failed.is_empty(),
-        "{} of {} targets failed:\n{}",
+        "{} of {checked} targets failed:\n{}",
         failed.len(),
-        targets.len(),
         failed.join("\n\n")
     );
 }

@@ -16,106 +16,113 @@ use shim_conformance::ctr::RunningCtr;
 use shim_conformance::expect::{self, EXIT_SIGKILL, failed_at_create, message_explains};
 use shim_conformance::images::{BAD_INPUTS, HOSTILE, TestImage, bad, hostile};
 use shim_conformance::leftovers::expect_no_leftovers;
-use shim_conformance::target::{Target, all_targets, check_targets, wasm_shim_targets};
+use shim_conformance::target::{
+    Case, Target, all_targets, check_cases, check_targets, wasm_shim_targets,
+};
 
-/// runc is a reference here: it also fails at create for a missing executable.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn missing_module() {
-    check_targets(&all_targets(), |target, test| {
-        bad_input(
-            target,
-            test,
-            &[bad::MISSING_MODULE],
-            &[bad::MISSING_MODULE],
-            expect::MISSING_FILE,
-        )
-    });
+/// A file no shim can run: `args` from `image`, run in a sandbox's pod, must fail at create
+/// with an error that names `names` and gives one of `reasons`.
+struct BadFile {
+    image: &'static TestImage,
+    args: &'static [&'static str],
+    names: &'static [&'static str],
+    reasons: &'static [&'static str],
 }
 
-/// Not a reference case for runc: runc finds the executable bit at create and fails only
-/// when exec(2) says "exec format error" after start.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn text_file_as_entrypoint() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_input(
-            target,
-            test,
-            &[bad::TEXT_FILE],
-            &[bad::TEXT_FILE],
-            expect::NOT_RUNNABLE,
-        )
-    });
-}
+const BAD_FILES: &[Case<BadFile>] = &[
+    // runc is a reference here: it also fails at create for a missing executable.
+    Case {
+        name: "missing_module",
+        targets: all_targets,
+        input: BadFile {
+            image: &BAD_INPUTS,
+            args: &[bad::MISSING_MODULE],
+            names: &[bad::MISSING_MODULE],
+            reasons: expect::MISSING_FILE,
+        },
+    },
+    // Not a reference case for runc: runc finds the executable bit at create and fails only
+    // when exec(2) says "exec format error" after start.
+    Case {
+        name: "text_file_as_entrypoint",
+        targets: wasm_shim_targets,
+        input: BadFile {
+            image: &BAD_INPUTS,
+            args: &[bad::TEXT_FILE],
+            names: &[bad::TEXT_FILE],
+            reasons: expect::NOT_RUNNABLE,
+        },
+    },
+    Case {
+        name: "invalid_module",
+        targets: wasm_shim_targets,
+        input: BadFile {
+            image: &BAD_INPUTS,
+            args: &[bad::INVALID_MODULE],
+            names: &[bad::INVALID_MODULE],
+            reasons: expect::INVALID_MODULE,
+        },
+    },
+    Case {
+        name: "module_importing_a_function_no_engine_provides",
+        targets: wasm_shim_targets,
+        input: BadFile {
+            image: &BAD_INPUTS,
+            args: &[bad::UNRESOLVED_IMPORT],
+            names: &[bad::UNRESOLVED_IMPORT, bad::MISSING_IMPORT],
+            reasons: expect::UNRESOLVED_IMPORT,
+        },
+    },
+    // The bad-inputs image has neither entrypoint nor command, so process.args is empty.
+    // runc is a reference: "args must not be empty" at create.
+    Case {
+        name: "empty_args",
+        targets: all_targets,
+        input: BadFile {
+            image: &BAD_INPUTS,
+            args: &[],
+            names: &["args"],
+            reasons: expect::EMPTY_ARGS,
+        },
+    },
+    Case {
+        name: "truncated_module",
+        targets: wasm_shim_targets,
+        input: BadFile {
+            image: &HOSTILE,
+            args: &[hostile::TRUNCATED],
+            names: &[hostile::TRUNCATED],
+            reasons: expect::INVALID_MODULE,
+        },
+    },
+    // Larger than `WASM_SHIM_MAX_MODULE_SIZE` (the private containerd sets 16M): refused
+    // before it is read whole, with its size and the limit.
+    Case {
+        name: "module_over_the_size_limit",
+        targets: wasm_shim_targets,
+        input: BadFile {
+            image: &HOSTILE,
+            args: &[hostile::OVERSIZED],
+            names: &[hostile::OVERSIZED, "WASM_SHIM_MAX_MODULE_SIZE"],
+            reasons: expect::TOO_LARGE,
+        },
+    },
+];
 
+/// Runs each of [`BAD_FILES`] in a running sandbox's pod (each row recorded under its own
+/// name) and checks the failure, the cleanup and the sandbox.
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
-fn invalid_module() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_input(
-            target,
-            test,
-            &[bad::INVALID_MODULE],
-            &[bad::INVALID_MODULE],
-            expect::INVALID_MODULE,
-        )
-    });
-}
-
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn module_importing_a_function_no_engine_provides() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_input(
-            target,
-            test,
-            &[bad::UNRESOLVED_IMPORT],
-            &[bad::UNRESOLVED_IMPORT, bad::MISSING_IMPORT],
-            expect::UNRESOLVED_IMPORT,
-        )
-    });
-}
-
-/// The bad-inputs image has neither entrypoint nor command, so process.args is empty.
-/// runc is a reference: "args must not be empty" at create.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn empty_args() {
-    check_targets(&all_targets(), |target, test| {
-        bad_input(target, test, &[], &["args"], expect::EMPTY_ARGS)
-    });
-}
-
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn truncated_module() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_input_from(
-            &HOSTILE,
-            target,
-            test,
-            &[hostile::TRUNCATED],
-            &[hostile::TRUNCATED],
-            expect::INVALID_MODULE,
-        )
-    });
-}
-
-/// Larger than `WASM_SHIM_MAX_MODULE_SIZE` (the private containerd sets 16M): refused before
-/// it is read whole, with its size and the limit.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn module_over_the_size_limit() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_input_from(
-            &HOSTILE,
-            target,
-            test,
-            &[hostile::OVERSIZED],
-            &[hostile::OVERSIZED, "WASM_SHIM_MAX_MODULE_SIZE"],
-            expect::TOO_LARGE,
-        )
+fn files_no_shim_can_run() {
+    check_cases(BAD_FILES, |case, target, test| {
+        let sandbox = Sandbox::start(target, test)?;
+        let bad = Container::new(test, target.runtime, case.image)
+            .in_sandbox(sandbox.id())
+            .annotation(CONTAINER_TYPE, "container");
+        let out = bad.run(case.args)?;
+        failed_at_create(&out, case.names, case.reasons)?;
+        expect_no_leftovers(bad.id())?;
+        sandbox.still_serves(test)
     });
 }
 
@@ -191,128 +198,157 @@ fn fuzzed_modules() {
 // shim is JSON that Go's decoder accepts and a strict one must not, and a spec that is
 // JSON but not runnable; ctr writes neither, so the spec is replaced through the API.
 
-/// Invalid UTF-8 inside a string: not JSON (RFC 8259), but Go's decoder, which containerd
-/// uses, replaces such bytes and goes on. The spec is otherwise the one ctr wrote.
+/// A spec no shim can run, made from the one ctr wrote. Task create must fail with an error
+/// that names `names` and gives one of `reasons` for each of `corruptions` in turn.
+struct BadSpec {
+    corruptions: &'static [Corruption],
+}
+
+struct Corruption {
+    names: &'static [&'static str],
+    reasons: &'static [&'static str],
+    /// The spec's bytes from ctr's spec.
+    corrupt: fn(serde_json::Value) -> Vec<u8>,
+}
+
+const BAD_SPECS: &[Case<BadSpec>] = &[
+    // Invalid UTF-8 inside a string: not JSON (RFC 8259), but Go's decoder, which containerd
+    // uses, replaces such bytes and goes on. The spec is otherwise the one ctr wrote.
+    Case {
+        name: "config_json_that_is_not_utf8",
+        targets: wasm_shim_targets,
+        input: BadSpec {
+            corruptions: &[Corruption {
+                names: &["config.json"],
+                reasons: expect::MALFORMED_SPEC,
+                corrupt: |mut spec| {
+                    const MARK: &str = "conformance-not-utf8";
+                    spec["annotations"]["conformance.example/bad-bytes"] = MARK.into();
+                    replace_mark(&spec, MARK, b"\xff\xfe not UTF-8")
+                },
+            }],
+        },
+    },
+    // Valid JSON without a process: nothing to run. runc is a reference for the failure.
+    Case {
+        name: "config_json_without_process",
+        targets: all_targets,
+        input: BadSpec {
+            corruptions: &[Corruption {
+                names: &[],
+                reasons: expect::NO_PROCESS,
+                corrupt: |mut spec| {
+                    spec.as_object_mut()
+                        .expect("a spec is a JSON object")
+                        .remove("process");
+                    json(&spec)
+                },
+            }],
+        },
+    },
+    // Fields of the wrong JSON type: Go's decoder in containerd refuses them before any shim
+    // is asked, for runc and ours alike; the error must say what is wrong.
+    Case {
+        name: "config_json_with_wrong_types",
+        targets: all_targets,
+        input: BadSpec {
+            corruptions: &[Corruption {
+                names: &[],
+                reasons: expect::MALFORMED_SPEC,
+                corrupt: |mut spec| {
+                    spec["process"]["args"] = "not a list".into();
+                    json(&spec)
+                },
+            }],
+        },
+    },
+    // Invalid UTF-8 inside `process.env`: the module could not be given such a variable, and
+    // a strict decoder refuses the spec.
+    Case {
+        name: "config_json_with_an_env_that_is_not_utf8",
+        targets: wasm_shim_targets,
+        input: BadSpec {
+            corruptions: &[Corruption {
+                names: &["config.json"],
+                reasons: expect::MALFORMED_SPEC,
+                corrupt: |mut spec| {
+                    const MARK: &str = "CONFORMANCE_NOT_UTF8=mark";
+                    spec["process"]["env"]
+                        .as_array_mut()
+                        .expect("ctr writes process.env")
+                        .push(MARK.into());
+                    replace_mark(&spec, MARK, b"BAD=\xff\xfe")
+                },
+            }],
+        },
+    },
+    // Arguments Linux would not pass to a program (one of 200 KiB; 3 MiB in all): refused at
+    // create, naming the argument, for Wasm and native containers alike. Not for runc, which
+    // creates the task and fails only at start, when execve says E2BIG.
+    Case {
+        name: "config_json_with_huge_args",
+        targets: wasm_shim_targets,
+        input: BadSpec {
+            corruptions: &[
+                Corruption {
+                    names: &["process.args[2]"],
+                    reasons: &["bytes"],
+                    corrupt: |mut spec| {
+                        let args = spec["process"]["args"]
+                            .as_array_mut()
+                            .expect("ctr writes process.args");
+                        args.truncate(2);
+                        args.push("x".repeat(200 << 10).into());
+                        json(&spec)
+                    },
+                },
+                Corruption {
+                    names: &["ARG_MAX"],
+                    reasons: &["bytes"],
+                    corrupt: |mut spec| {
+                        let args = spec["process"]["args"]
+                            .as_array_mut()
+                            .expect("ctr writes process.args");
+                        args.extend((0..48).map(|_| serde_json::Value::from("y".repeat(64 << 10))));
+                        json(&spec)
+                    },
+                },
+            ],
+        },
+    },
+];
+
+/// Creates a container with each of [`BAD_SPECS`] (each row recorded under its own name)
+/// through the API, and checks the failure, the cleanup and the sandbox (see [`bad_spec`]).
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
-fn config_json_that_is_not_utf8() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_spec(
-            target,
-            test,
-            &["config.json"],
-            expect::MALFORMED_SPEC,
-            |spec| {
-                const MARK: &str = "conformance-not-utf8";
-                let mut spec = spec;
-                spec["annotations"]["conformance.example/bad-bytes"] = MARK.into();
-                let text = serde_json::to_vec(&spec).expect("a JSON value serializes");
-                let at = text
-                    .windows(MARK.len())
-                    .position(|window| window == MARK.as_bytes())
-                    .expect("the mark is in the spec");
-                [&text[..at], b"\xff\xfe not UTF-8", &text[at + MARK.len()..]].concat()
-            },
-        )
+fn specs_no_shim_can_run() {
+    check_cases(BAD_SPECS, |case, target, test| {
+        case.corruptions
+            .iter()
+            .try_for_each(|corruption| bad_spec(target, test, corruption))
     });
 }
 
-/// Valid JSON without a process: nothing to run. runc is a reference for the failure.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn config_json_without_process() {
-    check_targets(&all_targets(), |target, test| {
-        bad_spec(target, test, &[], expect::NO_PROCESS, |mut spec| {
-            spec.as_object_mut()
-                .expect("a spec is a JSON object")
-                .remove("process");
-            serde_json::to_vec(&spec).expect("a JSON value serializes")
-        })
-    });
+fn json(spec: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(spec).expect("a JSON value serializes")
 }
 
-/// Fields of the wrong JSON type: Go's decoder in containerd refuses them before any shim
-/// is asked, for runc and ours alike; the error must say what is wrong.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn config_json_with_wrong_types() {
-    check_targets(&all_targets(), |target, test| {
-        bad_spec(target, test, &[], expect::MALFORMED_SPEC, |mut spec| {
-            spec["process"]["args"] = "not a list".into();
-            serde_json::to_vec(&spec).expect("a JSON value serializes")
-        })
-    });
-}
-
-/// Invalid UTF-8 inside `process.env`: the module could not be given such a variable, and a
-/// strict decoder refuses the spec.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn config_json_with_an_env_that_is_not_utf8() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_spec(
-            target,
-            test,
-            &["config.json"],
-            expect::MALFORMED_SPEC,
-            |mut spec| {
-                const MARK: &str = "CONFORMANCE_NOT_UTF8=mark";
-                spec["process"]["env"]
-                    .as_array_mut()
-                    .expect("ctr writes process.env")
-                    .push(MARK.into());
-                let text = serde_json::to_vec(&spec).expect("a JSON value serializes");
-                let at = text
-                    .windows(MARK.len())
-                    .position(|window| window == MARK.as_bytes())
-                    .expect("the mark is in the spec");
-                [&text[..at], b"BAD=\xff\xfe", &text[at + MARK.len()..]].concat()
-            },
-        )
-    });
-}
-
-/// Arguments Linux would not pass to a program (one of 200 KiB; 3 MiB in all): refused at
-/// create, naming the argument, for Wasm and native containers alike. Not for runc, which
-/// creates the task and fails only at start, when execve says E2BIG.
-#[test]
-#[ignore = "needs the private containerd: run `make test`"]
-fn config_json_with_huge_args() {
-    check_targets(&wasm_shim_targets(), |target, test| {
-        bad_spec(
-            target,
-            test,
-            &["process.args[2]"],
-            &["bytes"],
-            |mut spec| {
-                let args = spec["process"]["args"]
-                    .as_array_mut()
-                    .expect("ctr writes process.args");
-                args.truncate(2);
-                args.push("x".repeat(200 << 10).into());
-                serde_json::to_vec(&spec).expect("a JSON value serializes")
-            },
-        )?;
-        bad_spec(target, test, &["ARG_MAX"], &["bytes"], |mut spec| {
-            let args = spec["process"]["args"]
-                .as_array_mut()
-                .expect("ctr writes process.args");
-            args.extend((0..48).map(|_| serde_json::Value::from("y".repeat(64 << 10))));
-            serde_json::to_vec(&spec).expect("a JSON value serializes")
-        })
-    });
+/// `spec` as JSON with `bytes` where the text `mark` was.
+fn replace_mark(spec: &serde_json::Value, mark: &str, bytes: &[u8]) -> Vec<u8> {
+    let text = json(spec);
+    let at = text
+        .windows(mark.len())
+        .position(|window| window == mark.as_bytes())
+        .expect("the mark is in the spec");
+    [&text[..at], bytes, &text[at + mark.len()..]].concat()
 }
 
 /// Creates a container of the demo in a running sandbox of `target`, replaces its spec
-/// with `corrupt(spec)`, and checks that task create fails with an error that names
-/// `names` and gives one of `reasons`, that nothing is left, and that the sandbox serves.
-fn bad_spec(
-    target: &Target,
-    test: &str,
-    names: &[&str],
-    reasons: &[&str],
-    corrupt: impl FnOnce(serde_json::Value) -> Vec<u8>,
-) -> Result<()> {
+/// with the corrupted one, and checks that task create fails with an error that names the
+/// corruption's `names` and gives one of its `reasons`, that nothing is left, and that the
+/// sandbox serves.
+fn bad_spec(target: &Target, test: &str, corruption: &Corruption) -> Result<()> {
     let sandbox = Sandbox::start(target, test)?;
     let bad = target
         .container(test)
@@ -322,47 +358,16 @@ fn bad_spec(
     let api = Api::connect()?;
     let spec = serde_json::from_slice(&api.spec(bad.id())?)
         .with_context(|| format!("ctr wrote a spec for {} that is not JSON", bad.id()))?;
-    api.set_spec(bad.id(), corrupt(spec))?;
+    api.set_spec(bad.id(), (corruption.corrupt)(spec))?;
     match api.create_task(bad.id()) {
         Ok(pid) => bail!(
             "the task of {} was created (pid {pid}) from a bad spec",
             bad.id()
         ),
-        Err(error) => message_explains(&format!("{error:#}"), names, reasons)
+        Err(error) => message_explains(&format!("{error:#}"), corruption.names, corruption.reasons)
             .with_context(|| format!("{error:#}"))?,
     }
     bad.delete()?;
-    expect_no_leftovers(bad.id())?;
-    sandbox.still_serves(test)
-}
-
-/// Runs `args` from the bad-inputs image inside a running sandbox of `target`, and checks
-/// the failure, the cleanup and the sandbox.
-fn bad_input(
-    target: &Target,
-    test: &str,
-    args: &[&str],
-    names: &[&str],
-    reasons: &[&str],
-) -> Result<()> {
-    bad_input_from(&BAD_INPUTS, target, test, args, names, reasons)
-}
-
-/// [`bad_input`] with the files of `image`.
-fn bad_input_from(
-    image: &'static TestImage,
-    target: &Target,
-    test: &str,
-    args: &[&str],
-    names: &[&str],
-    reasons: &[&str],
-) -> Result<()> {
-    let sandbox = Sandbox::start(target, test)?;
-    let bad = Container::new(test, target.runtime, image)
-        .in_sandbox(sandbox.id())
-        .annotation(CONTAINER_TYPE, "container");
-    let out = bad.run(args)?;
-    failed_at_create(&out, names, reasons)?;
     expect_no_leftovers(bad.id())?;
     sandbox.still_serves(test)
 }
