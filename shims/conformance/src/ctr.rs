@@ -335,6 +335,18 @@ impl CmdOutput {
         Ok(self)
     }
 
+    /// Fails unless ctr exited with `code`, whatever it printed.
+    pub fn expect_code(&self, code: i32) -> Result<&Self> {
+        if self.code != Some(code) {
+            bail!(
+                "`{}`: expected exit code {code}; got {}",
+                self.command,
+                self.describe()
+            );
+        }
+        Ok(self)
+    }
+
     /// Fails unless ctr exited with `code` and printed exactly `stdout`.
     pub fn expect(&self, code: i32, stdout: &str) -> Result<()> {
         if self.code != Some(code) || self.stdout != stdout {

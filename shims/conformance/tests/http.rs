@@ -85,13 +85,7 @@ impl Server {
     fn stop(self) -> Result<CmdOutput> {
         self.container.kill("SIGTERM")?;
         let out = self.running.wait(Duration::from_secs(30))?;
-        if out.code != Some(0) {
-            bail!(
-                "`{}` after SIGTERM: expected exit code 0; got {}",
-                out.command,
-                out.describe()
-            );
-        }
+        out.expect_code(0).context("after SIGTERM")?;
         Ok(out)
     }
 }
@@ -105,6 +99,13 @@ fn expect_body(response: &Message, body: &str) -> Result<()> {
 
 fn hello_body(method: &str, path: &str, x_test: &str, greeting: &str) -> String {
     format!("method={method}\npath={path}\nx-test={x_test}\nGREETING={greeting}\ncounter=1\n")
+}
+
+/// http-hello's answer, as it comes, to a request without headers: 200, and a body that
+/// shows the method and the path.
+fn expect_hello(response: &Message, method: &str, path: &str) -> Result<()> {
+    response.expect_status(200)?;
+    expect_body(response, &hello_body(method, path, "", ""))
 }
 
 #[test]
@@ -182,13 +183,7 @@ fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Resu
             .join()
             .map_err(|_| anyhow::anyhow!("request thread panicked"))
             .and_then(|response| response)
-            .and_then(|response| {
-                response.expect_status(200)?;
-                expect_body(
-                    &response,
-                    &hello_body("GET", &format!("/request/{i}"), "", ""),
-                )
-            });
+            .and_then(|response| expect_hello(&response, "GET", &format!("/request/{i}")));
         if let Err(e) = outcome {
             failures.push(format!("request {i}: {e:#}"));
         }
@@ -232,9 +227,11 @@ fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
     connection
         .request("GET", "/trap", &[])?
         .expect_status(500)?;
-    let next = connection.request("GET", "/after-trap", &[])?;
-    next.expect_status(200)?;
-    expect_body(&next, &hello_body("GET", "/after-trap", "", ""))?;
+    expect_hello(
+        &connection.request("GET", "/after-trap", &[])?,
+        "GET",
+        "/after-trap",
+    )?;
     get(port, "/new-connection", &[])?.expect_status(200)?;
     let out = server.stop()?;
     if !out.stderr.contains("answering 500") || !out.stderr.contains("trap requested") {
@@ -267,10 +264,7 @@ fn the_server_works_under_the_default_seccomp_profile() -> Result<()> {
             .collect()
     });
     for (i, answer) in answers.into_iter().enumerate() {
-        expect_body(
-            answer?.expect_status(200)?,
-            &hello_body("GET", &format!("/concurrent/{i}"), "", ""),
-        )?;
+        expect_hello(&answer?, "GET", &format!("/concurrent/{i}"))?;
     }
     get(port, "/trap", &[])?.expect_status(500)?;
     get(port, "/after-trap", &[])?.expect_status(200)?;
@@ -297,22 +291,18 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
     let response = slow
         .join()
         .map_err(|_| anyhow::anyhow!("request thread panicked"))??;
-    response.expect_status(200)?;
-    expect_body(&response, &hello_body("GET", "/sleep", "", ""))?;
+    expect_hello(&response, "GET", "/sleep")?;
     if started.elapsed() < Duration::from_millis(2900) {
         bail!(
             "the slow request came back after {:?}, before its 3 s sleep",
             started.elapsed()
         );
     }
-    let out = server.running.wait(Duration::from_secs(20))?;
-    if out.code != Some(0) {
-        bail!(
-            "`{}` after SIGTERM and the drain: expected exit code 0; got {}",
-            out.command,
-            out.describe()
-        );
-    }
+    server
+        .running
+        .wait(Duration::from_secs(20))?
+        .expect_code(0)
+        .context("after SIGTERM and the drain")?;
     Ok(())
 }
 
@@ -329,14 +319,10 @@ fn sigkill_stops_the_server_at_once() -> Result<()> {
     server
         .container
         .wait_until_not_running(Duration::from_secs(5))?;
-    let out = server.running.wait(Duration::from_secs(20))?;
-    if out.code != Some(EXIT_SIGKILL) {
-        bail!(
-            "`{}`: expected exit code {EXIT_SIGKILL}; got {}",
-            out.command,
-            out.describe()
-        );
-    }
+    server
+        .running
+        .wait(Duration::from_secs(20))?
+        .expect_code(EXIT_SIGKILL)?;
     let answered = slow
         .join()
         .map_err(|_| anyhow::anyhow!("request thread panicked"))?;
@@ -421,8 +407,11 @@ fn serve_upstream(listener: &TcpListener, seen: &AtomicUsize, stop: &AtomicBool)
 
 const SECRET: &str = "gateway test secret";
 
-/// An HS256 JWT with `claims`, signed with `secret`.
-fn token(claims: &str, secret: &str) -> String {
+/// An HS256 JWT for `subject` that expires `expires_in` seconds from now (in the past when
+/// negative), signed with `secret`.
+fn token(subject: &str, expires_in: i64, secret: &str) -> String {
+    let expires = now().saturating_add_signed(expires_in);
+    let claims = format!(r#"{{"sub":"{subject}","exp":{expires}}}"#);
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
@@ -441,6 +430,14 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs()
+}
+
+/// GET `path` from the server on `port` with `token` as the bearer (none if empty).
+fn get_with_token(port: u16, path: &str, token: &str) -> Result<Message> {
+    if token.is_empty() {
+        return get(port, path, &[]);
+    }
+    get(port, path, &[("authorization", &format!("Bearer {token}"))])
 }
 
 fn start_gateway(label: &str, port: u16, upstream: &Upstream, network: bool) -> Result<Server> {
@@ -463,41 +460,23 @@ fn the_auth_gateway_answers_401_403_or_the_upstreams_response() -> Result<()> {
     let upstream = Upstream::start()?;
     let port = 18087;
     let server = start_gateway("auth-gateway", port, &upstream, true)?;
-    let valid = token(
-        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 3600),
-        SECRET,
-    );
-    let wrong_key = token(
-        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 3600),
-        "not the secret",
-    );
-    let expired = token(
-        &format!(r#"{{"sub":"alice","exp":{}}}"#, now() - 60),
-        SECRET,
-    );
-
-    get(port, "/orders/7", &[])?.expect_status(401)?;
-    for (what, token) in [
-        ("a bad signature", &wrong_key),
-        ("an expired token", &expired),
+    for (what, token, status) in [
+        ("no token", String::new(), 401),
+        (
+            "a bad signature",
+            token("alice", 3600, "not the secret"),
+            403,
+        ),
+        ("an expired token", token("alice", -60, SECRET), 403),
     ] {
-        let response = get(
-            port,
-            "/orders/7",
-            &[("authorization", &format!("Bearer {token}"))],
-        )?;
-        response
-            .expect_status(403)
-            .with_context(|| format!("{what} must be refused"))?;
+        get_with_token(port, "/orders/7", &token)?
+            .expect_status(status)
+            .with_context(|| format!("a request with {what} must be refused"))?;
     }
     if upstream.seen.load(Ordering::Relaxed) != 0 {
         bail!("a refused request reached the upstream");
     }
-    let response = get(
-        port,
-        "/orders/7?x=1",
-        &[("authorization", &format!("Bearer {valid}"))],
-    )?;
+    let response = get_with_token(port, "/orders/7?x=1", &token("alice", 3600, SECRET))?;
     response.expect_status(200)?;
     expect_body(
         &response,
@@ -516,15 +495,7 @@ fn outgoing_http_is_denied_without_the_network_annotation() -> Result<()> {
     let upstream = Upstream::start()?;
     let port = 18088;
     let server = start_gateway("auth-gateway-no-network", port, &upstream, false)?;
-    let valid = token(
-        &format!(r#"{{"sub":"bob","exp":{}}}"#, now() + 3600),
-        SECRET,
-    );
-    let response = get(
-        port,
-        "/orders",
-        &[("authorization", &format!("Bearer {valid}"))],
-    )?;
+    let response = get_with_token(port, "/orders", &token("bob", 3600, SECRET))?;
     response.expect_status(502)?;
     if upstream.seen.load(Ordering::Relaxed) != 0 {
         bail!("the upstream was reached without {NETWORK_ANNOTATION}=allow: {response:?}");
@@ -538,12 +509,33 @@ fn outgoing_http_is_denied_without_the_network_annotation() -> Result<()> {
 fn a_wasi_cli_run_component_runs_like_a_module() -> Result<()> {
     let component = |label: &str| Container::new(label, wasmtime(), &WASI_DEMO_APP_COMPONENT);
     let program = "/wasi-demo-app.wasm";
-    component("component-echo")
-        .run(&[program, "echo", "a", "b c"])?
-        .expect(0, "a b c\n")?;
-    component("component-args")
-        .run(&[program, "args", "x"])?
-        .expect(0, &format!("{program}\nargs\nx\n"))?;
+    // (label, sub-command, exit code, stdout)
+    let runs: [(&str, &[&str], i32, &str); 5] = [
+        ("component-echo", &["echo", "a", "b c"], 0, "a b c\n"),
+        (
+            "component-args",
+            &["args", "x"],
+            0,
+            "/wasi-demo-app.wasm\nargs\nx\n",
+        ),
+        (
+            "component-file",
+            &["cat", "/data/hello.txt"],
+            0,
+            "hello from a file\n",
+        ),
+        // WASI 0.2's `wasi:cli/exit.exit` carries success or failure only (the component
+        // imports no `exit-with-code`): any non-zero status arrives as 1, as under
+        // `wasmtime run`.
+        ("component-exit-0", &["exit", "0"], 0, ""),
+        ("component-exit-42", &["exit", "42"], 1, ""),
+    ];
+    for (label, command, code, stdout) in runs {
+        let args: Vec<&str> = std::iter::once(program)
+            .chain(command.iter().copied())
+            .collect();
+        component(label).run(&args)?.expect(code, stdout)?;
+    }
     let env = component("component-env")
         .env("COMPONENT_VAR=set")
         .run(&[program, "env"])?;
@@ -554,16 +546,5 @@ fn a_wasi_cli_run_component_runs_like_a_module() -> Result<()> {
             env.describe()
         );
     }
-    component("component-file")
-        .run(&[program, "cat", "/data/hello.txt"])?
-        .expect(0, "hello from a file\n")?;
-    // WASI 0.2's `wasi:cli/exit.exit` carries success or failure only (the component imports
-    // no `exit-with-code`): any non-zero status arrives as 1, as under `wasmtime run`.
-    component("component-exit-0")
-        .run(&[program, "exit", "0"])?
-        .expect(0, "")?;
-    component("component-exit-42")
-        .run(&[program, "exit", "42"])?
-        .expect(1, "")?;
     Ok(())
 }
