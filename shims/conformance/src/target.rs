@@ -91,12 +91,24 @@ impl Target {
     pub fn sleeping_sandbox(&self, label: &str) -> Result<Container> {
         let sandbox = self.container(&format!("sandbox-{label}"));
         let id = sandbox.id().to_owned();
-        let sandbox = sandbox
-            .annotation(SANDBOX_ID_ANNOTATION, &id)
-            .annotation(CONTAINER_TYPE_ANNOTATION, "sandbox");
-        sandbox.run_detached(&self.args(&["sleep", "600"]))?;
-        sandbox.wait_for_status(Status::Running, Duration::from_secs(10))?;
-        Ok(sandbox)
+        self.start_sleeping(
+            sandbox
+                .annotation(SANDBOX_ID_ANNOTATION, &id)
+                .annotation(CONTAINER_TYPE_ANNOTATION, "sandbox"),
+        )
+    }
+
+    /// A container of the pod of `sandbox_id` (`member-<label>`), started detached running
+    /// `sleep 600`.
+    pub fn sleeping_member(&self, label: &str, sandbox_id: &str) -> Result<Container> {
+        self.start_sleeping(self.pod_member(label, sandbox_id))
+    }
+
+    /// Starts `container` detached running `sleep 600`; returns once it runs.
+    fn start_sleeping(&self, container: Container) -> Result<Container> {
+        container.run_detached(&self.args(&["sleep", "600"]))?;
+        container.wait_for_status(Status::Running, Duration::from_secs(10))?;
+        Ok(container)
     }
 
     /// A container of the pod of `sandbox_id` (`member-<label>`), not started.

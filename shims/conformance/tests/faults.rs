@@ -54,9 +54,7 @@ fn the_shim_killed_while_its_containers_run() {
     check_targets(&all_targets(), |target, test| {
         let sandbox = target.sleeping_sandbox(test)?;
         let sandbox_id = sandbox.id().to_owned();
-        let member = target.pod_member(test, &sandbox_id);
-        member.run_detached(&target.args(&["sleep", "600"]))?;
-        member.wait_for_status(Status::Running, Duration::from_secs(10))?;
+        let member = target.sleeping_member(test, &sandbox_id)?;
         let footprints = [
             Footprint::observe(sandbox.id()),
             Footprint::observe(member.id()),

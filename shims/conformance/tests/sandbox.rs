@@ -15,9 +15,7 @@ fn containers_of_a_sandbox_share_its_shim() {
     check_targets(&all_targets(), |target, test| {
         let sandbox = target.sleeping_sandbox(test)?;
         let sandbox_id = sandbox.id().to_owned();
-        let member = target.pod_member(test, &sandbox_id);
-        member.run_detached(&target.args(&["sleep", "600"]))?;
-        member.wait_for_status(Status::Running, Duration::from_secs(10))?;
+        let member = target.sleeping_member(test, &sandbox_id)?;
 
         let shims = shims_of(&sandbox_id);
         ensure!(
