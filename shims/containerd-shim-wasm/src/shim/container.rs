@@ -49,7 +49,7 @@ impl Container {
         terminal: bool,
         runtime: &Arc<dyn Runtime>,
         reaper: &Reaper,
-        on_exit: impl FnOnce(&Container) + Send + 'static,
+        on_exit: impl FnOnce(&Container, u32, SystemTime) + Send + 'static,
     ) -> anyhow::Result<Arc<Container>> {
         let rootfs = rootfs::planned(&request.bundle, &request.rootfs);
         let held = match StdioHolder::open(&request.stdio) {
@@ -116,9 +116,9 @@ impl Container {
             pid,
             watch_fd,
             Box::new(move |exit_status| {
-                if watched.init.set_exited(exit_status) {
-                    on_exit(&watched);
-                }
+                watched
+                    .init
+                    .set_exited(exit_status, |status, at| on_exit(&watched, status, at));
             }),
         );
         Ok(container)
@@ -262,7 +262,7 @@ impl Container {
         reaper: &Reaper,
         debug: bool,
         announce: impl FnOnce(&Exec),
-        on_exit: impl FnOnce(&Exec) + Send + 'static,
+        on_exit: impl FnOnce(&Exec, u32, SystemTime) + Send + 'static,
     ) -> Result<i32, ContainerError> {
         let runtime = &*self.runtime;
         let init = &self.init;

@@ -132,7 +132,7 @@ impl Execs {
         reaper: &Reaper,
         debug: bool,
         announce: impl FnOnce(&Exec),
-        on_exit: impl FnOnce(&Exec) + Send + 'static,
+        on_exit: impl FnOnce(&Exec, u32, SystemTime) + Send + 'static,
     ) -> Result<i32, ContainerError> {
         let process = &exec.process;
         // Held until the process runs, so nobody sees the moment in between.
@@ -141,7 +141,7 @@ impl Execs {
         let init_status = *init.status();
         if init_status != Status::Running {
             drop(status);
-            process.set_exited(UNKNOWN_EXIT_STATUS);
+            process.set_exited(UNKNOWN_EXIT_STATUS, |_, _| {});
             return Err(IllegalTransition {
                 what: init.name.clone(),
                 action: "exec in",
@@ -153,7 +153,7 @@ impl Execs {
             Ok(socket) => socket,
             Err(e) => {
                 drop(status);
-                process.set_exited(UNKNOWN_EXIT_STATUS);
+                process.set_exited(UNKNOWN_EXIT_STATUS, |_, _| {});
                 return Err(anyhow!("{}: console socket: {e}", process.name).into());
             }
         };
@@ -191,16 +191,16 @@ impl Execs {
             Err(e) => {
                 // Nothing runs: let waiters go, as for a process that died at once.
                 drop(status);
-                process.set_exited(UNKNOWN_EXIT_STATUS);
+                process.set_exited(UNKNOWN_EXIT_STATUS, |_, _| {});
                 return Err(e.into());
             }
         };
         let _ = exec.kind.set(kind);
         let watched = Arc::clone(exec);
         let on_exit: crate::shim::reaper::OnExit = Box::new(move |exit_status| {
-            if watched.process.set_exited(exit_status) {
-                on_exit(&watched);
-            }
+            watched
+                .process
+                .set_exited(exit_status, |status, at| on_exit(&watched, status, at));
         });
         let already = match adoption.watch(pid, on_exit) {
             Adopted::Watched(pidfd) => {
@@ -230,7 +230,7 @@ impl Execs {
             *status == Status::Created
         };
         if never_started {
-            process.set_exited(UNKNOWN_EXIT_STATUS);
+            process.set_exited(UNKNOWN_EXIT_STATUS, |_, _| {});
         }
         process.release_stdio();
         self.map.lock().unwrap().remove(exec_id);

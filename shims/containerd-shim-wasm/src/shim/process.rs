@@ -95,20 +95,23 @@ impl Process {
             .map_err(|e| anyhow!("resize the terminal of {}: {e}", self.name))
     }
 
-    /// Records the exit; true the first (and only) time. With a terminal, the output the
-    /// process left in it reaches stdout first, so a client that saw the exit has it all.
-    pub fn set_exited(&self, exit_status: i32) -> bool {
+    /// Records the exit, the first time only, and then has `announce` send its event (with the
+    /// status and time) before any waiter wakes: a client that saw Wait return and deletes the
+    /// process at once finds `/tasks/exit` queued before `/tasks/delete`. With a terminal, the
+    /// output the process left in it reaches stdout first, so a client that saw the exit has
+    /// it all.
+    pub fn set_exited(&self, exit_status: i32, announce: impl FnOnce(u32, SystemTime)) {
         if let Some(console) = self.console.get() {
             console.drain(CONSOLE_DRAIN);
         }
         let mut status = self.status();
-        let first = status.exit(exit_status as u32, SystemTime::now());
-        if first {
+        let exited_at = SystemTime::now();
+        if status.exit(exit_status as u32, exited_at) {
             self.held.lock().unwrap().release_outputs();
             info!(id = self.container_id.as_str(); "{} (pid {}) exited with status {exit_status}", self.name, self.pid());
+            announce(exit_status as u32, exited_at);
         }
         self.exited.notify_all();
-        first
     }
 
     /// Sends `signal` through the pidfd, if the process may still be signalled.

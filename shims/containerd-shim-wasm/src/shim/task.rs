@@ -162,7 +162,7 @@ impl<S: EventSink> TaskService<S> {
                     ..Default::default()
                 })
             },
-            move |e| exit_events.send(exit_event(&e.process)),
+            move |e, status, at| exit_events.send(exit_event(&e.process, status, at)),
         )?;
         info!(id = container.id.as_str(); "exec process {exec_id} of container {} started, pid {pid}", container.id);
         debug!(id = container.id.as_str(); "start of exec {exec_id} took {:?}", began.elapsed());
@@ -189,7 +189,7 @@ impl<S: EventSink> TaskService<S> {
             req.terminal,
             &self.runtime,
             &self.reaper,
-            move |c| events.send(exit_event(&c.init)),
+            move |c, status, at| events.send(exit_event(&c.init, status, at)),
         )
     }
 }
@@ -221,8 +221,7 @@ impl Target {
 }
 
 /// `/tasks/exit` for a process: `id` is the exec id for an exec process.
-fn exit_event(process: &Process) -> TaskExit {
-    let (exit_status, exited_at) = process.wait();
+fn exit_event(process: &Process, exit_status: u32, exited_at: SystemTime) -> TaskExit {
     TaskExit {
         container_id: process.container_id.clone(),
         id: process.event_id.clone(),
@@ -587,5 +586,639 @@ impl<S: EventSink> containerd_shim::Task for TaskService<S> {
             Code::UNIMPLEMENTED,
             "checkpoint is not supported by this shim",
         ))
+    }
+}
+
+/// The verbs against a fake [`Runtime`] whose helper starts real processes (so pidfds,
+/// signals, the reaper and exits are real) and a sink that records the events. Each test runs
+/// alone in a copy of the test binary (see [`crate::test_support::alone`]): the reaper reaps
+/// every child of its process.
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use containerd_shim::Task;
+    use containerd_shim::event::Event;
+    use containerd_shim::protos::protobuf::MessageDyn;
+
+    use super::*;
+    use crate::request::{HelperRequest, Kind};
+    use crate::shim::runtime::StateRef;
+    use crate::test_support::alone;
+
+    /// The topics of the events sent, in order.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<String>>>);
+
+    impl EventSink for Recorded {
+        fn send<T: Event + MessageDyn + Send + 'static>(&self, event: T) {
+            self.0.lock().unwrap().push(event.topic());
+        }
+    }
+
+    impl Recorded {
+        /// Waits (a while) until `topics` have been sent, in this order, and nothing else.
+        fn expect(&self, topics: &[&str]) {
+            for _ in 0..200 {
+                if *self.0.lock().unwrap() == topics {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(*self.0.lock().unwrap(), topics);
+        }
+    }
+
+    /// A helper that runs the request's process as a plain child: the init runs `sleep 60`
+    /// (as if started at once), an exec runs its args.
+    #[derive(Default)]
+    struct FakeRuntime {
+        /// What the service asked for, in order (`create c1`, `start c1`, ...).
+        calls: Mutex<Vec<String>>,
+        pids: Mutex<HashMap<String, i32>>,
+        /// When set, the next create waits for a message here, after telling `entered`.
+        hold_create: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    }
+
+    impl FakeRuntime {
+        fn record(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn spawn(args: &[String]) -> anyhow::Result<i32> {
+            // Not the test's output: a child left by a failed test would hold the pipe its
+            // copy of the test binary is read through.
+            let child = Command::new(&args[0])
+                .args(&args[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            Ok(child.id() as i32)
+        }
+    }
+
+    impl Runtime for FakeRuntime {
+        fn run_helper(&self, request: &HelperRequest) -> anyhow::Result<(i32, Kind)> {
+            match request {
+                HelperRequest::Create(create) => {
+                    self.record(format!("create {}", create.id));
+                    if let Some((entered, release)) = self.hold_create.lock().unwrap().take() {
+                        entered.send(()).unwrap();
+                        release.recv().unwrap();
+                    }
+                    let pid = Self::spawn(&["sleep".into(), "60".into()])?;
+                    self.pids.lock().unwrap().insert(create.id.clone(), pid);
+                    Ok((pid, Kind::Wasm))
+                }
+                HelperRequest::Exec(exec) => {
+                    self.record(format!("exec {} {}", exec.container_id, exec.exec_id));
+                    let args: Vec<String> = serde_json::from_value(exec.process["args"].clone())?;
+                    Ok((Self::spawn(&args)?, Kind::Native))
+                }
+            }
+        }
+
+        fn start(&self, c: &StateRef) -> anyhow::Result<()> {
+            self.record(format!("start {}", c.id));
+            Ok(())
+        }
+
+        fn pause(&self, c: &StateRef) -> anyhow::Result<()> {
+            self.record(format!("pause {}", c.id));
+            Ok(())
+        }
+
+        fn resume(&self, c: &StateRef) -> anyhow::Result<()> {
+            self.record(format!("resume {}", c.id));
+            Ok(())
+        }
+
+        fn kill_all(&self, c: &StateRef, signal: i32) -> anyhow::Result<()> {
+            self.record(format!("kill_all {} {signal}", c.id));
+            let pid = self.pids.lock().unwrap()[&c.id];
+            Ok(nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::try_from(signal)?,
+            )?)
+        }
+
+        fn update(
+            &self,
+            c: &StateRef,
+            resources: &oci_spec::runtime::LinuxResources,
+        ) -> anyhow::Result<()> {
+            let limit = resources.pids().as_ref().map(|p| p.limit());
+            self.record(format!("update {} pids {limit:?}", c.id));
+            Ok(())
+        }
+
+        fn pids(&self, c: &StateRef) -> anyhow::Result<Vec<u32>> {
+            self.record(format!("pids {}", c.id));
+            Ok(vec![self.pids.lock().unwrap()[&c.id] as u32])
+        }
+
+        fn stats(&self, c: &StateRef) -> anyhow::Result<libcgroups::stats::Stats> {
+            self.record(format!("stats {}", c.id));
+            Ok(Default::default())
+        }
+
+        fn delete(&self, c: &StateRef) -> anyhow::Result<()> {
+            self.record(format!("delete {}", c.id));
+            Ok(())
+        }
+
+        fn remove_leftovers(&self, c: &StateRef) {
+            self.record(format!("remove_leftovers {}", c.id));
+        }
+    }
+
+    struct Fixture {
+        service: TaskService<Recorded>,
+        runtime: Arc<FakeRuntime>,
+        events: Recorded,
+        bundle: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let runtime = Arc::new(FakeRuntime::default());
+        let events = Recorded::default();
+        let service = TaskService::new(
+            "fake",
+            "test",
+            false,
+            events.clone(),
+            Reaper::start().unwrap(),
+            Arc::clone(&runtime) as Arc<dyn Runtime>,
+            Arc::new(ExitSignal::default()),
+        );
+        Fixture {
+            service,
+            runtime,
+            events,
+            bundle: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn ctx() -> TtrpcContext {
+        TtrpcContext {
+            fd: -1,
+            cancel_rx: crossbeam_channel::never(),
+            mh: Default::default(),
+            res_tx: mpsc::channel().0,
+            metadata: Default::default(),
+            timeout_nano: 0,
+        }
+    }
+
+    fn code<T: std::fmt::Debug>(result: TtrpcResult<T>) -> Code {
+        match result {
+            Err(ttrpc::Error::RpcStatus(status)) => status.code(),
+            other => panic!("expected an error status, got {other:?}"),
+        }
+    }
+
+    impl Fixture {
+        fn create(&self, id: &str) -> TtrpcResult<api::CreateTaskResponse> {
+            self.service.create(
+                &ctx(),
+                api::CreateTaskRequest {
+                    id: id.into(),
+                    bundle: self.bundle.path().to_string_lossy().into_owned(),
+                    ..Default::default()
+                },
+            )
+        }
+
+        fn start(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
+            let req = api::StartRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                ..Default::default()
+            };
+            self.service.start(&ctx(), req)
+        }
+
+        fn state(&self, id: &str, exec_id: &str) -> api::StateResponse {
+            let req = api::StateRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                ..Default::default()
+            };
+            self.service.state(&ctx(), req).unwrap()
+        }
+
+        fn kill(&self, id: &str, exec_id: &str, signal: i32) -> TtrpcResult<api::Empty> {
+            let req = api::KillRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                signal: signal as u32,
+                ..Default::default()
+            };
+            self.service.kill(&ctx(), req)
+        }
+
+        fn wait(&self, id: &str, exec_id: &str) -> u32 {
+            let req = api::WaitRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                ..Default::default()
+            };
+            self.service.wait(&ctx(), req).unwrap().exit_status
+        }
+
+        fn delete(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
+            let req = api::DeleteRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                ..Default::default()
+            };
+            self.service.delete(&ctx(), req)
+        }
+
+        fn exec(&self, id: &str, exec_id: &str, args: &[&str]) -> TtrpcResult<api::Empty> {
+            let spec = serde_json::json!({"args": args, "cwd": "/", "user": {"uid": 0, "gid": 0}});
+            let req = api::ExecProcessRequest {
+                id: id.into(),
+                exec_id: exec_id.into(),
+                spec: MessageField::some(
+                    containerd_shim::protos::protobuf::well_known_types::any::Any {
+                        type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process"
+                            .into(),
+                        value: serde_json::to_vec(&spec).unwrap(),
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            };
+            self.service.exec(&ctx(), req)
+        }
+
+        fn shutdown_signalled(&self) -> bool {
+            self.service
+                .shutdown(&ctx(), api::ShutdownRequest::new())
+                .unwrap();
+            // The synchronous ExitSignal has no peek: wait on it from a thread for a moment.
+            let exit = Arc::clone(&self.service.exit);
+            let (done, signalled) = mpsc::channel();
+            std::thread::spawn(move || {
+                exit.wait();
+                let _ = done.send(());
+            });
+            signalled.recv_timeout(Duration::from_millis(300)).is_ok()
+        }
+    }
+
+    #[test]
+    fn a_container_lives_through_every_state_in_order() {
+        alone(
+            module_path!(),
+            "a_container_lives_through_every_state_in_order",
+            || {
+                let f = fixture();
+                let pid = f.create("c1").unwrap().pid;
+                assert_eq!(f.state("c1", "").status(), ApiStatus::CREATED);
+                assert_eq!(f.state("c1", "").pid, pid);
+                assert_eq!(f.start("c1", "").unwrap().pid, pid);
+                assert_eq!(f.state("c1", "").status(), ApiStatus::RUNNING);
+                f.service
+                    .pause(
+                        &ctx(),
+                        api::PauseRequest {
+                            id: "c1".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(f.state("c1", "").status(), ApiStatus::PAUSED);
+                f.service
+                    .resume(
+                        &ctx(),
+                        api::ResumeRequest {
+                            id: "c1".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                let connected = f
+                    .service
+                    .connect(
+                        &ctx(),
+                        api::ConnectRequest {
+                            id: "c1".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(
+                    (connected.shim_pid, connected.task_pid),
+                    (std::process::id(), pid)
+                );
+                f.kill("c1", "", libc::SIGTERM).unwrap();
+                assert_eq!(f.wait("c1", ""), 128 + libc::SIGTERM as u32);
+                let stopped = f.state("c1", "");
+                assert_eq!(
+                    (stopped.status(), stopped.exit_status),
+                    (ApiStatus::STOPPED, 143)
+                );
+                assert!(
+                    !f.shutdown_signalled(),
+                    "the shim stays while it has a container"
+                );
+                let deleted = f.delete("c1", "").unwrap();
+                assert_eq!((deleted.pid, deleted.exit_status), (pid, 143));
+                f.events.expect(&[
+                    "/tasks/create",
+                    "/tasks/start",
+                    "/tasks/paused",
+                    "/tasks/resumed",
+                    "/tasks/exit",
+                    "/tasks/delete",
+                ]);
+                assert_eq!(
+                    f.runtime.calls(),
+                    [
+                        "create c1",
+                        "start c1",
+                        "pause c1",
+                        "resume c1",
+                        "delete c1"
+                    ]
+                );
+                assert!(f.shutdown_signalled(), "no container left");
+            },
+        );
+    }
+
+    #[test]
+    fn each_verb_answers_its_error_code() {
+        alone(module_path!(), "each_verb_answers_its_error_code", || {
+            let f = fixture();
+            let s = &f.service;
+            // An id nobody created.
+            assert_eq!(code(f.start("nope", "")), Code::NOT_FOUND);
+            assert_eq!(code(f.kill("nope", "", 9)), Code::NOT_FOUND);
+            assert_eq!(code(f.delete("nope", "")), Code::NOT_FOUND);
+            assert_eq!(code(f.exec("nope", "e1", &["true"])), Code::NOT_FOUND);
+            let id = || "nope".to_string();
+            let state = api::StateRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.state(&ctx(), state)), Code::NOT_FOUND);
+            let wait = api::WaitRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.wait(&ctx(), wait)), Code::NOT_FOUND);
+            let pids = api::PidsRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.pids(&ctx(), pids)), Code::NOT_FOUND);
+            let stats = api::StatsRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.stats(&ctx(), stats)), Code::NOT_FOUND);
+            let close = api::CloseIORequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.close_io(&ctx(), close)), Code::NOT_FOUND);
+            let pause = api::PauseRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.pause(&ctx(), pause)), Code::NOT_FOUND);
+            let resume = api::ResumeRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.resume(&ctx(), resume)), Code::NOT_FOUND);
+            let update = api::UpdateTaskRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.update(&ctx(), update)), Code::NOT_FOUND);
+            let resize = api::ResizePtyRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.resize_pty(&ctx(), resize)), Code::NOT_FOUND);
+            // What the shim does not do.
+            let checkpoint = api::CheckpointTaskRequest {
+                id: id(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.checkpoint(&ctx(), checkpoint)), Code::UNIMPLEMENTED);
+            let restore = api::CreateTaskRequest {
+                id: "r".into(),
+                checkpoint: "/cp".into(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.create(&ctx(), restore)), Code::UNIMPLEMENTED);
+
+            // A created container: what only a running one may do.
+            f.create("c1").unwrap();
+            assert_eq!(code(f.create("c1")), Code::ALREADY_EXISTS);
+            let pause = api::PauseRequest {
+                id: "c1".into(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.pause(&ctx(), pause)), Code::FAILED_PRECONDITION);
+            assert_eq!(
+                code(f.exec("c1", "e1", &["true"])),
+                Code::FAILED_PRECONDITION
+            );
+            let no_resources = api::UpdateTaskRequest {
+                id: "c1".into(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.update(&ctx(), no_resources)), Code::INVALID_ARGUMENT);
+            let resize = api::ResizePtyRequest {
+                id: "c1".into(),
+                width: 80,
+                height: 24,
+                ..Default::default()
+            };
+            assert_eq!(
+                code(s.resize_pty(&ctx(), resize)),
+                Code::UNKNOWN,
+                "no terminal"
+            );
+            f.start("c1", "").unwrap();
+            assert_eq!(code(f.start("c1", "")), Code::FAILED_PRECONDITION);
+            assert_eq!(
+                code(f.delete("c1", "")),
+                Code::FAILED_PRECONDITION,
+                "running"
+            );
+            let no_spec = api::ExecProcessRequest {
+                id: "c1".into(),
+                exec_id: "e0".into(),
+                ..Default::default()
+            };
+            assert_eq!(code(s.exec(&ctx(), no_spec)), Code::INVALID_ARGUMENT);
+            let resources = oci_spec::runtime::LinuxResourcesBuilder::default()
+                .pids(
+                    oci_spec::runtime::LinuxPidsBuilder::default()
+                        .limit(7)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            let update = api::UpdateTaskRequest {
+                id: "c1".into(),
+                resources: MessageField::some(
+                    containerd_shim::protos::protobuf::well_known_types::any::Any {
+                        value: serde_json::to_vec(&resources).unwrap(),
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            };
+            s.update(&ctx(), update).unwrap();
+            let pids = api::PidsRequest {
+                id: "c1".into(),
+                ..Default::default()
+            };
+            assert_eq!(s.pids(&ctx(), pids).unwrap().processes.len(), 1);
+            let stats = api::StatsRequest {
+                id: "c1".into(),
+                ..Default::default()
+            };
+            assert!(s.stats(&ctx(), stats).unwrap().stats.is_some());
+
+            // A stopped one: a kill is "already finished" (NOT_FOUND, as runc's shim says).
+            f.kill("c1", "", libc::SIGKILL).unwrap();
+            f.wait("c1", "");
+            assert_eq!(code(f.kill("c1", "", libc::SIGKILL)), Code::NOT_FOUND);
+            f.delete("c1", "").unwrap();
+            assert_eq!(code(f.delete("c1", "")), Code::NOT_FOUND, "deleted");
+            assert_eq!(
+                f.runtime.calls(),
+                [
+                    "create c1",
+                    "start c1",
+                    "update c1 pids Some(7)",
+                    "pids c1",
+                    "stats c1",
+                    "delete c1"
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn exec_processes_have_their_own_ids_states_and_events() {
+        alone(
+            module_path!(),
+            "exec_processes_have_their_own_ids_states_and_events",
+            || {
+                let f = fixture();
+                f.create("c1").unwrap();
+                f.start("c1", "").unwrap();
+                f.exec("c1", "e1", &["sh", "-c", "exit 3"]).unwrap();
+                assert_eq!(code(f.exec("c1", "e1", &["true"])), Code::ALREADY_EXISTS);
+                assert_eq!(f.state("c1", "e1").status(), ApiStatus::CREATED);
+                assert_eq!(f.state("c1", "e1").exec_id, "e1");
+                let pid = f.start("c1", "e1").unwrap().pid;
+                assert_eq!(f.wait("c1", "e1"), 3);
+                let stopped = f.state("c1", "e1");
+                assert_eq!(
+                    (stopped.status(), stopped.pid, stopped.exit_status),
+                    (ApiStatus::STOPPED, pid, 3)
+                );
+                assert_eq!(
+                    f.state("c1", "").status(),
+                    ApiStatus::RUNNING,
+                    "the init runs on"
+                );
+                assert_eq!(code(f.start("c1", "e1")), Code::FAILED_PRECONDITION);
+                let deleted = f.delete("c1", "e1").unwrap();
+                assert_eq!((deleted.pid, deleted.exit_status), (pid, 3));
+                assert_eq!(code(f.delete("c1", "e1")), Code::NOT_FOUND);
+                // An exec that never started is deleted as such.
+                f.exec("c1", "e2", &["true"]).unwrap();
+                f.delete("c1", "e2").unwrap();
+                f.kill("c1", "", libc::SIGKILL).unwrap();
+                f.wait("c1", "");
+                f.delete("c1", "").unwrap();
+                // No /tasks/delete for an exec process, as runc's shim.
+                f.events.expect(&[
+                    "/tasks/create",
+                    "/tasks/start",
+                    "/tasks/exec-added",
+                    "/tasks/exec-started",
+                    "/tasks/exit",
+                    "/tasks/exec-added",
+                    "/tasks/exit",
+                    "/tasks/delete",
+                ]);
+                assert_eq!(
+                    f.runtime.calls(),
+                    ["create c1", "start c1", "exec c1 e1", "delete c1"]
+                );
+            },
+        );
+    }
+
+    #[test]
+    fn two_creates_of_one_id_reach_the_helper_once() {
+        alone(
+            module_path!(),
+            "two_creates_of_one_id_reach_the_helper_once",
+            || {
+                let f = Arc::new(fixture());
+                let (entered_tx, entered) = mpsc::channel();
+                let (release, release_rx) = mpsc::channel();
+                *f.runtime.hold_create.lock().unwrap() = Some((entered_tx, release_rx));
+                let first = {
+                    let f = Arc::clone(&f);
+                    std::thread::spawn(move || f.create("c1").map(|r| r.pid))
+                };
+                entered.recv_timeout(Duration::from_secs(10)).unwrap();
+                // The first is in its helper: the second is refused without one.
+                assert_eq!(code(f.create("c1")), Code::ALREADY_EXISTS);
+                assert!(!f.shutdown_signalled(), "a create under way keeps the shim");
+                release.send(()).unwrap();
+                first.join().unwrap().unwrap();
+                assert_eq!(code(f.create("c1")), Code::ALREADY_EXISTS, "created");
+                assert_eq!(f.runtime.calls(), ["create c1"]);
+                f.kill("c1", "", libc::SIGKILL).unwrap();
+                f.wait("c1", "");
+                f.delete("c1", "").unwrap();
+            },
+        );
+    }
+
+    #[test]
+    fn a_failed_create_leaves_nothing_and_frees_the_id() {
+        alone(
+            module_path!(),
+            "a_failed_create_leaves_nothing_and_frees_the_id",
+            || {
+                let f = fixture();
+                let bad = api::CreateTaskRequest {
+                    id: "c1".into(),
+                    bundle: "/nonexistent/bundle".into(),
+                    ..Default::default()
+                };
+                assert_eq!(code(f.service.create(&ctx(), bad)), Code::UNKNOWN);
+                assert!(f.runtime.calls().is_empty(), "refused before the helper");
+                f.create("c1").unwrap();
+                f.events.expect(&["/tasks/create"]);
+                f.kill("c1", "", libc::SIGKILL).unwrap();
+                f.wait("c1", "");
+                f.delete("c1", "").unwrap();
+            },
+        );
     }
 }
