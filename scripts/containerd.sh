@@ -13,7 +13,11 @@
 #   containerd whatever happened (also on SIGINT/SIGTERM); exits with COMMAND's status.
 #
 # Environment:
-#   WASM_SHIMS_STATE          state dir (default <repo>/target/containerd)
+#   WASM_SHIMS_CONTAINERD     which containerd: 1.6 (default: Debian 12's, on PATH), or 1.7
+#                             or 2.1 (Debian trixie's and sid's, unpacked by
+#                             scripts/platforms.sh fetch, which this runs when needed)
+#   WASM_SHIMS_STATE          state dir (default <repo>/target/containerd, or
+#                             <repo>/target/containerd-<version> for 1.7 and 2.1)
 #   SHIM_BIN_DIR              dir put first on containerd's PATH, where it finds the
 #                             shims (default ${CARGO_TARGET_DIR:-<repo>/target}/release)
 #   WASM_SHIMS_START_TIMEOUT  seconds to wait for containerd to answer (default 30)
@@ -27,7 +31,16 @@ set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
-state_dir=$(realpath -m "${WASM_SHIMS_STATE:-$repo_root/target/containerd}")
+containerd_version=${WASM_SHIMS_CONTAINERD:-1.6}
+case $containerd_version in
+1.6) default_state=$repo_root/target/containerd ;;
+1.7 | 2.1) default_state=$repo_root/target/containerd-$containerd_version ;;
+*)
+	printf 'containerd.sh: error: WASM_SHIMS_CONTAINERD=%s: use 1.6, 1.7 or 2.1\n' "$containerd_version" >&2
+	exit 2
+	;;
+esac
+state_dir=$(realpath -m "${WASM_SHIMS_STATE:-$default_state}")
 shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/target}/release}")
 start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
 log_level=${WASM_SHIMS_LOG_LEVEL:-info}
@@ -62,15 +75,35 @@ die() {
 	exit 1
 }
 
+# The directory of the chosen containerd's binaries (containerd, ctr, containerd-shim-runc-v2),
+# fetched for 1.7 and 2.1 on first use.
+containerd_bin_dir() {
+	if [[ $containerd_version == 1.6 ]]; then
+		dirname "$(command -v containerd)"
+		return
+	fi
+	local name=containerd-$containerd_version dir
+	dir=$("$script_dir/platforms.sh" dir "$name" 2>/dev/null) ||
+		{ "$script_dir/platforms.sh" fetch >&2 && dir=$("$script_dir/platforms.sh" dir "$name"); } ||
+		die "containerd $containerd_version is not available (scripts/platforms.sh fetch failed)"
+	echo "$dir/usr/bin"
+}
+
+# ctr of the chosen containerd.
+ctr() {
+	"$bin_dir/ctr" "$@"
+}
+
 require_tools() {
 	local tool missing=()
-	for tool in containerd ctr unshare nsenter ip mount timeout iptables; do
+	for tool in unshare nsenter ip mount timeout iptables; do
 		command -v "$tool" >/dev/null || missing+=("$tool")
 	done
 	for tool in bridge host-local loopback portmap; do
 		[[ -x $cni_bin_dir/$tool ]] || missing+=("$cni_bin_dir/$tool")
 	done
 	((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/setup.sh"
+	[[ -x $bin_dir/containerd && -x $bin_dir/ctr ]] || die "no containerd and ctr in $bin_dir: run scripts/setup.sh"
 }
 
 # Quote a value as a TOML basic string.
@@ -81,7 +114,18 @@ toml_string() {
 
 write_config() {
 	local tmp=$config_file.tmp
-	cat >"$tmp" <<EOF
+	if [[ $containerd_version == 2.* ]]; then
+		write_config_v3 >"$tmp"
+	else
+		write_config_v2 >"$tmp"
+	fi
+	mv "$tmp" "$config_file"
+	write_cni_config
+}
+
+# containerd 1.x: config version 2, one CRI plugin.
+write_config_v2() {
+	cat <<EOF
 # Written by scripts/containerd.sh: edits are overwritten on the next start.
 version = 2
 root = $(toml_string "$state_dir/root")
@@ -143,9 +187,86 @@ disabled_plugins = [
       pod_annotations = ["io.containerd.wasm.*"]
       container_annotations = ["io.containerd.wasm.*"]
 EOF
-	mv "$tmp" "$config_file"
-	write_cni_config
+	if [[ $containerd_version == 1.7 ]]; then
+		nri_disabled
+	fi
 }
+
+# containerd 2.x: config version 3, where CRI is two plugins (images and runtime) and the
+# sandbox image is a pinned image.
+write_config_v3() {
+	cat <<EOF
+# Written by scripts/containerd.sh: edits are overwritten on the next start.
+version = 3
+root = $(toml_string "$state_dir/root")
+state = $(toml_string "$runtime_state")
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.erofs",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = $(toml_string "$socket")
+
+[ttrpc]
+  address = $(toml_string "$socket.ttrpc")
+
+[debug]
+  level = $(toml_string "$log_level")
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = $(toml_string "$state_dir/opt")
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  # Wasm images name the wasi/wasm platform, which CRI's transfer-service pull does not
+  # unpack (it unpacks host platforms only); the local pull unpacks them as 1.x did.
+  use_local_image_pull = true
+
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = $(toml_string "$sandbox_image")
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [$(toml_string "$cni_bin_dir")]
+    conf_dir = $(toml_string "$cni_conf_dir")
+    max_conf_num = 1
+
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime]
+      runtime_type = "io.containerd.wasmtime.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wamr]
+      runtime_type = "io.containerd.wamr.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+EOF
+	nri_disabled
+}
+
+# NRI (off by default in 1.7, on in 2.x) would put its socket in the host's /run.
+nri_disabled() {
+	cat <<EOF
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+EOF
+}
+
 
 # The pod network: a bridge with the pods' veths on a private subnet (the bridge holds the
 # gateway address, so processes in containerd's network namespace reach pod IPs), and portmap
@@ -238,7 +359,7 @@ find_containerd() {
 }
 
 containerd_answers() {
-	timeout 5 ctr --address "$socket" version >/dev/null 2>&1
+	timeout 5 "$bin_dir/ctr" --address "$socket" version >/dev/null 2>&1
 }
 
 # Host paths mounted at or below the state dir, deepest first. The namespaces keep
@@ -278,14 +399,15 @@ start_holder() {
 
 launch_containerd() {
 	local holder=$1 containerd_bin deadline pid
-	containerd_bin=$(command -v containerd)
+	containerd_bin=$bin_dir/containerd
 	rm -f "$socket" "$socket.ttrpc"
 	(
 		cd "$state_dir"
 		# The shims inherit containerd's environment: keep their precompile cache with the
 		# rest of this containerd's state, off the node's default location, and lower the
 		# module size limit (default 128M) so the suite's oversized module stays small.
-		PATH="$shim_bin_dir:$PATH" WASM_SHIM_CACHE_DIR="$state_dir/wasm-cache" \
+		# The chosen containerd's own runc shim comes before Debian 12's; runc stays Debian 12's.
+		PATH="$shim_bin_dir:$bin_dir:$PATH" WASM_SHIM_CACHE_DIR="$state_dir/wasm-cache" \
 			WASM_SHIM_MAX_MODULE_SIZE="$max_module_size" exec setsid nsenter --target "$holder" --mount --net --pid -- \
 			"$containerd_bin" --config "$config_file" </dev/null >>"$log_file" 2>&1 {lock_fd}>&-
 	) &
@@ -433,6 +555,10 @@ cmd_env() {
 	holder=$(find_holder) || die "not running: run scripts/containerd.sh start"
 	pid=$(find_containerd "$holder") || die "namespace is up but containerd is not running: run scripts/containerd.sh start"
 	printf 'export CONTAINERD_ADDRESS=%q\n' "$socket"
+	# Its ctr first, and its version for the results.
+	# shellcheck disable=SC2016 # $PATH is for the shell that evaluates this
+	printf 'export PATH=%q:"$PATH"\n' "$bin_dir"
+	printf 'export WASM_SHIMS_CONTAINERD_VERSION=%q\n' "$("$bin_dir/containerd" --version | awk '{ print $3 }')"
 	printf 'export CONTAINERD_NAMESPACE=%q\n' "$namespace"
 	printf 'export WASM_SHIMS_CONTAINERD_PID=%q\n' "$pid"
 }
@@ -493,6 +619,7 @@ run_finished() {
 }
 
 main() {
+	bin_dir=$(containerd_bin_dir)
 	case ${1:-} in
 	start) lock_state_dir && cmd_start ;;
 	stop) lock_state_dir && cmd_stop ;;
