@@ -25,6 +25,9 @@ pub struct CreateRequest {
     pub stdio: StdioPaths,
     /// For a process with a terminal: where the pty master goes (the stdio is then the pty).
     pub console_socket: Option<PathBuf>,
+    /// The modules of a Wasm OCI artifact, written into the rootfs by the shim (their paths in
+    /// the container): with exactly one and no `process.args`, the one the container runs.
+    pub wasm_modules: Vec<String>,
     pub debug: bool,
 }
 

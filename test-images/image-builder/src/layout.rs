@@ -121,11 +121,17 @@ pub(crate) fn assemble(input: LayoutInput) -> Result<OciArchive> {
     config.rootfs_mut().set_diff_ids(Vec::new());
     let mut layer_descriptors = Vec::new();
     for layer in input.layers {
+        // Only file-system layers are in the config's rootfs: containerd unpacks those and
+        // checks their count against the diff IDs; a raw layer (a Wasm artifact's module) is
+        // content it leaves packed.
+        let unpacked = layer.media_type == MediaType::ImageLayer;
         let descriptor = blobs.add(layer.media_type, layer.content)?;
-        config
-            .rootfs_mut()
-            .diff_ids_mut()
-            .push(descriptor.digest().to_string());
+        if unpacked {
+            config
+                .rootfs_mut()
+                .diff_ids_mut()
+                .push(descriptor.digest().to_string());
+        }
         layer_descriptors.push(descriptor);
     }
     let config_descriptor = blobs.add_json(MediaType::ImageConfig, &config)?;

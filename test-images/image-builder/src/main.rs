@@ -25,6 +25,10 @@ struct Args {
     /// else 0644). Repeat for more files.
     #[arg(long = "file", value_name = "IMAGE_PATH=HOST_PATH[:MODE]")]
     files: Vec<String>,
+    /// MEDIA_TYPE=HOST_PATH: a layer that is the file's bytes as they are, not a tar (a Wasm
+    /// OCI artifact's `application/vnd.wasm.content.layer.v1+wasm`, say). Repeat for more.
+    #[arg(long = "raw-layer", value_name = "MEDIA_TYPE=HOST_PATH")]
+    raw_layers: Vec<String>,
     /// One entrypoint argument; repeat for more.
     #[arg(long = "entrypoint", value_name = "ARG")]
     entrypoint: Vec<String>,
@@ -114,6 +118,17 @@ fn image_from_args(args: &Args) -> Result<ImageBuilder> {
             None => default_mode(&file.host_path)?,
         };
         image = image.file(file.image_path, content, mode);
+    }
+    for arg in &args.raw_layers {
+        let Some((media_type, host_path)) = arg
+            .split_once('=')
+            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
+        else {
+            bail!("--raw-layer {arg:?}: expected MEDIA_TYPE=HOST_PATH");
+        };
+        let content =
+            std::fs::read(host_path).with_context(|| format!("cannot read {host_path}"))?;
+        image = image.raw_layer(media_type, content);
     }
     if !args.entrypoint.is_empty() {
         image = image.entrypoint(args.entrypoint.clone());

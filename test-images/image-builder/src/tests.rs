@@ -95,10 +95,12 @@ fn walk(files: &BTreeMap<String, Vec<u8>>) -> (Value, Value, Value, Vec<Vec<u8>>
         .iter()
         .map(|layer| resolve(files, layer).to_vec())
         .collect();
+    // Only file-system layers are unpacked, so only they are in the config's rootfs.
     let layer_digests: Vec<&Value> = manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|layer| layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar")
         .map(|layer| &layer["digest"])
         .collect();
     let diff_ids: Vec<&Value> = config["rootfs"]["diff_ids"]
@@ -231,6 +233,11 @@ fn raw_layers_are_stored_as_given_and_an_empty_tree_adds_no_layer() {
     let (_, manifest, config, layers) = walk(&files);
     assert_eq!(layers, [module]);
     assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        serde_json::json!([]),
+        "containerd leaves a raw layer packed and counts only the rootfs' layers"
+    );
     assert_eq!(
         (&config["os"], &config["architecture"]),
         (&"wasip1".into(), &"wasm".into())

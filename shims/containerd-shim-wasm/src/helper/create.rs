@@ -24,7 +24,8 @@ pub fn create<E: Engine>(
     // On failure the shim unmounts whatever was mounted.
     rootfs::mount_all(&request.bundle.join("rootfs"), &request.rootfs)?;
     let mounted = Instant::now();
-    let (spec_json, spec) = load_spec_json(&request.bundle)?;
+    let (mut spec_json, mut spec) = load_spec_json(&request.bundle)?;
+    let edited = run_the_only_module_without_args(&mut spec_json, &mut spec, &request.wasm_modules);
     let rootfs = rootfs_path(&spec, &request.bundle)?;
     let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
     let prepared = Instant::now();
@@ -43,8 +44,14 @@ pub fn create<E: Engine>(
     let systemd_running = Path::new("/run/systemd/system").exists();
     let systemd = systemd_cgroup_driver(request.systemd_cgroup, cgroups_path, systemd_running)
         .with_context(|| format!("container {id}"))?;
-    super::spec_compat::rewrite_for_libcontainer(&request.bundle, spec_json, &rootfs, systemd)
-        .with_context(|| format!("container {id}"))?;
+    super::spec_compat::rewrite_for_libcontainer(
+        &request.bundle,
+        spec_json,
+        &rootfs,
+        systemd,
+        edited,
+    )
+    .with_context(|| format!("container {id}"))?;
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;
     let built = with_stdio(builder, request.console_socket.as_deref(), &request.stdio)?
         .as_init(&request.bundle)
@@ -67,6 +74,27 @@ pub fn create<E: Engine>(
         prepared.elapsed()
     );
     Ok((pid, workload.kind))
+}
+
+/// A Wasm OCI artifact without an entry point in its config (a plain module pushed as an
+/// artifact) runs its one module, as the image's only content: set as `process.args` in the
+/// spec and in its JSON (which `libcontainer`'s init reads, and refuses without args). Whether
+/// it changed them.
+fn run_the_only_module_without_args(
+    spec_json: &mut serde_json::Value,
+    spec: &mut oci_spec::runtime::Spec,
+    modules: &[String],
+) -> bool {
+    let [module] = modules else { return false };
+    let Some(process) = spec.process_mut() else {
+        return false;
+    };
+    if process.args().as_ref().is_some_and(|args| !args.is_empty()) {
+        return false;
+    }
+    process.set_args(Some(vec![module.clone()]));
+    spec_json["process"]["args"] = serde_json::json!([module]);
+    true
 }
 
 /// Whether the container's cgroup is placed through systemd, as runc decides: with the runtime

@@ -59,11 +59,13 @@ struct Hierarchy {
 /// replaces the file if anything changed: by a rename, so a reader sees the old or the new
 /// file, never a part. `rootfs`: the container's root, as the spec names it. `systemd`: the
 /// container's cgroup is placed through systemd.
+/// `edited`: the caller changed `spec` already, so it is written even if nothing here changes.
 pub fn rewrite_for_libcontainer(
     bundle: &Path,
     mut spec: serde_json::Value,
     rootfs: &Path,
     systemd: bool,
+    edited: bool,
 ) -> anyhow::Result<()> {
     // The helper's own binary through its /proc link: the helper waits in libcontainer while
     // the container's init runs the hook (before pivot_root, so this /proc is the helper's),
@@ -79,7 +81,7 @@ pub fn rewrite_for_libcontainer(
         let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
         Ok(v1_hierarchies(&mountinfo, &own, cgroups_path))
     };
-    if !rewrite(&mut spec, hierarchies, &shim, rootfs)? {
+    if !rewrite(&mut spec, hierarchies, &shim, rootfs)? && !edited {
         return Ok(());
     }
     let temporary = bundle.join("config.json.libcontainer");
@@ -279,7 +281,7 @@ mod tests {
         let path = bundle.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
         let rootfs = bundle.path().join("rootfs");
-        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false).unwrap();
+        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false, false).unwrap();
         let names: Vec<_> = std::fs::read_dir(bundle.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -475,7 +477,7 @@ mod tests {
         std::fs::write(bundle.path().join("config.json"), text).unwrap();
         let spec = serde_json::from_slice(text).unwrap();
         let rootfs = bundle.path().join("rootfs");
-        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false).unwrap();
+        rewrite_for_libcontainer(bundle.path(), spec, &rootfs, false, false).unwrap();
         assert_eq!(
             std::fs::read(bundle.path().join("config.json")).unwrap(),
             text

@@ -44,6 +44,8 @@ pub struct WasmShim {
     id: String,
     /// `-socket`: the ttrpc socket this shim serves.
     socket: String,
+    /// `-address`: containerd's gRPC socket.
+    containerd_address: String,
     debug: bool,
     exit: Arc<ExitSignal>,
     /// The task service's event queue, flushed before the shim exits.
@@ -89,6 +91,7 @@ impl containerd_shim::Shim for WasmShim {
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             socket: args.socket.clone(),
+            containerd_address: args.address.clone(),
             debug: args.debug,
             exit: Arc::new(ExitSignal::default()),
             events: OnceLock::new(),
@@ -194,7 +197,10 @@ impl containerd_shim::Shim for WasmShim {
             self.debug,
             events,
             reaper,
-            Arc::new(Libcontainer { helpers }),
+            Arc::new(Libcontainer {
+                helpers,
+                containerd_address: self.containerd_address.clone(),
+            }),
             Arc::clone(&self.exit),
         )
     }

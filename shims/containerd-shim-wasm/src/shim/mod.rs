@@ -32,3 +32,4 @@ pub mod runtime;
 pub mod stats;
 pub mod status;
 pub mod task;
+pub mod wasm_layers;

@@ -47,11 +47,21 @@ pub trait Runtime: Send + Sync {
     fn delete(&self, container: &StateRef) -> anyhow::Result<()>;
     /// Removes whatever state a failed create left, if any; never fails.
     fn remove_leftovers(&self, container: &StateRef);
+    /// Writes the Wasm layers of container `id`'s image (in `namespace`) into `rootfs_dir`;
+    /// their paths in the container (see `wasm_layers.rs`).
+    fn wasm_modules(
+        &self,
+        namespace: &str,
+        id: &str,
+        rootfs_dir: &Path,
+    ) -> anyhow::Result<Vec<String>>;
 }
 
 /// The real [`Runtime`]: helper processes, and `libcontainer` on the state they made.
 pub struct Libcontainer {
     pub helpers: Helpers,
+    /// containerd's gRPC socket, for the content of Wasm OCI artifacts.
+    pub containerd_address: String,
 }
 
 impl Runtime for Libcontainer {
@@ -127,6 +137,15 @@ impl Runtime for Libcontainer {
 
     fn remove_leftovers(&self, container: &StateRef) {
         crate::container_state::remove_state(&container.state_root, &container.id);
+    }
+
+    fn wasm_modules(
+        &self,
+        namespace: &str,
+        id: &str,
+        rootfs_dir: &Path,
+    ) -> anyhow::Result<Vec<String>> {
+        crate::shim::wasm_layers::write_modules(&self.containerd_address, namespace, id, rootfs_dir)
     }
 }
 

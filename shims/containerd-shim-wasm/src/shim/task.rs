@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+
+use anyhow::Context;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -28,6 +30,7 @@ use crate::shim::process::Process;
 use crate::shim::reaper::Reaper;
 use crate::shim::runtime::Runtime;
 use crate::shim::stats;
+use crate::shim::wasm_layers;
 use crate::stdio::StdioPaths;
 
 /// The shim's Task service: the containers of one shim (one pod, or one container). Events go
@@ -173,14 +176,23 @@ impl<S: EventSink> TaskService<S> {
         let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
         let bundle = PathBuf::from(&req.bundle);
         options::record_state_root(&bundle, &options.state_root)?;
+        let rootfs = RootfsMount::from_request(&req.rootfs);
+        let wasm_modules = match wasm_layers::unpacked_nothing(&rootfs) {
+            Some(dir) => self
+                .runtime
+                .wasm_modules(&self.namespace, &req.id, dir)
+                .with_context(|| format!("container {}: the image's Wasm layers", req.id))?,
+            None => Vec::new(),
+        };
         let request = CreateRequest {
             id: req.id.clone(),
             bundle,
-            rootfs: RootfsMount::from_request(&req.rootfs),
+            rootfs,
             state_root: options.state_root,
             systemd_cgroup: options.systemd_cgroup,
             stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
             console_socket: None,
+            wasm_modules,
             debug: self.debug,
         };
         let events = self.events.clone();
@@ -667,7 +679,10 @@ mod tests {
         fn run_helper(&self, request: &HelperRequest) -> anyhow::Result<(i32, Kind)> {
             match request {
                 HelperRequest::Create(create) => {
-                    self.record(format!("create {}", create.id));
+                    match create.wasm_modules.as_slice() {
+                        [] => self.record(format!("create {}", create.id)),
+                        modules => self.record(format!("create {} {modules:?}", create.id)),
+                    }
                     if let Some((entered, release)) = self.hold_create.lock().unwrap().take() {
                         entered.send(()).unwrap();
                         release.recv().unwrap();
@@ -735,6 +750,16 @@ mod tests {
 
         fn remove_leftovers(&self, c: &StateRef) {
             self.record(format!("remove_leftovers {}", c.id));
+        }
+
+        fn wasm_modules(
+            &self,
+            _: &str,
+            id: &str,
+            _: &std::path::Path,
+        ) -> anyhow::Result<Vec<String>> {
+            self.record(format!("wasm_modules {id}"));
+            Ok(vec!["/m.wasm".into()])
         }
     }
 
@@ -1218,6 +1243,38 @@ mod tests {
                 f.kill("c1", "", libc::SIGKILL).unwrap();
                 f.wait("c1", "");
                 f.delete("c1", "").unwrap();
+            },
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_is_searched_for_wasm_layers() {
+        alone(
+            module_path!(),
+            "an_empty_snapshot_is_searched_for_wasm_layers",
+            || {
+                let f = fixture();
+                let mount = |id: &str, type_: &str| api::CreateTaskRequest {
+                    id: id.into(),
+                    bundle: f.bundle.path().to_string_lossy().into_owned(),
+                    rootfs: vec![containerd_shim::protos::types::mount::Mount {
+                        type_: type_.into(),
+                        source: "/snapshots/1/fs".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                f.service.create(&ctx(), mount("a1", "bind")).unwrap();
+                f.service.create(&ctx(), mount("o1", "overlay")).unwrap();
+                assert_eq!(
+                    f.runtime.calls(),
+                    ["wasm_modules a1", "create a1 [\"/m.wasm\"]", "create o1"]
+                );
+                for id in ["a1", "o1"] {
+                    f.kill(id, "", libc::SIGKILL).unwrap();
+                    f.wait(id, "");
+                    f.delete(id, "").unwrap();
+                }
             },
         );
     }
