@@ -82,20 +82,23 @@ dockerd_answers() {
 	DOCKER_CONFIG=$cli_config timeout 5 "$cli_dir/docker" --host "unix://$socket" version >/dev/null 2>&1
 }
 
-# The runtimes users name in daemon.json: a short name for the runtime type, and the form
-# that gives the shim binary's absolute path.
+# The engines whose runtimes daemon.json names (a shim that is not built fails only when used).
+readonly engines=(wasmtime wamr wasmedge)
+
+# The runtimes users name in daemon.json, for each engine: its name for the runtime type
+# (`--runtime wasmtime`), and `<engine>-by-path` for the form that gives the shim binary's
+# absolute path.
 write_config() {
-	local tmp=$config_file.tmp
-	cat >"$tmp" <<EOF
-{
-  "features": { "containerd-snapshotter": true },
-  "runtimes": {
-    "wasmtime": { "runtimeType": "io.containerd.wasmtime.v1" },
-    "wamr": { "runtimeType": "io.containerd.wamr.v1" },
-    "wasmtime-by-path": { "runtimeType": "$shim_dir/containerd-shim-wasmtime-v1" }
-  }
-}
-EOF
+	local tmp=$config_file.tmp engine separator=
+	{
+		printf '{\n  "features": { "containerd-snapshotter": true },\n  "runtimes": {'
+		for engine in "${engines[@]}"; do
+			printf '%s\n    "%s": { "runtimeType": "io.containerd.%s.v1" },' "$separator" "$engine" "$engine"
+			printf '\n    "%s-by-path": { "runtimeType": "%s/containerd-shim-%s-v1" }' "$engine" "$shim_dir" "$engine"
+			separator=,
+		done
+		printf '\n  }\n}\n'
+	} >"$tmp"
 	mv "$tmp" "$config_file"
 }
 

@@ -388,7 +388,8 @@ pub fn abbreviate(text: &str) -> String {
     )
 }
 
-fn shell_quote(arg: &str) -> String {
+/// `arg` as a shell word, for command lines in messages.
+pub fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
             .chars()

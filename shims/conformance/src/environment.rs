@@ -151,10 +151,15 @@ impl Containerd {
 
     /// The bundle directory containerd makes for a task: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.bundle_dir_in(&self.namespace, id)
+    }
+
+    /// [`Containerd::bundle_dir`] for a task in containerd namespace `namespace`.
+    pub fn bundle_dir_in(&self, namespace: &str, id: &str) -> PathBuf {
         self.path(
             self.state_dir
                 .join("io.containerd.runtime.v2.task")
-                .join(&self.namespace)
+                .join(namespace)
                 .join(id),
         )
     }

@@ -361,8 +361,10 @@ impl TestImage {
             .map_err(|e| anyhow!(e))
     }
 
-    fn import(&self) -> Result<()> {
-        let tar = match &self.source {
+    /// The image as a tarball that `ctr images import` and `docker load` both read (an OCI
+    /// layout with Docker's `manifest.json`).
+    pub fn archive(&self) -> Result<Vec<u8>> {
+        match &self.source {
             Source::Tarball(file) => {
                 let path = test_images_dir().join(file);
                 std::fs::read(&path).with_context(|| {
@@ -370,13 +372,17 @@ impl TestImage {
                         "cannot read test image {}: run scripts/build-test-images.sh (`make test` does)",
                         path.display()
                     )
-                })?
+                })
             }
             Source::Built(build) => build()?
                 .build()
                 .and_then(|archive| archive.to_tar())
-                .with_context(|| format!("cannot build test image {}", self.reference))?,
-        };
+                .with_context(|| format!("cannot build test image {}", self.reference)),
+        }
+    }
+
+    fn import(&self) -> Result<()> {
+        let tar = self.archive()?;
         // `-` reads the tarball from stdin; --platform unpacks it for that platform.
         let mut import = Ctr::new(["images", "import", "--platform", self.platform, "-"]);
         if let Some(namespace) = self.namespace {

@@ -14,21 +14,46 @@ use crate::procfs::{self, ProcessId};
 /// after answering containerd's Shutdown).
 const SETTLE_TIME: Duration = Duration::from_secs(3);
 
+/// Where the things of a container are named after it: its containerd namespace (bundle,
+/// shim socket) and the cgroup its own cgroup `<cgroup parent>/<id>` is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub namespace: String,
+    pub cgroup_parent: String,
+}
+
+impl Scope {
+    /// The suite's containers, made with ctr: ctr's default cgroupsPath is `/<namespace>/<id>`.
+    pub fn suite() -> Self {
+        let namespace = containerd().namespace.clone();
+        Self {
+            cgroup_parent: namespace.clone(),
+            namespace,
+        }
+    }
+}
+
 /// The processes of a running container, recorded so that they can be checked after delete
 /// even if they escaped the container's cgroup.
 #[derive(Debug, Clone)]
 pub struct Footprint {
     id: String,
+    scope: Scope,
     processes: Vec<ProcessId>,
 }
 
 impl Footprint {
-    /// Records the processes of container `id` now: those in its cgroup, and its own shim
-    /// with all its descendants (when the container has a shim of its own).
+    /// Records the processes of the suite's container `id` now: those in its cgroup, and its
+    /// own shim with all its descendants (when the container has a shim of its own).
     pub fn observe(id: &str) -> Self {
+        Self::observe_in(&Scope::suite(), id)
+    }
+
+    /// [`Footprint::observe`] for a container of `scope` (e.g. one that Docker made).
+    pub fn observe_in(scope: &Scope, id: &str) -> Self {
         let mut processes: Vec<ProcessId> = procfs::pids()
             .into_iter()
-            .filter(|pid| in_container_cgroup(*pid, id))
+            .filter(|pid| in_cgroup_of(scope, *pid, id))
             .filter_map(procfs::alive)
             .collect();
         for shim in shims_of(id) {
@@ -38,6 +63,7 @@ impl Footprint {
         processes.dedup();
         Self {
             id: id.to_owned(),
+            scope: scope.clone(),
             processes,
         }
     }
@@ -51,7 +77,7 @@ impl Footprint {
     pub fn expect_gone(&self) -> Result<()> {
         let deadline = Instant::now() + SETTLE_TIME;
         loop {
-            let mut left = leftovers_of(&self.id);
+            let mut left = leftovers_in(&self.scope, &self.id);
             left.extend(
                 self.processes
                     .iter()
@@ -78,18 +104,24 @@ impl Footprint {
 pub fn expect_no_leftovers(id: &str) -> Result<()> {
     Footprint {
         id: id.to_owned(),
+        scope: Scope::suite(),
         processes: Vec::new(),
     }
     .expect_gone()
 }
 
-/// Everything of container `id` that exists now, described for a failure message.
+/// Everything of the suite's container `id` that exists now, described for a failure message.
 pub fn leftovers_of(id: &str) -> Vec<String> {
+    leftovers_in(&Scope::suite(), id)
+}
+
+/// Everything of container `id` of `scope` that exists now, described for a failure message.
+pub fn leftovers_in(scope: &Scope, id: &str) -> Vec<String> {
     let env = containerd();
     let mut left = Vec::new();
 
     for pid in procfs::pids() {
-        if in_container_cgroup(pid, id) && procfs::alive(pid).is_some() {
+        if in_cgroup_of(scope, pid, id) && procfs::alive(pid).is_some() {
             left.push(describe_process("process in the container's cgroup", pid));
         }
     }
@@ -98,7 +130,7 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
         Path::new(point).iter().any(|part| part == id)
     }));
 
-    let cgroup_path = Path::new(&env.namespace).join(id);
+    let cgroup_path = Path::new(&scope.cgroup_parent).join(id);
     // A cgroupsPath in systemd's `slice:prefix:<id>` form, placed by the cgroupfs driver,
     // is a cgroup of that name at the hierarchy's root.
     let slice_form = format!(":{id}");
@@ -113,12 +145,12 @@ pub fn leftovers_of(id: &str) -> Vec<String> {
         }
     }
 
-    let bundle = env.bundle_dir(id);
+    let bundle = env.bundle_dir_in(&scope.namespace, id);
     if bundle.exists() {
         left.push(format!("bundle {}", bundle.display()));
     }
 
-    let socket = env.path(shim_socket(id));
+    let socket = env.path(shim_socket_in(&scope.namespace, id));
     if socket.exists() {
         left.push(format!("shim socket {}", socket.display()));
     }
@@ -179,10 +211,16 @@ pub fn process_in_container(id: &str) -> Result<u32> {
 
 /// Whether process `pid` is in cgroup `/<namespace>/<id>` (ctr's default cgroupsPath) or below.
 pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
-    let namespace = &containerd().namespace;
+    in_cgroup_of(&Scope::suite(), pid, id)
+}
+
+/// Whether process `pid` is in the cgroup of container `id` of `scope` or below.
+pub fn in_cgroup_of(scope: &Scope, pid: u32, id: &str) -> bool {
     procfs::cgroups(pid).iter().any(|path| {
         let parts: Vec<&str> = path.split('/').collect();
-        parts.windows(2).any(|w| w[0] == namespace && w[1] == id)
+        parts
+            .windows(2)
+            .any(|w| w[0] == scope.cgroup_parent && w[1] == id)
     })
 }
 

@@ -36,6 +36,7 @@ pub mod api;
 pub mod container;
 pub mod containerd_log;
 pub mod ctr;
+pub mod docker;
 pub mod engines;
 pub mod environment;
 pub mod events;
