@@ -67,6 +67,14 @@ mkdir -p "$out_dir"
     --entrypoint /wasi-demo-app.wasm \
     --out "$out_dir/wasi-demo-app-wasi.tar"
 
+# A Wasm OCI artifact: the module is the image's one layer as it is, not a tar, titled with its
+# file name, which the config's entry point names (CRI and Docker need a command). containerd
+# 1.7+ leaves such a layer packed; the shim reads it from the content store.
+"$image_builder" --name docker.io/library/wasi-demo-app-artifact:latest --platform wasi/wasm \
+    --raw-layer "application/vnd.wasm.content.layer.v1+wasm=$wasm_module@wasi-demo-app.wasm" \
+    --entrypoint /wasi-demo-app.wasm \
+    --out "$out_dir/wasi-demo-app-artifact.tar"
+
 "$image_builder" --name docker.io/library/native-demo:latest --platform linux/amd64 \
     --file "/native-demo=$native_demo:0755" \
     --file "/data/hello.txt=$hello_file:0644" \

@@ -19,6 +19,15 @@ pub static WASI_DEMO_APP: Image = Image::tarball_in(
     "wasi-demo-app.tar",
 );
 
+/// The Wasm demo as a Wasm OCI artifact: its module is the one layer, not a tar (containerd
+/// 1.7 and later leave it packed and the shim reads it from the content store).
+pub static WASI_DEMO_APP_ARTIFACT: Image = Image::tarball_in(
+    CRI_NAMESPACE,
+    "docker.io/library/wasi-demo-app-artifact:latest",
+    "wasi/wasm",
+    "wasi-demo-app-artifact.tar",
+);
+
 /// The native demo, `/native-demo` (static, linux/amd64): the sidecar.
 pub static NATIVE_DEMO: Image = Image::tarball_in(
     CRI_NAMESPACE,

@@ -308,6 +308,8 @@ impl Pod {
 
     /// CreateContainer in this pod; returns the container id.
     pub fn create_container(&mut self, spec: &ContainerSpec) -> Result<String> {
+        // The pod imported the common images; any other one is imported on first use.
+        spec.image.ensure_imported()?;
         let mut security = spec.security.clone();
         if security.namespace_options.is_none() {
             security.namespace_options = Some(kubelet_namespaces());

@@ -29,10 +29,15 @@ pub enum TopLevel {
     ImageIndex,
 }
 
+/// The annotation naming the file a layer stands for.
+const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+
 /// A layer's bytes and media type; layers are stored uncompressed, so the diff ID is the digest.
 pub(crate) struct Layer {
     pub(crate) media_type: MediaType,
     pub(crate) content: Vec<u8>,
+    /// The file name it stands for, annotated on its descriptor.
+    pub(crate) title: Option<String>,
 }
 
 /// Everything that goes into the layout.
@@ -125,7 +130,10 @@ pub(crate) fn assemble(input: LayoutInput) -> Result<OciArchive> {
         // checks their count against the diff IDs; a raw layer (a Wasm artifact's module) is
         // content it leaves packed.
         let unpacked = layer.media_type == MediaType::ImageLayer;
-        let descriptor = blobs.add(layer.media_type, layer.content)?;
+        let mut descriptor = blobs.add(layer.media_type, layer.content)?;
+        if let Some(title) = layer.title {
+            descriptor.set_annotations(Some([(TITLE_ANNOTATION.to_owned(), title)].into()));
+        }
         if unpacked {
             config
                 .rootfs_mut()

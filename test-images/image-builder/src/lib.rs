@@ -43,7 +43,8 @@ pub struct ImageBuilder {
     arch: String,
     variant: Option<String>,
     tree: LayerTree,
-    raw_layers: Vec<(String, Vec<u8>)>,
+    /// Media type, bytes and title (`org.opencontainers.image.title`) of each raw layer.
+    raw_layers: Vec<(String, Vec<u8>, Option<String>)>,
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     env: Vec<String>,
@@ -113,7 +114,21 @@ impl ImageBuilder {
     /// layer (`application/wasm`) that a shim reads from the content store. Raw layers follow
     /// the file-system layer, in the order they are added.
     pub fn raw_layer(mut self, media_type: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
-        self.raw_layers.push((media_type.into(), content.into()));
+        self.raw_layers
+            .push((media_type.into(), content.into(), None));
+        self
+    }
+
+    /// [`ImageBuilder::raw_layer`] with a title, the file name the layer stands for (the
+    /// `org.opencontainers.image.title` annotation of its descriptor).
+    pub fn titled_raw_layer(
+        mut self,
+        media_type: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+        title: impl Into<String>,
+    ) -> Self {
+        self.raw_layers
+            .push((media_type.into(), content.into(), Some(title.into())));
         self
     }
 
@@ -161,14 +176,16 @@ impl ImageBuilder {
         if !self.tree.is_empty() {
             layers.push(layout::Layer {
                 media_type: MediaType::ImageLayer,
+                title: None,
                 content: self.tree.to_tar()?,
             });
         }
         layers.extend(
             self.raw_layers
                 .iter()
-                .map(|(media_type, content)| layout::Layer {
+                .map(|(media_type, content, title)| layout::Layer {
                     media_type: MediaType::from(media_type.as_str()),
+                    title: title.clone(),
                     content: content.clone(),
                 }),
         );

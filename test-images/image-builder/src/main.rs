@@ -25,9 +25,10 @@ struct Args {
     /// else 0644). Repeat for more files.
     #[arg(long = "file", value_name = "IMAGE_PATH=HOST_PATH[:MODE]")]
     files: Vec<String>,
-    /// MEDIA_TYPE=HOST_PATH: a layer that is the file's bytes as they are, not a tar (a Wasm
-    /// OCI artifact's `application/vnd.wasm.content.layer.v1+wasm`, say). Repeat for more.
-    #[arg(long = "raw-layer", value_name = "MEDIA_TYPE=HOST_PATH")]
+    /// MEDIA_TYPE=HOST_PATH[@TITLE]: a layer that is the file's bytes as they are, not a tar
+    /// (a Wasm OCI artifact's `application/vnd.wasm.content.layer.v1+wasm`, say), optionally
+    /// titled with the file name it stands for. Repeat for more.
+    #[arg(long = "raw-layer", value_name = "MEDIA_TYPE=HOST_PATH[@TITLE]")]
     raw_layers: Vec<String>,
     /// One entrypoint argument; repeat for more.
     #[arg(long = "entrypoint", value_name = "ARG")]
@@ -120,15 +121,22 @@ fn image_from_args(args: &Args) -> Result<ImageBuilder> {
         image = image.file(file.image_path, content, mode);
     }
     for arg in &args.raw_layers {
-        let Some((media_type, host_path)) = arg
+        let Some((media_type, file)) = arg
             .split_once('=')
             .filter(|(m, p)| !m.is_empty() && !p.is_empty())
         else {
-            bail!("--raw-layer {arg:?}: expected MEDIA_TYPE=HOST_PATH");
+            bail!("--raw-layer {arg:?}: expected MEDIA_TYPE=HOST_PATH[@TITLE]");
+        };
+        let (host_path, title) = match file.rsplit_once('@') {
+            Some((path, title)) if !title.is_empty() => (path, Some(title)),
+            _ => (file, None),
         };
         let content =
             std::fs::read(host_path).with_context(|| format!("cannot read {host_path}"))?;
-        image = image.raw_layer(media_type, content);
+        image = match title {
+            Some(title) => image.titled_raw_layer(media_type, content, title),
+            None => image.raw_layer(media_type, content),
+        };
     }
     if !args.entrypoint.is_empty() {
         image = image.entrypoint(args.entrypoint.clone());

@@ -302,3 +302,20 @@ fn print_module_carries_any_text() {
         "the text is in the data segment"
     );
 }
+
+#[test]
+fn a_titled_raw_layer_names_its_file() {
+    let module = wat_module("(module)").unwrap();
+    let image = ImageBuilder::new("titled")
+        .titled_raw_layer("application/wasm", module, "app.wasm")
+        .raw_layer("application/wasm", b"\0asm\x01\0\0\0".to_vec())
+        .build()
+        .unwrap();
+    let files = untar(&image.to_tar().unwrap());
+    let (_, manifest, _, _) = walk(&files);
+    assert_eq!(
+        manifest["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "app.wasm"
+    );
+    assert!(manifest["layers"][1].get("annotations").is_none());
+}
