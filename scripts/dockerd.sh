@@ -27,12 +27,16 @@
 #   WASM_SHIMS_DOCKER_STATE   dockerd's state dir (default <containerd state dir>/docker)
 #   SHIM_BIN_DIR              the shims (as for scripts/containerd.sh), named by absolute
 #                             path in daemon.json
+#   WASM_SHIMS_DOCKER_CGROUP_DRIVER  cgroupfs (default) or systemd: dockerd's cgroup driver
+#                             (several dockerds, each with its own state dir, can share the
+#                             private containerd)
 #   WASM_SHIMS_START_TIMEOUT  seconds to wait for dockerd to answer (default 30)
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
+cgroup_driver=${WASM_SHIMS_DOCKER_CGROUP_DRIVER:-cgroupfs}
 # dockerd stops running containers before it exits (its default shutdown timeout is 15s).
 readonly stop_timeout=30
 # Where scripts/containerd.sh puts the shims on containerd's PATH.
@@ -110,12 +114,18 @@ pid_namespace_of() {
 	echo "${link%]}"
 }
 
-# Prints the host pid of this state dir's dockerd (in containerd's pid namespace), if any.
-# Its --pidfile holds the pid inside the namespace, which is no use from here.
+# Prints the host pids of the dockerds in containerd's pid namespace.
+dockerds_in_namespace() {
+	local ns
+	ns=$(pid_namespace_of "$containerd_pid") || return 0
+	ps -e -o pid=,pidns=,comm= | awk -v ns="$ns" '$2 == ns && $3 == "dockerd" { print $1 }'
+}
+
+# Prints the host pid of this state dir's dockerd, if any. Its --pidfile holds the pid
+# inside the namespace, which is no use from here.
 find_dockerd() {
-	local ns pid
-	ns=$(pid_namespace_of "$containerd_pid") || return 1
-	for pid in $(ps -e -o pid=,pidns=,comm= | awk -v ns="$ns" '$2 == ns && $3 == "dockerd" { print $1 }'); do
+	local pid
+	for pid in $(dockerds_in_namespace); do
 		if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$data_root"; then
 			echo "$pid"
 			return 0
@@ -154,8 +164,9 @@ launch_dockerd() {
 	rm -f "$socket"
 	mkdir -p "$data_root" "$exec_root"
 	(
-		# docker-proxy comes from the same package as dockerd. (Its docker-init is a link to
-		# tini's binary, which is not unpacked: `docker run --init` is not available.)
+		# dockerd refuses to start without docker-proxy on its PATH, which comes from the same
+		# package. (Its docker-init is a link to tini's binary, which is not unpacked:
+		# `docker run --init` is not available.)
 		PATH="$dockerd_root/usr/sbin:$PATH" exec setsid \
 			nsenter --target "$containerd_pid" --mount --net --pid -- \
 			"$dockerd_root/usr/sbin/dockerd" \
@@ -166,6 +177,7 @@ launch_dockerd() {
 			--host "unix://$socket" \
 			--containerd "$containerd_socket" \
 			--bridge none --iptables=false --ip6tables=false \
+			--exec-opt "native.cgroupdriver=$cgroup_driver" \
 			</dev/null >>"$log_file" 2>&1 {lock_fd}>&-
 	) &
 	nsenter_pid=$!
@@ -221,7 +233,8 @@ cmd_stop() {
 		in_namespace umount --lazy "$mnt"
 		leftovers=1
 	done < <(namespace_mounts_under "$state_dir")
-	if [[ -n $(namespace_mounts_under /run/docker) ]]; then
+	# The tmpfs on /run/docker goes with the last dockerd of the namespace.
+	if [[ -z $(dockerds_in_namespace) && -n $(namespace_mounts_under /run/docker) ]]; then
 		in_namespace umount --recursive /run/docker
 	fi
 	rm -f "$socket"

@@ -26,14 +26,31 @@ use k8s_cri::v1::{
     PodSandboxState, SecurityProfile,
 };
 use shim_conformance::environment::containerd;
-// The paths the kubelet masks (its `defaultMaskedPaths`) and makes read-only
-// (`defaultReadonlyPaths`) in every unprivileged container are Docker's lists. containerd's
-// CRI plugin masks none by itself: it applies what the kubelet sends.
-use shim_conformance::moby::{
-    MASKED_PATHS as KUBELET_MASKED_PATHS, READONLY_PATHS as KUBELET_READONLY_PATHS,
-};
-
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+// The paths the kubelet masks (its `defaultMaskedPaths`) and makes read-only
+// (`defaultReadonlyPaths`) in every unprivileged container, which are Docker's lists.
+// containerd's CRI plugin masks none by itself: it applies what the kubelet sends.
+const KUBELET_MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const KUBELET_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// CRI's timeout for one ExecSync, in seconds.
 const EXEC_TIMEOUT_SECS: i64 = 10;
 

@@ -15,10 +15,10 @@ use containerd_client::services::v1::snapshots::{
     MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
     KillRequest, PublishRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
-    UpdateTaskRequest, WaitRequest,
+    WaitRequest,
 };
 use containerd_client::tonic::{Code, Request, Status, Streaming};
 use containerd_client::types::v1::Status as ProcessStatus;
@@ -34,9 +34,6 @@ const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/S
 
 /// The type URL of the runtime spec's Process (the Any holds the JSON bytes).
 const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-
-/// The type URL of the runtime spec's LinuxResources (the Any holds the JSON bytes).
-const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 /// Deadline for one API call unless [`Api::call_timeout`] says otherwise; Create starts a
 /// shim, which is the slowest.
@@ -200,26 +197,19 @@ impl Api {
     /// Like [`Api::create_task`], with the task's stdin, stdout and stderr at these paths
     /// (FIFOs the caller made; an empty path means none), as ctr and CRI pass them.
     pub fn create_task_with_stdio(&self, id: &str, stdio: [&str; 3]) -> Result<u32> {
-        self.create_task_with_io(id, stdio, false)
-    }
-
-    /// Like [`Api::create_task_with_stdio`]; with `terminal`, the process gets a
-    /// pseudo-terminal (the spec must say `process.terminal` too) and stderr is unused.
-    pub fn create_task_with_io(&self, id: &str, stdio: [&str; 3], terminal: bool) -> Result<u32> {
-        self.create_task_with(id, stdio, terminal, None)
+        self.create_task_with(id, stdio, None)
     }
 
     /// Like [`Api::create_task`], with runtime options in the request (as a client sends
     /// them, e.g. the runc options message with `SystemdCgroup`).
     pub fn create_task_with_options(&self, id: &str, options: Any) -> Result<u32> {
-        self.create_task_with(id, ["", "", ""], false, Some(options))
+        self.create_task_with(id, ["", "", ""], Some(options))
     }
 
     fn create_task_with(
         &self,
         id: &str,
         [stdin, stdout, stderr]: [&str; 3],
-        terminal: bool,
         options: Option<Any>,
     ) -> Result<u32> {
         let container = self.get_container(id)?;
@@ -247,7 +237,6 @@ impl Api {
             stdin: stdin.to_owned(),
             stdout: stdout.to_owned(),
             stderr: stderr.to_owned(),
-            terminal,
             options,
             ..Default::default()
         };
@@ -392,43 +381,6 @@ impl Api {
             .call(&format!("delete task {id}"), tasks.delete(request))?
             .into_inner()
             .exit_status)
-    }
-
-    /// Applies new resources (the runtime spec's LinuxResources, as JSON) to the running
-    /// task, as `docker update` does; ctr 1.6 has no such command.
-    pub fn update_task(&self, id: &str, resources: &serde_json::Value) -> Result<()> {
-        let request = with_namespace!(
-            UpdateTaskRequest {
-                container_id: id.to_owned(),
-                resources: Some(Any {
-                    type_url: RESOURCES_TYPE_URL.to_owned(),
-                    value: serde_json::to_vec(resources)?,
-                }),
-                ..Default::default()
-            },
-            self.namespace
-        );
-        let mut tasks = self.client.tasks();
-        self.call(&format!("update task {id}"), tasks.update(request))?;
-        Ok(())
-    }
-
-    /// Closes the task's stdin (CloseIO), as a client does at the end of its input.
-    pub fn close_stdin(&self, id: &str) -> Result<()> {
-        let request = with_namespace!(
-            CloseIoRequest {
-                container_id: id.to_owned(),
-                exec_id: String::new(),
-                stdin: true,
-            },
-            self.namespace
-        );
-        let mut tasks = self.client.tasks();
-        self.call(
-            &format!("close the stdin of task {id}"),
-            tasks.close_io(request),
-        )?;
-        Ok(())
     }
 
     /// Sends `signal` to the task's init process.

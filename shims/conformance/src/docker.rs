@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::container::unique_id;
 use crate::ctr::{CmdOutput, shell_quote};
+use crate::environment::containerd;
 use crate::images::TestImage;
 use crate::leftovers::Scope;
 use crate::target::Target;
@@ -37,6 +39,8 @@ pub fn scope() -> Scope {
 #[derive(Debug, Clone)]
 pub struct Docker {
     args: Vec<String>,
+    /// dockerd's address; `None`: `DOCKER_HOST`, the suite's dockerd.
+    host: Option<String>,
     stdin: Option<Vec<u8>>,
     timeout: Duration,
 }
@@ -45,6 +49,7 @@ impl Docker {
     pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Self {
         Self {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            host: None,
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -53,6 +58,12 @@ impl Docker {
     /// Pipes `data` into docker's stdin, then closes it; without this stdin is `/dev/null`.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    /// Talks to `dockerd` instead of the suite's.
+    pub fn at(mut self, dockerd: &Dockerd) -> Self {
+        self.host = Some(dockerd.host.clone());
         self
     }
 
@@ -74,6 +85,7 @@ impl Docker {
         let mut child = Command::new("timeout")
             .arg(self.timeout.as_secs().to_string())
             .arg("docker")
+            .args(self.host.iter().flat_map(|host| ["--host", host]))
             .args(&self.args)
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -204,4 +216,68 @@ pub fn inspect(name: &str, format: &str) -> Result<String> {
 /// Removes container `name` whatever its state (`docker rm -f`), for cleanup after a failure.
 pub fn remove(name: &str) {
     let _ = Docker::new(["rm", "--force", name]).output();
+}
+
+/// Another private dockerd on the suite's containerd (`scripts/dockerd.sh` with its own
+/// state dir), for a daemon setting the suite's dockerd does not have; stopped when dropped.
+#[derive(Debug)]
+pub struct Dockerd {
+    env: Vec<(&'static str, String)>,
+    host: String,
+}
+
+impl Dockerd {
+    /// Starts a dockerd whose cgroup driver is `cgroup_driver` (`cgroupfs`, `systemd`), its
+    /// state in `<containerd's state dir>/docker-<label>`.
+    pub fn start(label: &str, cgroup_driver: &str) -> Result<Self> {
+        let state = containerd()
+            .address
+            .parent()
+            .context("containerd's socket has no directory")?
+            .join(format!("docker-{label}"));
+        let env = vec![
+            ("WASM_SHIMS_DOCKER_STATE", state.display().to_string()),
+            ("WASM_SHIMS_DOCKER_CGROUP_DRIVER", cgroup_driver.to_owned()),
+        ];
+        dockerd_script("start", &env)?;
+        let mut dockerd = Self {
+            env,
+            host: String::new(),
+        };
+        let exports = dockerd_script("env", &dockerd.env)?;
+        dockerd.host = exports
+            .lines()
+            .find_map(|line| line.strip_prefix("export DOCKER_HOST="))
+            .with_context(|| format!("scripts/dockerd.sh env printed no DOCKER_HOST: {exports}"))?
+            .to_owned();
+        Ok(dockerd)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Err(e) = dockerd_script("stop", &self.env) {
+            eprintln!("shim-conformance: {e:#}");
+        }
+    }
+}
+
+/// Runs `scripts/dockerd.sh VERB` with `env` added to the suite's environment; fails with
+/// its stderr unless it succeeds. Returns its stdout.
+fn dockerd_script(verb: &str, env: &[(&str, String)]) -> Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dockerd.sh");
+    let output = Command::new(&script)
+        .arg(verb)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .with_context(|| format!("cannot run {} {verb}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} {verb}` failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -45,7 +45,6 @@ pub mod fifo;
 pub mod http;
 pub mod images;
 pub mod leftovers;
-pub mod moby;
 pub mod procfs;
 pub mod results;
 pub mod target;

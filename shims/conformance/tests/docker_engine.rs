@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::docker::{
-    Docker, container_name, ensure_loaded, full_id, inspect, load, remove, run_options, scope,
+    Docker, Dockerd, container_name, ensure_loaded, full_id, inspect, load, remove, run_options,
+    scope,
 };
 use shim_conformance::expect::{EXIT_SIGKILL, EXIT_SIGTERM, MISSING_FILE, message_explains};
 use shim_conformance::images::{
@@ -382,4 +383,53 @@ fn docker_run_missing_module_tells_the_user() {
         ensure!(listed.is_empty(), "docker ps -a still lists {listed:?}");
         Ok(())
     });
+}
+
+/// Docker's systemd cgroup driver, on a second private dockerd: Docker writes cgroupsPath
+/// `system.slice:docker:<id>` and tells a runtime other than runc nothing more (runc gets
+/// `SystemdCgroup` and, where systemd does not run, refuses). Where systemd runs, the shim
+/// places the container in systemd's scope `docker-<id>.scope`; where it does not (this
+/// machine), it takes the text as a cgroupfs path, as runc's default driver would.
+#[test]
+#[ignore = "needs the private dockerd: run `make test`"]
+fn docker_systemd_cgroup_driver() {
+    let systemd = std::path::Path::new("/run/systemd/system").exists();
+    let dockerd = Dockerd::start("systemd", "systemd").expect("a dockerd with the systemd driver");
+    check_targets(&wasm_targets(), |target, test| {
+        let name = container_name(test, target);
+        ensure_loaded(target.workload.image())?;
+        let mut command = vec!["run".to_owned()];
+        command.extend(run_options(&name, target));
+        command.extend([
+            target.workload.image().reference.to_owned(),
+            "cat".to_owned(),
+            "/proc/self/cgroup".to_owned(),
+        ]);
+        let out = Docker::new(command).at(&dockerd).output();
+        let id = full_id_at(&dockerd, &name);
+        let _ = Docker::new(["rm", "--force", &name]).at(&dockerd).output();
+        let (out, id) = (out?, id?);
+        let cgroup = if systemd {
+            format!("docker-{id}.scope")
+        } else {
+            format!("system.slice:docker:{id}")
+        };
+        ensure!(
+            out.code == Some(0) && out.stdout.lines().any(|line| line.ends_with(&cgroup)),
+            "systemd running: {systemd}; expected the cgroup {cgroup} in /proc/self/cgroup; {}",
+            out.describe()
+        );
+        let left = leftovers_in(&scope(), &id);
+        ensure!(left.is_empty(), "left behind: {left:#?}");
+        Ok(())
+    });
+}
+
+/// The full id of container `name` of `dockerd`.
+fn full_id_at(dockerd: &Dockerd, name: &str) -> Result<String> {
+    Ok(Docker::new(["inspect", "--format", "{{.Id}}", name])
+        .at(dockerd)
+        .stdout()?
+        .trim()
+        .to_owned())
 }
