@@ -3,7 +3,8 @@
 //!
 //! When [`RESULTS_ENV`] names a file, every target a test checks appends one JSON line
 //! (a [`Record`]) to it, and so does every engine whose shim is not built, with the reason.
-//! `scripts/test.sh` sets it to `target/conformance-results.jsonl`.
+//! `scripts/test.sh` sets it to `target/conformance-results.jsonl`, and runs the suite on
+//! several containerd versions into that one file: each line names its containerd.
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
@@ -17,6 +18,10 @@ use crate::target::Target;
 
 /// The environment variable naming the results file (JSON lines, appended to).
 pub const RESULTS_ENV: &str = "WASM_SHIMS_RESULTS";
+
+/// The version of the containerd the suite runs against, as `containerd --version` prints it
+/// (`1.6.20~ds1`, `2.1.9+unknown`); `scripts/containerd.sh env` exports it.
+pub const CONTAINERD_VERSION_ENV: &str = "WASM_SHIMS_CONTAINERD_VERSION";
 
 /// How one target did in one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,6 +47,8 @@ pub struct Record {
     pub outcome: Outcome,
     /// Why it failed or was skipped; empty for a pass.
     pub reason: String,
+    /// The containerd it ran on ([`CONTAINERD_VERSION_ENV`]), `unknown` when not named.
+    pub containerd: String,
 }
 
 /// Records how each target of one test did (`failures[i]` belongs to `targets[i]`), and a
@@ -53,6 +60,8 @@ pub fn record_test(test: &str, targets: &[Target], failures: &[Option<String>]) 
         return;
     }
     let area = area();
+    // An environment exported by hand may predate the variable: the outcome still counts.
+    let containerd = std::env::var(CONTAINERD_VERSION_ENV).unwrap_or_else(|_| "unknown".to_owned());
     let line = |runtime: &str, workload: &str, outcome, reason: &str| Record {
         area: area.clone(),
         test: test.to_owned(),
@@ -60,6 +69,7 @@ pub fn record_test(test: &str, targets: &[Target], failures: &[Option<String>]) 
         workload: workload.to_owned(),
         outcome,
         reason: reason.to_owned(),
+        containerd: containerd.clone(),
     };
     for (target, failure) in targets.iter().zip(failures) {
         let workload = target.workload.name();
