@@ -13,6 +13,8 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use crate::api::Subscription;
+use crate::results::CONTAINERD_VERSION_ENV;
+use crate::target::Target;
 
 /// The topics of task events, as a regular expression for [`crate::api::Api::subscribe`].
 pub const TASK_TOPICS: &str = "^/tasks/";
@@ -20,6 +22,23 @@ pub const TASK_TOPICS: &str = "^/tasks/";
 /// How long to keep listening after a container's `/tasks/delete`, for events that come
 /// after it (a duplicate exit, say) and would otherwise go unseen.
 const LATE_EVENTS: Duration = Duration::from_secs(1);
+
+/// Whether the task events `topics` a target published are the `expected` ones. The runc
+/// shim of containerd 2.x may never publish the `/tasks/delete` that ends them: its Delete
+/// only queues the event, and containerd's Shutdown call right after it ends the shim before
+/// the queue is sent (`cmd/containerd-shim-runc-v2/task/service.go`; seen on 2.1.9, never on
+/// 1.6 and 1.7). That loss is the reference's on that containerd, so runc there may end
+/// without it; the Wasm shims publish it on every containerd.
+pub fn topics_are(target: &Target, topics: &[&str], expected: &[&str]) -> bool {
+    if topics == expected {
+        return true;
+    }
+    let runc_on_2x = !target.runtime.runs_wasm
+        && std::env::var(CONTAINERD_VERSION_ENV).is_ok_and(|v| v.starts_with("2."));
+    runc_on_2x
+        && expected.last() == Some(&"/tasks/delete")
+        && topics == &expected[..expected.len() - 1]
+}
 
 /// A task event, with what the tests compare.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 use shim_conformance::api::Api;
 use shim_conformance::container::{Container, Status};
 use shim_conformance::environment::containerd;
-use shim_conformance::events::{TASK_TOPICS, task_events_of};
+use shim_conformance::events::{TASK_TOPICS, task_events_of, topics_are};
 use shim_conformance::expect::EXIT_SIGKILL;
 use shim_conformance::leftovers::expect_no_leftovers;
 use shim_conformance::target::{Target, all_targets, check_targets};
@@ -40,7 +40,7 @@ fn containers_survive_a_containerd_restart() {
             .expect("the leader restarted containerd")
             .clone()
             .map_err(|e| anyhow!(e))?;
-        running.check_after_restart()
+        running.check_after_restart(target)
     });
 }
 
@@ -78,7 +78,7 @@ impl Running {
         })
     }
 
-    fn check_after_restart(self) -> Result<()> {
+    fn check_after_restart(self, target: &Target) -> Result<()> {
         let Self {
             echo,
             io,
@@ -124,13 +124,10 @@ impl Running {
                 container.id()
             );
             api.delete_task(container.id())?;
-            let topics: Vec<String> =
-                task_events_of(&mut events, container.id(), Duration::from_secs(10))?
-                    .into_iter()
-                    .map(|e| e.topic)
-                    .collect();
+            let seen = task_events_of(&mut events, container.id(), Duration::from_secs(10))?;
+            let topics: Vec<&str> = seen.iter().map(|e| e.topic.as_str()).collect();
             ensure!(
-                topics == ["/tasks/exit", "/tasks/delete"],
+                topics_are(target, &topics, &["/tasks/exit", "/tasks/delete"]),
                 "after the restart {} published {topics:?}, expected /tasks/exit then /tasks/delete",
                 container.id()
             );
