@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# `make test`: the workspace's unit tests and the end-to-end suite (shim-conformance)
-# against the private containerd, which is stopped afterwards whatever happened; then
-# docs/engines.md, the feature table, from the suite's results.
-# Expects the shims and the test images to be built (`make images`).
-# The exit status is the tests' status; a failed stop or table fails a passing run.
+# `make test`: the workspace's unit tests and the end-to-end suites (shim-conformance, and
+# cri-conformance through the CRI plugin) on a matrix of private containerds, each stopped
+# afterwards whatever happened; then docs/engines.md, the feature table, from the results.
+#
+#   1. containerd 1.6 (Debian 12's, the default): everything but the Docker Engine's tests;
+#   2. containerd 1.7 and 3. containerd 2.1 (scripts/platforms.sh): the tests whose outcome
+#      can differ by containerd version (see matrix_tests below);
+#   4. containerd 2.1 with a private dockerd (scripts/dockerd.sh): the Docker Engine's tests.
+#
+# Every phase runs whatever the others did. Expects the shims and the test images to be
+# built (`make images`). The exit status is the tests' status over all phases; a failed stop
+# or table fails a passing run.
 #
 # Usage: scripts/test.sh               the tests, then the table
 #        scripts/test.sh engines-table the table alone, from the last run's results
@@ -24,10 +31,71 @@ engines_table() {
 		"$results_file" "$repo_root/docs/engines.md"
 }
 
+# The conformance suite's test files that run on 1.7 and 2.1 too: those that exercise what
+# containerd itself does around a shim, which changes between versions: starting the shim and
+# the task API (shim_start, tasks, exit_codes, output, stdin, terminal: ttrpc v3 and the
+# bootstrap of 2.x, the stdio FIFOs, console sockets), the events it forwards (events, exec),
+# signals, kill and a shim that dies (signals, faults), containerd's own restart and
+# reconnection (restart), one shim per sandbox (sandbox), what containerd removes
+# (cleanup), the runtime options of config v2 and v3 (cgroups), and images: unpacking for
+# the Wasm platforms, content-store artifacts (images, wasm_artifacts). The rest checks the
+# shims' own work (modules, WASI, isolation, limits, HTTP, the precompile cache), the same
+# whichever containerd started them, and stays on 1.6 alone.
+readonly matrix_tests=(
+	shim_start tasks exit_codes output stdin terminal events exec signals faults restart
+	sandbox cleanup cgroups images wasm_artifacts
+)
+# The Docker Engine's tests need dockerd, which runs on containerd 2.1 only (phase 4).
+readonly docker_test=docker_engine
+
+# One phase's cargo commands, run by `containerd.sh run` (so with that containerd's
+# environment); all of them run, and the status is the last failure's.
+run_phase() {
+	local phase=$1 failed=0 name
+	local -a targets=()
+	echo "test.sh: phase $phase on containerd $WASM_SHIMS_CONTAINERD_VERSION"
+	case $phase in
+	all)
+		# One cargo invocation over the whole workspace, as `make build` compiled it (leaving
+		# a package out would unify features differently and compile most of it again), with
+		# every test target but the Docker Engine's (cargo cannot leave one out), then the
+		# doc tests, which naming targets leaves out.
+		while read -r name; do
+			[[ $name == "$docker_test" ]] || targets+=(--test "$name")
+		done < <(cargo metadata --no-deps --format-version 1 |
+			grep -o '"src_path":"[^"]*/tests/[^/"]*\.rs"' | sed 's|.*/||; s|\.rs"$||' | sort -u)
+		cargo test --release --workspace --no-fail-fast --lib --bins "${targets[@]}" \
+			-- --include-ignored || failed=$?
+		cargo test --release --workspace --doc || failed=$?
+		;;
+	matrix)
+		for name in "${matrix_tests[@]}"; do
+			targets+=(--test "$name")
+		done
+		cargo test --release -p shim-conformance --no-fail-fast "${targets[@]}" \
+			-- --include-ignored || failed=$?
+		# The CRI plugin is the part of containerd that changed most (config v3, the
+		# transfer service's pulls, -info on every runtime, pod sandboxes): all of it.
+		cargo test --release -p cri-conformance --no-fail-fast --tests \
+			-- --include-ignored || failed=$?
+		;;
+	docker)
+		cargo test --release -p shim-conformance --no-fail-fast --test "$docker_test" \
+			-- --include-ignored || failed=$?
+		;;
+	esac
+	return "$failed"
+}
+
 case ${1:-} in
 '') ;;
 engines-table)
 	engines_table
+	exit
+	;;
+# Internal: scripts/test.sh phase all|matrix|docker, under containerd.sh run (below).
+phase)
+	run_phase "$2"
 	exit
 	;;
 *)
@@ -51,12 +119,20 @@ mkdir -p "$(dirname "$results_file")"
 : >"$results_file"
 export WASM_SHIMS_RESULTS="$results_file"
 
-# One cargo invocation over the whole workspace, as `make build` compiled it (so nothing is
-# compiled twice): the unit tests and the end-to-end suite, against a private containerd
-# started for it and stopped afterwards whatever happened.
+# Each phase against a private containerd of its version, started for it and stopped
+# afterwards whatever happened (each version has a state dir of its own). The time each
+# took is printed, as the whole must stay well under 40 minutes on 2 cores.
 status=0
-"$script_dir/containerd.sh" run cargo test --release --workspace --no-fail-fast -- --include-ignored ||
-	status=$?
+phase() {
+	local version=$1 start=$SECONDS
+	shift
+	WASM_SHIMS_CONTAINERD=$version "$script_dir/containerd.sh" run "$@" || status=$?
+	echo "test.sh: phase ${*: -1} on containerd $version took $((SECONDS - start))s"
+}
+phase 1.6 "$script_dir/test.sh" phase all
+phase 1.7 "$script_dir/test.sh" phase matrix
+phase 2.1 "$script_dir/test.sh" phase matrix
+phase 2.1 "$script_dir/dockerd.sh" run "$script_dir/test.sh" phase docker
 
 if ! engines_table; then
 	echo "test.sh: docs/engines.md not regenerated (see above)" >&2
