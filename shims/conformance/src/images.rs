@@ -46,6 +46,14 @@ pub static WASI_DEMO_APP_WASI: TestImage = TestImage::tarball(
     "wasi-demo-app-wasi.tar",
 );
 
+/// The Wasm demo as a Wasm OCI artifact: the module is the one layer, not a tar, titled
+/// `wasi-demo-app.wasm`, which the config's entry point names (platform wasi/wasm).
+pub static WASI_DEMO_APP_ARTIFACT: TestImage = TestImage::tarball(
+    "docker.io/library/wasi-demo-app-artifact:latest",
+    "wasi/wasm",
+    "wasi-demo-app-artifact.tar",
+);
+
 /// The native demo (`/native-demo`, a static ELF), same sub-commands as the Wasm demo.
 pub static NATIVE_DEMO: TestImage = TestImage::tarball(
     "docker.io/library/native-demo:latest",

@@ -30,7 +30,8 @@ pub enum WorkloadError {
         "process.args is empty: the container names nothing to run (set an entrypoint or a command)"
     )]
     NoArgs,
-    #[error("{path}: not found in the container's rootfs{searched}")]
+    // "no such file or directory", as runc says it: Docker answers 127 for that wording.
+    #[error("{path}: no such file or directory in the container's rootfs{searched}")]
     NotFound { path: String, searched: String },
     #[error("{path}: cannot read it: {source}")]
     Unreadable {
@@ -303,7 +304,7 @@ mod tests {
             (vec![], "process.args is empty"),
             (
                 vec!["/missing.wasm"],
-                "/missing.wasm: not found in the container's rootfs",
+                "/missing.wasm: no such file or directory in the container's rootfs",
             ),
             (
                 vec!["/etc/notes.txt"],

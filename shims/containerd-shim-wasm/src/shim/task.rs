@@ -177,10 +177,10 @@ impl<S: EventSink> TaskService<S> {
         let bundle = PathBuf::from(&req.bundle);
         options::record_state_root(&bundle, &options.state_root)?;
         let rootfs = RootfsMount::from_request(&req.rootfs);
-        let wasm_modules = match wasm_layers::unpacked_nothing(&rootfs) {
+        let wasm_modules = match wasm_layers::unpacked_nothing(&rootfs, &bundle)? {
             Some(dir) => self
                 .runtime
-                .wasm_modules(&self.namespace, &req.id, dir)
+                .wasm_modules(&self.namespace, &req.id, &dir)
                 .with_context(|| format!("container {}: the image's Wasm layers", req.id))?,
             None => Vec::new(),
         };
@@ -809,12 +809,18 @@ mod tests {
     }
 
     impl Fixture {
+        /// Create of an ordinary image's container: its rootfs is an overlay of the layers.
         fn create(&self, id: &str) -> TtrpcResult<api::CreateTaskResponse> {
             self.service.create(
                 &ctx(),
                 api::CreateTaskRequest {
                     id: id.into(),
                     bundle: self.bundle.path().to_string_lossy().into_owned(),
+                    rootfs: vec![containerd_shim::protos::types::mount::Mount {
+                        type_: "overlay".into(),
+                        source: "overlay".into(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
             )

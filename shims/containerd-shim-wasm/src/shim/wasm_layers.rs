@@ -7,10 +7,11 @@
 //! writes them into that snapshot before the helper mounts it: each module appears at
 //! `/<name>`, its layer's `org.opencontainers.image.title`, or `/<digest>.wasm`.
 //!
-//! Only a rootfs that is one bind mount (a snapshot without parent: no layer was unpacked) is
-//! looked at, so an ordinary image costs no call to containerd.
+//! Only a rootfs that may be such a snapshot is looked at, so an ordinary image costs no call to
+//! containerd: one bind mount (a snapshot without parent: no layer was unpacked), or no mount at
+//! all, where the client mounted the rootfs itself (Docker) and the spec's `root.path` is it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, ReadContentRequest};
@@ -18,6 +19,7 @@ use containerd_client::tonic::Request;
 use containerd_client::{Client, with_namespace};
 use serde::Deserialize;
 
+use crate::helper::bundle::{load_spec, rootfs_path};
 use crate::request::RootfsMount;
 
 /// The layer media types that are a Wasm module (or component) as it is.
@@ -33,12 +35,14 @@ const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 /// The operating systems of a Wasm image's platform, to pick its manifest from an index.
 const WASM_OSES: [&str; 3] = ["wasi", "wasip1", "wasip2"];
 
-/// The directory an empty snapshot's rootfs is bound from, if that is what `mounts` is.
-pub fn unpacked_nothing(mounts: &[RootfsMount]) -> Option<&Path> {
-    match mounts {
-        [only] if only.fs_type == "bind" => Some(Path::new(&only.source)),
+/// Where the modules would go if the rootfs may be an empty snapshot: the source of its one
+/// bind mount, or without mounts the spec's `root.path`; `None` for an ordinary rootfs.
+pub fn unpacked_nothing(mounts: &[RootfsMount], bundle: &Path) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match mounts {
+        [only] if only.fs_type == "bind" => Some(PathBuf::from(&only.source)),
+        [] => Some(rootfs_path(&load_spec(bundle)?, bundle)?),
         _ => None,
-    }
+    })
 }
 
 /// A descriptor as the OCI image spec writes it (the fields used here).
@@ -248,12 +252,20 @@ mod tests {
             source: "/snapshots/1/fs".into(),
             options: vec!["rbind".into()],
         };
+        let bundle = tempfile::tempdir().unwrap();
+        let looked_at = |mounts: &[RootfsMount]| unpacked_nothing(mounts, bundle.path()).unwrap();
         assert_eq!(
-            unpacked_nothing(&[mount("bind")]),
-            Some(Path::new("/snapshots/1/fs"))
+            looked_at(&[mount("bind")]),
+            Some(PathBuf::from("/snapshots/1/fs"))
         );
-        assert_eq!(unpacked_nothing(&[mount("overlay")]), None);
-        assert_eq!(unpacked_nothing(&[]), None);
-        assert_eq!(unpacked_nothing(&[mount("bind"), mount("bind")]), None);
+        assert_eq!(looked_at(&[mount("overlay")]), None);
+        assert_eq!(looked_at(&[mount("bind"), mount("bind")]), None);
+        // No mount: the client mounted the rootfs where the spec says.
+        let spec = r#"{"ociVersion": "1.0.2", "root": {"path": "/var/lib/docker/rootfs/x"}}"#;
+        std::fs::write(bundle.path().join("config.json"), spec).unwrap();
+        assert_eq!(
+            looked_at(&[]),
+            Some(PathBuf::from("/var/lib/docker/rootfs/x"))
+        );
     }
 }
