@@ -6,6 +6,7 @@
 //! and native; runc is the reference.
 
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -19,6 +20,13 @@ use k8s_cri::v1::{ContainerState, PortMapping, Protocol};
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// The port the listeners listen on in their pod.
 const CONTAINER_PORT: u16 = 8080;
+
+/// Held while a pod with a host port starts. CNI's portmap plugin makes its shared
+/// CNI-HOSTPORT-* chains by looking for them and then creating them, so two first pods that
+/// start at once race, and the loser fails with "CHAIN_USER_ADD failed (File exists)" (seen
+/// on containerd 2.1 here). Kubelet would retry that sandbox on its next sync; the tests, which
+/// start their pods at once on purpose, take turns instead.
+static HOST_PORT_SETUP: Mutex<()> = Mutex::new(());
 
 check_on!(host_port_reaches_the_listener: wasmtime, wamr, runc);
 
@@ -54,7 +62,10 @@ fn listener_behind_host_port(handler: &str, kind: Kind) -> Result<()> {
         }],
         ..Default::default()
     };
-    let mut pod = Pod::run_with(&format!("hostport-{handler}-{kind}"), handler, &options)?;
+    let mut pod = {
+        let _turn = HOST_PORT_SETUP.lock().unwrap_or_else(|e| e.into_inner());
+        Pod::run_with(&format!("hostport-{handler}-{kind}"), handler, &options)?
+    };
     let mut failures = Vec::new();
     let name = format!("listener-{kind}");
     let id = pod.run_container(&kind.listener(&name, CONTAINER_PORT))?;
