@@ -46,5 +46,6 @@ pub mod http;
 pub mod images;
 pub mod leftovers;
 pub mod procfs;
+pub mod registry;
 pub mod results;
 pub mod target;
