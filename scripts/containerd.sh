@@ -26,6 +26,10 @@
 #                             own default is 128M)
 #   WASM_SHIMS_CNI_BIN_DIR    CNI plugins (default /usr/lib/cni, Debian's
 #                             containernetworking-plugins)
+#   WASM_SHIMS_CRI_LOCAL_PULL containerd 2.x: CRI's use_local_image_pull (default false,
+#                             containerd's own: pulls go through its transfer service; true
+#                             is what older guides recommend for Wasm images, and make test
+#                             checks registry pulls with both)
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +50,14 @@ start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
 log_level=${WASM_SHIMS_LOG_LEVEL:-info}
 max_module_size=${WASM_SHIM_MAX_MODULE_SIZE:-16M}
 cni_bin_dir=$(realpath -m "${WASM_SHIMS_CNI_BIN_DIR:-/usr/lib/cni}")
+cri_local_pull=${WASM_SHIMS_CRI_LOCAL_PULL:-false}
+case $cri_local_pull in
+true | false) ;;
+*)
+	printf 'containerd.sh: error: WASM_SHIMS_CRI_LOCAL_PULL=%s: use true or false\n' "$cri_local_pull" >&2
+	exit 2
+	;;
+esac
 
 readonly namespace=wasm-test
 readonly holder_script=$script_dir/namespace-holder.sh
@@ -55,6 +67,9 @@ readonly log_file=$state_dir/containerd.log
 readonly holder_log=$state_dir/holder.log
 readonly runtime_state=$state_dir/state
 readonly cni_conf_dir=$state_dir/cni/net.d
+# CRI's registry hosts (one <host>/hosts.toml each): tests that pull from a registry they
+# serve themselves (on loopback in containerd's network namespace) write theirs here.
+readonly registry_hosts_dir=$state_dir/certs.d
 # host-local's address leases: runtime state, void with the namespace like the rest.
 readonly cni_lease_dir=$runtime_state/cni-leases
 # The CRI plugin's pause container (test-images/pause, built by scripts/build-test-images.sh;
@@ -120,6 +135,7 @@ write_config() {
 		write_config_v2 >"$tmp"
 	fi
 	mv "$tmp" "$config_file"
+	mkdir -p "$registry_hosts_dir"
 	write_cni_config
 }
 
@@ -167,6 +183,9 @@ disabled_plugins = [
     bin_dir = $(toml_string "$cni_bin_dir")
     conf_dir = $(toml_string "$cni_conf_dir")
     max_conf_num = 1
+
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = $(toml_string "$registry_hosts_dir")
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
@@ -222,9 +241,11 @@ disabled_plugins = [
 
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
-  # Wasm images name the wasi/wasm platform, which CRI's transfer-service pull does not
-  # unpack (it unpacks host platforms only); the local pull unpacks them as 1.x did.
-  use_local_image_pull = true
+  # false: pulls through the transfer service, as 2.x does by default.
+  use_local_image_pull = $cri_local_pull
+
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = $(toml_string "$registry_hosts_dir")
 
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = $(toml_string "$sandbox_image")
@@ -561,6 +582,7 @@ cmd_env() {
 	printf 'export WASM_SHIMS_CONTAINERD_VERSION=%q\n' "$("$bin_dir/containerd" --version | awk '{ print $3 }')"
 	printf 'export CONTAINERD_NAMESPACE=%q\n' "$namespace"
 	printf 'export WASM_SHIMS_CONTAINERD_PID=%q\n' "$pid"
+	printf 'export WASM_SHIMS_REGISTRY_HOSTS_DIR=%q\n' "$registry_hosts_dir"
 }
 
 cmd_status() {
