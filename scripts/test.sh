@@ -6,7 +6,9 @@
 #   1. containerd 1.6 (Debian 12's, the default): everything but the Docker Engine's tests;
 #   2. containerd 1.7 and 3. containerd 2.1 (scripts/platforms.sh): the tests whose outcome
 #      can differ by containerd version (see matrix_tests below);
-#   4. containerd 2.1 with a private dockerd (scripts/dockerd.sh): the Docker Engine's tests.
+#   4. containerd 2.1 with CRI's use_local_image_pull (phase 3 pulls through the transfer
+#      service, 2.x's default): CRI's pull from a registry once more, the other way;
+#   5. containerd 2.1 with a private dockerd (scripts/dockerd.sh): the Docker Engine's tests.
 #
 # Every phase runs whatever the others did. Expects the shims and the test images to be
 # built (`make images`). The exit status is the tests' status over all phases; a failed stop
@@ -45,7 +47,7 @@ readonly matrix_tests=(
 	shim_start tasks exit_codes output stdin terminal events exec signals faults restart
 	sandbox cleanup cgroups images wasm_artifacts
 )
-# The Docker Engine's tests need dockerd, which runs on containerd 2.1 only (phase 4).
+# The Docker Engine's tests need dockerd, which runs on containerd 2.1 only (phase 5).
 readonly docker_test=docker_engine
 
 # One phase's cargo commands, run by `containerd.sh run` (so with that containerd's
@@ -79,6 +81,10 @@ run_phase() {
 		cargo test --release -p cri-conformance --no-fail-fast --tests \
 			-- --include-ignored || failed=$?
 		;;
+	local-pull)
+		cargo test --release -p cri-conformance --no-fail-fast --test registry_pull \
+			-- --include-ignored || failed=$?
+		;;
 	docker)
 		cargo test --release -p shim-conformance --no-fail-fast --test "$docker_test" \
 			-- --include-ignored || failed=$?
@@ -93,7 +99,8 @@ engines-table)
 	engines_table
 	exit
 	;;
-# Internal: scripts/test.sh phase all|matrix|docker, under containerd.sh run (below).
+# Internal: scripts/test.sh phase all|matrix|local-pull|docker, under containerd.sh run
+# (below).
 phase)
 	run_phase "$2"
 	exit
@@ -132,6 +139,7 @@ phase() {
 phase 1.6 "$script_dir/test.sh" phase all
 phase 1.7 "$script_dir/test.sh" phase matrix
 phase 2.1 "$script_dir/test.sh" phase matrix
+WASM_SHIMS_CRI_LOCAL_PULL=true phase 2.1 "$script_dir/test.sh" phase local-pull
 phase 2.1 "$script_dir/dockerd.sh" run "$script_dir/test.sh" phase docker
 
 if ! engines_table; then

@@ -33,12 +33,21 @@ const POD_NAMESPACE: &str = "wasm-shims-cri";
 /// `kubepods` does. The kubelet makes and removes the pod's cgroup; here [`Pod`] does.
 pub const CGROUP_ROOT: &str = "/wasm-shims-cri";
 
+/// Where a container's image comes from.
+#[derive(Debug, Clone)]
+pub enum ContainerImage {
+    /// A test image, imported into the CRI namespace on first use.
+    Imported(&'static Image),
+    /// A reference the test pulled itself (PullImage), used as it is.
+    Pulled(String),
+}
+
 /// What a container runs: an image, its args (after the image's entrypoint), annotations,
 /// and what the kubelet derives from the pod spec: the security context and volumes.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub name: String,
-    pub image: &'static Image,
+    pub image: ContainerImage,
     pub args: Vec<String>,
     pub annotations: HashMap<String, String>,
     /// The container's security context; its namespace options, when unset, are the
@@ -67,6 +76,15 @@ impl ContainerSpec {
 
     /// Any test image with its args.
     pub fn new(name: &str, image: &'static Image, args: &[&str]) -> Self {
+        Self::of(name, ContainerImage::Imported(image), args)
+    }
+
+    /// An image the test pulled, by its reference, with its args.
+    pub fn pulled(name: &str, reference: &str, args: &[&str]) -> Self {
+        Self::of(name, ContainerImage::Pulled(reference.to_owned()), args)
+    }
+
+    fn of(name: &str, image: ContainerImage, args: &[&str]) -> Self {
         Self {
             name: name.to_owned(),
             image,
@@ -309,7 +327,13 @@ impl Pod {
     /// CreateContainer in this pod; returns the container id.
     pub fn create_container(&mut self, spec: &ContainerSpec) -> Result<String> {
         // The pod imported the common images; any other one is imported on first use.
-        spec.image.ensure_imported()?;
+        let image = match &spec.image {
+            ContainerImage::Imported(image) => {
+                image.ensure_imported()?;
+                image.reference.to_owned()
+            }
+            ContainerImage::Pulled(reference) => reference.clone(),
+        };
         let mut security = spec.security.clone();
         if security.namespace_options.is_none() {
             security.namespace_options = Some(kubelet_namespaces());
@@ -320,7 +344,7 @@ impl Pod {
                 attempt: 0,
             }),
             image: Some(ImageSpec {
-                image: spec.image.reference.to_owned(),
+                image,
                 ..Default::default()
             }),
             args: spec.args.clone(),

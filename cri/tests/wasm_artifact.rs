@@ -1,7 +1,6 @@
 //! A pod running a Wasm OCI artifact (the module is the image's one layer, not a tar): the
 //! kubelet's path to the shim's content-store reading. containerd 1.6.20 cannot unpack such an
-//! image at all; 1.7 and 2.x (with `use_local_image_pull` on 2.x, as the tests configure it)
-//! leave the layer packed and the shim reads it.
+//! image at all; 1.7 and 2.x leave the layer packed and the shim reads it.
 
 use std::time::Duration;
 
