@@ -21,6 +21,7 @@ use shim_conformance::images::{
     WASI_DEMO_APP_ARTIFACT, WASI_DEMO_APP_COMPONENT, WASI_DEMO_APP_WASI, bad,
 };
 use shim_conformance::leftovers::{Footprint, cgroup_roots, leftovers_in, shims_of};
+use shim_conformance::registry::Registry;
 use shim_conformance::target::{
     Target, all_targets, check_targets, wasm_shim_targets, wasm_targets,
 };
@@ -123,6 +124,51 @@ fn docker_runs_a_wasm_artifact() {
             .output()?
             .expect(0, &format!("{test}\n"))
     });
+}
+
+/// `docker run` of Wasm images that are in no local store yet: Docker pulls them (the image
+/// and the artifact) from a registry, the suite's own on loopback, which Docker reaches over
+/// plain HTTP as it does every registry on 127.0.0.0/8.
+#[test]
+#[ignore = "needs the private dockerd: run `make test`"]
+fn docker_pulls_and_runs_wasm_images_from_a_registry() {
+    let served = [
+        ("wasm/wasi-demo-app", &WASI_DEMO_APP),
+        ("wasm/wasi-demo-app-artifact", &WASI_DEMO_APP_ARTIFACT),
+    ];
+    let registry = Registry::serve(&served).expect("the suite's registry");
+    check_targets(&wasm_shim_targets(), |target, test| {
+        for (repository, image) in served {
+            let reference = registry.reference(repository, image);
+            let command = [
+                "run",
+                "--rm",
+                "--pull",
+                "always",
+                "--runtime",
+                target.runtime.runtime_type,
+                "--platform",
+                image.platform,
+                &reference,
+                "echo",
+                test,
+            ];
+            Docker::new(command)
+                .output()?
+                .expect(0, &format!("{test}\n"))
+                .with_context(|| format!("docker run {reference}"))?;
+            let manifest = format!("/v2/{repository}/manifests/");
+            ensure!(
+                registry.requests().iter().any(|r| r.contains(&manifest)),
+                "Docker never asked the registry for {reference}; requests: {:?}",
+                registry.requests()
+            );
+        }
+        Ok(())
+    });
+    for (repository, image) in served {
+        let _ = Docker::new(["rmi", &registry.reference(repository, image)]).output();
+    }
 }
 
 #[test]
