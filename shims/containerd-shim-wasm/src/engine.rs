@@ -64,6 +64,13 @@ pub trait Engine: Clone + 'static {
         bytes.starts_with(WASM_MAGIC)
     }
 
+    /// Whether the engine runs WebAssembly components (WASI 0.2 and 0.3 worlds) besides core
+    /// modules. A component given to an engine that does not is refused before compiling,
+    /// with what it is and which shim runs it.
+    fn runs_components(&self) -> bool {
+        false
+    }
+
     /// Compiles and links `bytes`, and checks that the export `entry` exists.
     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<Self::Module>;
 
@@ -106,6 +113,13 @@ pub trait Engine: Clone + 'static {
 /// The first bytes of every WebAssembly binary.
 pub const WASM_MAGIC: &[u8] = b"\0asm";
 
+/// Whether `bytes` are a WebAssembly component rather than a core module: after the magic, a
+/// core module has version 1 (`01 00`) and layer 0, a component a later version and layer 1
+/// (`01 00`), per the component model's binary format.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.starts_with(WASM_MAGIC) && bytes.get(6..8) == Some(&[0x01, 0x00])
+}
+
 /// What the module sees of the world: WASI arguments, environment and directories.
 ///
 /// Standard input, output and error are the process's own descriptors 0, 1 and 2, which the
@@ -135,4 +149,17 @@ pub struct Preopen {
     pub host_path: PathBuf,
     pub guest_path: String,
     pub read_only: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_told_from_core_modules() {
+        assert!(is_component(b"\0asm\x0d\0\x01\0"));
+        assert!(!is_component(b"\0asm\x01\0\0\0"));
+        assert!(!is_component(b"\x7fELF\x0d\0\x01\0"));
+        assert!(!is_component(b"\0asm"));
+    }
 }

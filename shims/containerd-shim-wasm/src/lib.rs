@@ -26,7 +26,7 @@ mod stdio;
 #[cfg(test)]
 mod test_support;
 
-pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext};
+pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext, is_component};
 pub use init::executor::TRAP_EXIT_STATUS;
 // The parsers of what users write in a spec, public for the property tests
 // (tests/parsing_properties.rs).

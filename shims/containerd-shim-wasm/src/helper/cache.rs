@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use log::{debug, warn};
+use log::{debug, info, warn};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
@@ -110,7 +110,23 @@ impl Entry {
         if let Some(module) = self.load(engine, entry) {
             return Ok(module);
         }
+        // At info level: a large module (a ~20 MB CPython component) takes seconds, which a
+        // user waiting for the container's first start should be able to see.
+        info!(
+            id = self.container.as_str();
+            "container {}: compiling the module ({} bytes) with {}, not in the precompile cache yet",
+            self.container,
+            bytes.len(),
+            E::NAME
+        );
+        let began = Instant::now();
         let artifact = engine.precompile(bytes)?;
+        info!(
+            id = self.container.as_str();
+            "container {}: compiled in {:.1?}",
+            self.container,
+            began.elapsed()
+        );
         let module = engine.load_precompiled(&artifact, entry)?;
         if let Err(e) = self.store(&artifact) {
             warn!(

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use oci_spec::runtime::Spec;
 
 use super::workload;
-use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext};
+use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext, is_component};
 use crate::entrypoint::Entrypoint;
 use crate::init::executor::{Prepared, ShimExecutor};
 use crate::request::Kind;
@@ -68,9 +68,19 @@ fn prepare_wasm<E: Engine>(
             E::NAME
         );
     }
+    if is_component(&bytes) && !engine.runs_components() {
+        bail!(
+            "{path}: a WebAssembly component (a WASI 0.2 or 0.3 world), which the {} engine \
+             does not run: it runs core modules (WASI preview 1); run components with the \
+             wasmtime shim (runtime io.containerd.wasmtime.v1)",
+            E::NAME
+        );
+    }
     let before = open_descriptors()?;
+    // Not "invalid" whatever happened: a valid binary may need what this engine lacks, and
+    // the engine's error says which.
     let module = super::cache::compile(&engine, &bytes, &workload.entrypoint.func, container)
-        .with_context(|| format!("{path}: invalid WebAssembly module"))?;
+        .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))?;
     let engine_fds = open_descriptors()?
         .into_iter()
         .filter(|fd| !before.contains(fd))
