@@ -1,27 +1,42 @@
-//! WASI 0.2 components: which world a component serves, the WASI context (shared with core
-//! modules), and running `wasi:cli/run` commands.
+//! WASI components: which world a component serves, the WASI context (shared with core
+//! modules), and running `wasi:cli/run` commands of WASI 0.2 and 0.3.
 
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::WasiContext;
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// The export that makes a component a command, `wasi:cli/run@0.2.x`.
-const CLI_RUN: &str = "wasi:cli/run@0.2.";
-/// The export that makes a component an HTTP handler, `wasi:http/incoming-handler@0.2.x`.
-const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2.";
+/// The WASI release a component's world belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wasi {
+    /// WASI 0.2.x: synchronous exports (the host drives the 0.2 server per request).
+    P2,
+    /// WASI 0.3.x: async exports, `stream` and `future` (the component model's async ABI).
+    P3,
+}
 
 /// What a component is, from its exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
     /// Exports `wasi:cli/run`: run once, like a module.
-    Command,
-    /// Exports `wasi:http/incoming-handler`: served over HTTP, one instance per request.
-    /// Wins over `wasi:cli/run` when a component exports both.
-    Proxy,
+    Command(Wasi),
+    /// Exports `wasi:http/incoming-handler@0.2` or `wasi:http/handler@0.3`: served over HTTP.
+    /// Wins over `wasi:cli/run` when a component exports both, and 0.3 over 0.2.
+    HttpServer(Wasi),
 }
+
+/// The exports that make a world, by precedence; any patch version matches (`0.2.0` …
+/// `0.2.12`, `0.3.0` …), and other exports (componentize-py's `init`, say) are ignored.
+const WORLD_EXPORTS: [(&str, World); 4] = [
+    ("wasi:http/handler@0.3.", World::HttpServer(Wasi::P3)),
+    (
+        "wasi:http/incoming-handler@0.2.",
+        World::HttpServer(Wasi::P2),
+    ),
+    ("wasi:cli/run@0.3.", World::Command(Wasi::P3)),
+    ("wasi:cli/run@0.2.", World::Command(Wasi::P2)),
+];
 
 /// The world `component` targets, or an error naming what it exports instead.
 pub fn world(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<World> {
@@ -30,21 +45,21 @@ pub fn world(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    if exports.iter().any(|name| name.starts_with(HTTP_HANDLER)) {
-        Ok(World::Proxy)
-    } else if exports.iter().any(|name| name.starts_with(CLI_RUN)) {
-        Ok(World::Command)
-    } else {
-        bail!(
-            "the component exports neither wasi:cli/run@0.2 nor wasi:http/incoming-handler@0.2 \
-             (its exports: {})",
-            if exports.is_empty() {
-                "none".to_string()
-            } else {
-                exports.join(", ")
-            }
-        )
+    for (prefix, world) in WORLD_EXPORTS {
+        if exports.iter().any(|name| name.starts_with(prefix)) {
+            return Ok(world);
+        }
     }
+    bail!(
+        "the component exports none of wasi:cli/run@0.2, wasi:cli/run@0.3, \
+         wasi:http/incoming-handler@0.2 and wasi:http/handler@0.3, the worlds the wasmtime \
+         shim runs (its exports: {})",
+        if exports.is_empty() {
+            "none".to_string()
+        } else {
+            exports.join(", ")
+        }
+    )
 }
 
 /// Components have no entry function to pick: only the default entry is accepted.
@@ -100,19 +115,43 @@ impl WasiView for CommandState {
     }
 }
 
-/// A `wasi:cli/run` component linked against WASI 0.2, ready to instantiate.
-pub struct LinkedCommand {
-    pre: CommandPre<CommandState>,
+/// A `wasi:cli/run` component linked against WASI, ready to instantiate.
+pub enum LinkedCommand {
+    /// Against WASI 0.2, called synchronously.
+    P2(wasmtime_wasi::p2::bindings::sync::CommandPre<CommandState>),
+    /// Against WASI 0.3 and 0.2 (a 0.3 component may import both), called on the component
+    /// model's event loop.
+    P3(wasmtime_wasi::p3::bindings::CommandPre<CommandState>),
 }
 
 pub fn link_command(
     engine: &wasmtime::Engine,
     component: &Component,
+    wasi: Wasi,
 ) -> anyhow::Result<LinkedCommand> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    let pre = CommandPre::new(linker.instantiate_pre(component)?)?;
-    Ok(LinkedCommand { pre })
+    Ok(match wasi {
+        Wasi::P2 => {
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            let pre = linker.instantiate_pre(component).map_err(missing_import)?;
+            LinkedCommand::P2(wasmtime_wasi::p2::bindings::sync::CommandPre::new(pre)?)
+        }
+        Wasi::P3 => {
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+            let pre = linker.instantiate_pre(component).map_err(missing_import)?;
+            LinkedCommand::P3(wasmtime_wasi::p3::bindings::CommandPre::new(pre)?)
+        }
+    })
+}
+
+/// A link error says which import is missing; this says what the shim offers instead.
+pub fn missing_import(e: wasmtime::Error) -> anyhow::Error {
+    anyhow!(e).context(
+        "link the component: the wasmtime shim offers WASI 0.2.x and 0.3.x (wasi:cli, \
+         wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets, and wasi:http to HTTP \
+         servers)",
+    )
 }
 
 /// Runs `wasi:cli/run#run`: 0 when it returns ok, 1 when it returns an error, `exit`'s code.
@@ -127,13 +166,18 @@ pub fn run_command(
         table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, state);
-    let instance = command
-        .pre
-        .instantiate(&mut store)
-        .map_err(anyhow::Error::from)
-        .context("instantiate")?;
-    log::debug!("{}: instantiated in {:?}", ctx.args[0], began.elapsed());
-    match instance.wasi_cli_run().call_run(&mut store) {
+    let returned = match command {
+        LinkedCommand::P2(pre) => {
+            let instance = pre
+                .instantiate(&mut store)
+                .map_err(anyhow::Error::from)
+                .context("instantiate")?;
+            log::debug!("{}: instantiated in {:?}", ctx.args[0], began.elapsed());
+            instance.wasi_cli_run().call_run(&mut store)
+        }
+        LinkedCommand::P3(pre) => run_p3(pre, &mut store, &ctx.args[0], began)?,
+    };
+    match returned {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),
         Err(e) => match e.downcast_ref::<I32Exit>() {
@@ -141,4 +185,31 @@ pub fn run_command(
             None => Err(anyhow!(e)),
         },
     }
+}
+
+/// A WASI 0.3 command's `run`, on a tokio runtime of this thread alone: the component model's
+/// event loop (`run_concurrent`) drives the guest's tasks and the host's I/O.
+fn run_p3(
+    pre: &wasmtime_wasi::p3::bindings::CommandPre<CommandState>,
+    store: &mut Store<CommandState>,
+    name: &str,
+    began: std::time::Instant,
+) -> anyhow::Result<wasmtime::Result<Result<(), ()>>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(async {
+        let instance = pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("instantiate")?;
+        log::debug!("{name}: instantiated in {:?}", began.elapsed());
+        let returned = store
+            .run_concurrent(async move |store| instance.wasi_cli_run().call_run(store).await)
+            .await;
+        // An error of the event loop itself, or the guest's own (a trap, `exit`).
+        Ok(returned.and_then(|run| run))
+    })
 }

@@ -1,5 +1,5 @@
-//! Runs WASI preview 1 modules and WASI 0.2 components (`wasi:cli/run` commands and
-//! `wasi:http/proxy` servers) with wasmtime.
+//! Runs WASI preview 1 modules and WASI 0.2 and 0.3 components (`wasi:cli/run` commands,
+//! `wasi:http/proxy` and `wasi:http/service` servers) with wasmtime.
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Module, Precompiled};
 
 use crate::component::{self, LinkedCommand, World};
-use crate::http::{self, ProxyComponent};
+use crate::http::{self, HttpComponent};
 use crate::p1::{self, LinkedModule};
 
 /// The wasmtime release this shim is built on (kept in step with Cargo.toml).
@@ -28,8 +28,8 @@ pub enum LinkedWasm {
     Module(LinkedModule),
     /// A `wasi:cli/run` component, run once.
     Command(LinkedCommand),
-    /// A `wasi:http/proxy` component, served over HTTP.
-    Proxy(ProxyComponent),
+    /// A `wasi:http/proxy` or `wasi:http/service` component, served over HTTP.
+    HttpServer(HttpComponent),
 }
 
 /// The settings every engine of this shim shares, so that code compiled by one loads in
@@ -40,6 +40,13 @@ pub fn base_config() -> Config {
     // Compilation runs in the create helper, which must stay single-threaded because
     // libcontainer forks it right after.
     config.parallel_compilation(false);
+    // WASI 0.3: the component model's async ABI (async exports, `stream`, `future`), with
+    // the builtins and stackful tasks toolchains emit (componentize-py's) and error contexts.
+    config
+        .wasm_component_model_async(true)
+        .wasm_component_model_more_async_builtins(true)
+        .wasm_component_model_async_stackful(true)
+        .wasm_component_model_error_context(true);
     config
 }
 
@@ -50,6 +57,10 @@ impl Engine for WasmtimeEngine {
     fn new() -> anyhow::Result<Self> {
         let engine = wasmtime::Engine::new(&base_config())?;
         Ok(Self { engine })
+    }
+
+    fn runs_components(&self) -> bool {
+        true
     }
 
     fn compile(&self, bytes: &[u8], entry: &str) -> anyhow::Result<LinkedWasm> {
@@ -117,7 +128,7 @@ impl Engine for WasmtimeEngine {
         match module {
             LinkedWasm::Module(module) => p1::run(&self.engine, module, ctx),
             LinkedWasm::Command(command) => component::run_command(&self.engine, command, ctx),
-            LinkedWasm::Proxy(proxy) => http::serve(proxy, ctx),
+            LinkedWasm::HttpServer(server) => http::serve(server, ctx),
         }
     }
 }
@@ -130,10 +141,12 @@ impl WasmtimeEngine {
     fn link_component(&self, component: Component, entry: &str) -> anyhow::Result<LinkedWasm> {
         component::check_entry(entry)?;
         Ok(match component::world(&self.engine, &component)? {
-            World::Command => {
-                LinkedWasm::Command(component::link_command(&self.engine, &component)?)
+            World::Command(wasi) => {
+                LinkedWasm::Command(component::link_command(&self.engine, &component, wasi)?)
             }
-            World::Proxy => LinkedWasm::Proxy(http::link_proxy(&self.engine, component)?),
+            World::HttpServer(wasi) => {
+                LinkedWasm::HttpServer(http::link(&self.engine, component, wasi)?)
+            }
         })
     }
 }
@@ -267,7 +280,10 @@ mod tests {
     fn components_of_no_known_world_or_with_an_entry_are_refused() {
         let engine = WasmtimeEngine::new().unwrap();
         let err = engine.compile(&wat("(component)"), "_start").err().unwrap();
-        assert!(err.to_string().contains("neither wasi:cli/run"), "{err}");
+        assert!(
+            err.to_string().contains("none of wasi:cli/run@0.2"),
+            "{err}"
+        );
         let err = engine
             .compile(&command_component(0), "greet")
             .err()

@@ -1,5 +1,6 @@
-//! One request: a fresh store and instance from the pre-instantiated component, the guest's
-//! `wasi:http/incoming-handler#handle`, and a 500 when the guest fails to answer.
+//! WASI 0.2 servers, one request each: a fresh store and instance from the pre-instantiated
+//! component, the guest's `wasi:http/incoming-handler#handle`, and a 500 when the guest fails
+//! to answer. The store data is shared with WASI 0.3 servers (`service`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,12 +27,27 @@ use wasmtime_wasi_http::{
 
 use crate::component::wasi_builder;
 
-/// A request's store data.
+/// A server instance's store data.
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
     outgoing: OutgoingPolicy,
+}
+
+impl RequestState {
+    /// WASI without preopens: a fresh instance per request should not cost directory opens,
+    /// and wasi:http servers have no filesystem (wasmtime serve gives none either).
+    pub fn new(ctx: &WasiContext) -> anyhow::Result<Self> {
+        Ok(Self {
+            wasi: wasi_builder(ctx, false)?.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outgoing: OutgoingPolicy {
+                allowed: ctx.network,
+            },
+        })
+    }
 }
 
 impl WasiView for RequestState {
@@ -53,7 +69,8 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// `wasi:http/outgoing-handler` goes out only when the container allows the network.
+/// Outgoing HTTP (`wasi:http/outgoing-handler@0.2`, `wasi:http/client@0.3`) goes out only
+/// when the container allows the network.
 struct OutgoingPolicy {
     allowed: bool,
 }
@@ -89,7 +106,7 @@ pub struct InstantiationStats {
 }
 
 impl InstantiationStats {
-    fn record(&self, took: Duration) {
+    pub fn record(&self, took: Duration) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
@@ -141,7 +158,10 @@ impl Handler {
             Ok(response) => Ok(response),
             Err(e) => {
                 eprintln!("wasmtime-shim: {method} {uri}: answering 500: {e:#}");
-                Ok(internal_error())
+                Ok(
+                    internal_error()
+                        .map(|body| body.map_err(|never| match never {}).boxed_unsync()),
+                )
             }
         }
     }
@@ -151,17 +171,7 @@ impl Handler {
         request: Request<Incoming>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let slot = self.slots.clone().acquire_owned().await?;
-        let state = RequestState {
-            // No preopens: a fresh instance per request should not cost directory opens, and
-            // wasi:http/proxy has no filesystem (wasmtime serve gives none either).
-            wasi: wasi_builder(&self.ctx, false)?.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            outgoing: OutgoingPolicy {
-                allowed: self.ctx.network,
-            },
-        };
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(self.pre.engine(), RequestState::new(&self.ctx)?);
         let (sender, receiver) = oneshot::channel();
         let incoming = store
             .data_mut()
@@ -194,11 +204,9 @@ impl Handler {
     }
 }
 
-fn internal_error() -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from_static(b"internal server error\n"))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = Response::new(body);
+/// What a client gets when the guest gave no response: 500, as wasmtime serve answers.
+pub fn internal_error() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"internal server error\n")));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }

@@ -1,25 +1,34 @@
 //! The HTTP/1.1 server: listener, keep-alive connections, and the drain on SIGTERM.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use anyhow::Context;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::server::graceful::GracefulShutdown;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use wasmtime_wasi_http::io::TokioIo;
 
-use super::handler::Handler;
 use super::settings::Settings;
 
 /// The signals that drain the server instead of killing it.
 const DRAIN_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 
-/// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and returns.
-pub fn run(handler: Arc<Handler>, settings: &Settings) -> anyhow::Result<()> {
+/// Serves each request with `respond` until SIGTERM or SIGINT, then lets in-flight requests
+/// finish and returns.
+pub fn run<R, F, B>(respond: R, settings: &Settings) -> anyhow::Result<()>
+where
+    R: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     // Threads inherit the signal mask: with the drain signals blocked while the runtime starts,
     // only this thread takes them, once it has replaced the library's exit-at-once handlers.
     let drain_signals = SigSet::from_iter(DRAIN_SIGNALS);
@@ -45,10 +54,9 @@ pub fn run(handler: Arc<Handler>, settings: &Settings) -> anyhow::Result<()> {
                         // Small responses on kept-alive connections must not wait for
                         // delayed ACKs.
                         let _ = stream.set_nodelay(true);
-                        let handler = handler.clone();
                         let connection = http.serve_connection(
                             TokioIo::new(stream),
-                            service_fn(move |request| handler.clone().handle(request)),
+                            service_fn(respond.clone()),
                         );
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {
