@@ -9,6 +9,9 @@
 #   http-hello.tar          docker.io/library/http-hello:latest          wasip2/wasm
 #   auth-gateway.tar        docker.io/library/auth-gateway:latest        wasip2/wasm
 #                           wasi:http/proxy components (wasm32-wasip2)
+#   http-hello-p3.tar       docker.io/library/http-hello-p3:latest       wasip2/wasm
+#   cli-p3.tar              docker.io/library/cli-p3:latest              wasip2/wasm
+#                           WASI 0.3 components: a wasi:http/service and a wasi:cli/run
 #   pause.tar               docker.io/library/wasm-shims-pause:latest    linux/amd64 (CRI's sandbox_image)
 #   tcp-echo.tar            docker.io/library/tcp-echo:latest            wasip2/wasm (a component)
 #   tcp-echo-native.tar     docker.io/library/tcp-echo-native:latest     linux/amd64 (the same, static)
@@ -29,10 +32,12 @@ native_target="x86_64-unknown-linux-gnu"
 
 cd "$repo_root"
 
-echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello, auth-gateway and tcp-echo" \
-    "(wasm32-wasip2), native-demo, pause and tcp-echo (static) and image-builder" >&2
+echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello, http-hello-p3, cli-p3," \
+    "auth-gateway and tcp-echo (wasm32-wasip2), native-demo, pause and tcp-echo (static) and" \
+    "image-builder" >&2
 cargo build --release -p wasi-demo-app --target wasm32-wasip1
-cargo build --release -p wasi-demo-app -p http-hello -p auth-gateway -p tcp-echo --target wasm32-wasip2
+cargo build --release -p wasi-demo-app -p http-hello -p http-hello-p3 -p cli-p3 -p auth-gateway \
+    -p tcp-echo --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
@@ -91,6 +96,16 @@ mkdir -p "$out_dir"
     --file "/http-hello.wasm=$components/http_hello.wasm:0755" \
     --entrypoint /http-hello.wasm \
     --out "$out_dir/http-hello.tar"
+
+"$image_builder" --name docker.io/library/http-hello-p3:latest --platform wasip2/wasm \
+    --file "/http-hello-p3.wasm=$components/http_hello_p3.wasm:0755" \
+    --entrypoint /http-hello-p3.wasm \
+    --out "$out_dir/http-hello-p3.tar"
+
+"$image_builder" --name docker.io/library/cli-p3:latest --platform wasip2/wasm \
+    --file "/cli-p3.wasm=$components/cli_p3.wasm:0755" \
+    --entrypoint /cli-p3.wasm \
+    --out "$out_dir/cli-p3.tar"
 
 "$image_builder" --name docker.io/library/auth-gateway:latest --platform wasip2/wasm \
     --file "/auth-gateway.wasm=$components/auth_gateway.wasm:0755" \
