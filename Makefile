@@ -7,9 +7,11 @@ CARGO ?= cargo
 
 all: build
 
-# Debian packages and Rust targets (quiet when everything is there).
+# Debian packages and Rust targets, then the pinned Python and JavaScript component
+# toolchains under target/toolchains/ (quiet when everything is there).
 setup:
 	scripts/setup.sh
+	scripts/setup-toolchains.sh
 
 build: setup
 	$(CARGO) build --release --workspace --all-targets
@@ -19,9 +21,11 @@ build: setup
 build-wasmedge: setup
 	scripts/build-wasmedge.sh
 
-# OCI image tarballs in target/test-images/.
+# OCI image tarballs in target/test-images/: ours (Rust), then components made by other
+# toolchains (componentize-py, componentize-js).
 images: build
 	scripts/build-test-images.sh
+	scripts/build-toolchain-images.sh
 
 containerd-start: setup
 	scripts/containerd.sh start

@@ -22,7 +22,8 @@
 #                             shims (default ${CARGO_TARGET_DIR:-<repo>/target}/release)
 #   WASM_SHIMS_START_TIMEOUT  seconds to wait for containerd to answer (default 30)
 #   WASM_SHIMS_LOG_LEVEL      containerd log level (default info)
-#   WASM_SHIM_MAX_MODULE_SIZE the shims' module size limit (default here 16M; the shims'
+#   WASM_SHIM_MAX_MODULE_SIZE the shims' module size limit (default here 32M, room for the
+#                             ~20 MB CPython components of componentize-py; the shims'
 #                             own default is 128M)
 #   WASM_SHIMS_CNI_BIN_DIR    CNI plugins (default /usr/lib/cni, Debian's
 #                             containernetworking-plugins)
@@ -48,7 +49,7 @@ state_dir=$(realpath -m "${WASM_SHIMS_STATE:-$default_state}")
 shim_bin_dir=$(realpath -m "${SHIM_BIN_DIR:-${CARGO_TARGET_DIR:-$repo_root/target}/release}")
 start_timeout=${WASM_SHIMS_START_TIMEOUT:-30}
 log_level=${WASM_SHIMS_LOG_LEVEL:-info}
-max_module_size=${WASM_SHIM_MAX_MODULE_SIZE:-16M}
+max_module_size=${WASM_SHIM_MAX_MODULE_SIZE:-32M}
 cni_bin_dir=$(realpath -m "${WASM_SHIMS_CNI_BIN_DIR:-/usr/lib/cni}")
 cri_local_pull=${WASM_SHIMS_CRI_LOCAL_PULL:-false}
 case $cri_local_pull in
