@@ -75,6 +75,59 @@ pub static HTTP_HELLO: TestImage = TestImage::tarball(
     "http-hello.tar",
 );
 
+/// `/http-hello-p3.wasm`, http-hello's WASI 0.3 twin: a `wasi:http/service` component
+/// (test-images/http-hello-p3, built with the `wasip3` crate against WASI 0.3.2).
+pub static HTTP_HELLO_P3: TestImage = TestImage::tarball(
+    "docker.io/library/http-hello-p3:latest",
+    "wasip2/wasm",
+    "http-hello-p3.tar",
+);
+
+/// `/cli-p3.wasm`, a `wasi:cli/run@0.3` command (test-images/cli-p3).
+pub static CLI_P3: TestImage = TestImage::tarball(
+    "docker.io/library/cli-p3:latest",
+    "wasip2/wasm",
+    "cli-p3.tar",
+);
+
+/// Components made by other toolchains than Rust's (scripts/build-toolchain-images.sh): each
+/// `/NAME.wasm`, platform `wasip2/wasm`.
+macro_rules! toolchain_image {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub static $name: TestImage = TestImage::tarball(
+            concat!("docker.io/library/", $file, ":latest"),
+            "wasip2/wasm",
+            concat!($file, ".tar"),
+        );
+    };
+}
+
+toolchain_image!(
+    /// A `wasi:cli/run@0.2.12` command by componentize-py: prints `hello from python` and its
+    /// args; `exit N` exits N.
+    PYTHON_CLI,
+    "python-cli"
+);
+toolchain_image!(
+    /// A `wasi:http/incoming-handler@0.2.12` server by componentize-py (importing wasi:cli and
+    /// the rest at 0.2.9): `hello from python (wasi:http 0.2)`; `/trap` traps.
+    PYTHON_HTTP_P2,
+    "python-http-p2"
+);
+toolchain_image!(
+    /// A `wasi:http/handler@0.3.0` server by componentize-py (importing WASI 0.3.0 and 0.2.9):
+    /// `hello from python (wasi:http 0.3)`; `/trap` traps.
+    PYTHON_HTTP_P3,
+    "python-http-p3"
+);
+toolchain_image!(
+    /// A `wasi:http/incoming-handler@0.2.12` server by componentize-js: `hello from
+    /// javascript`; `/trap` throws.
+    JS_HTTP,
+    "js-http"
+);
+
 /// `/auth-gateway.wasm`, a `wasi:http/proxy` component that checks a JWT and proxies
 /// (test-images/auth-gateway).
 pub static AUTH_GATEWAY: TestImage = TestImage::tarball(

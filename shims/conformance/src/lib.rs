@@ -33,6 +33,7 @@
 //! ```
 
 pub mod api;
+pub mod component_server;
 pub mod container;
 pub mod containerd_log;
 pub mod ctr;

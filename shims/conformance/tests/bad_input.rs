@@ -95,7 +95,7 @@ const BAD_FILES: &[Case<BadFile>] = &[
             reasons: expect::INVALID_MODULE,
         },
     },
-    // Larger than `WASM_SHIM_MAX_MODULE_SIZE` (the private containerd sets 16M): refused
+    // Larger than `WASM_SHIM_MAX_MODULE_SIZE` (the private containerd sets 32M): refused
     // before it is read whole, with its size and the limit.
     Case {
         name: "module_over_the_size_limit",

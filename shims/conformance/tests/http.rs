@@ -17,77 +17,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
-use shim_conformance::ctr::{CmdOutput, RunningCtr};
-use shim_conformance::engines::{ENGINES, Runtime};
 use shim_conformance::expect::EXIT_SIGKILL;
-use shim_conformance::http::{
-    Connection, Message, get, listen_loopback, read_message, wait_until_serving,
-};
-use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, TestImage, WASI_DEMO_APP_COMPONENT};
+use shim_conformance::http::{Connection, Message, get, listen_loopback, read_message};
+use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, WASI_DEMO_APP_COMPONENT};
 
-const ADDR_ENV: &str = "WASMTIME_HTTP_PROXY_SOCKET_ADDR";
-const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";
-
-/// Components are a wasmtime feature: the other engines run core modules only.
-fn wasmtime() -> &'static Runtime {
-    let runtime = ENGINES
-        .iter()
-        .find(|engine| engine.name == "wasmtime")
-        .expect("wasmtime is in ENGINES");
-    if let Err(e) = runtime.locate() {
-        panic!("the wasmtime shim is needed for these tests: {e:#}");
-    }
-    runtime
-}
-
-/// A component serving on 127.0.0.1:`port` in containerd's network namespace.
-struct Server {
-    container: Container,
-    running: RunningCtr,
-}
-
-impl Server {
-    fn start(
-        label: &str,
-        image: &'static TestImage,
-        program: &str,
-        port: u16,
-        env: &[&str],
-        network: bool,
-    ) -> Result<Self> {
-        let mut container = Container::new(label, wasmtime(), image)
-            .net_host()
-            .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"));
-        for var in env {
-            container = container.env(var);
-        }
-        if network {
-            container = container.annotation(NETWORK_ANNOTATION, "allow");
-        }
-        Self::launch(container, program, port)
-    }
-
-    /// Runs `program` in `container` (made to serve on 127.0.0.1:`port`) until it serves.
-    fn launch(container: Container, program: &str, port: u16) -> Result<Self> {
-        let running = container.spawn(&[program])?;
-        wait_until_serving(port, Duration::from_secs(30))
-            .with_context(|| format!("`{}` did not start serving", running.command()))?;
-        Ok(Self { container, running })
-    }
-
-    /// The http-hello server, as it comes (no extra environment, no outgoing network).
-    fn hello(label: &str, port: u16) -> Result<Self> {
-        Self::start(label, &HTTP_HELLO, "/http-hello.wasm", port, &[], false)
-    }
-
-    /// SIGTERM: the server drains and the task exits 0.
-    fn stop(self) -> Result<CmdOutput> {
-        self.container.kill("SIGTERM")?;
-        let out = self.running.wait(Duration::from_secs(30))?;
-        out.expect_code(0).context("after SIGTERM")?;
-        Ok(out)
-    }
+/// The http-hello server, as it comes (no extra environment, no outgoing network).
+fn hello_server(label: &str, port: u16) -> Result<Server> {
+    Server::start(label, &HTTP_HELLO, "/http-hello.wasm", port, &[], false)
 }
 
 fn expect_body(response: &Message, body: &str) -> Result<()> {
@@ -164,7 +102,7 @@ fn an_invalid_listen_address_fails_the_task() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Result<()> {
     let port = 18082;
-    let server = Server::hello("http-hello-concurrent", port)?;
+    let server = hello_server("http-hello-concurrent", port)?;
     // Every connection is open before the first request goes out, so all 200 are in flight
     // together.
     let connections = (0..200)
@@ -203,7 +141,7 @@ fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Resu
 #[ignore = "needs the private containerd: run `make test`"]
 fn no_state_leaks_from_one_request_to_the_next() -> Result<()> {
     let port = 18083;
-    let server = Server::hello("http-hello-no-leak", port)?;
+    let server = hello_server("http-hello-no-leak", port)?;
     let mut connection = Connection::open(port)?;
     for i in 0..20 {
         let response = connection.request("GET", "/count", &[])?;
@@ -222,7 +160,7 @@ fn no_state_leaks_from_one_request_to_the_next() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
     let port = 18084;
-    let server = Server::hello("http-hello-trap", port)?;
+    let server = hello_server("http-hello-trap", port)?;
     let mut connection = Connection::open(port)?;
     connection
         .request("GET", "/trap", &[])?
@@ -276,7 +214,7 @@ fn the_server_works_under_the_default_seccomp_profile() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
     let port = 18085;
-    let server = Server::hello("http-hello-drain", port)?;
+    let server = hello_server("http-hello-drain", port)?;
     let mut connection = Connection::open(port)?;
     let started = Instant::now();
     let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=3000", &[]));
@@ -310,7 +248,7 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
 #[ignore = "needs the private containerd: run `make test`"]
 fn sigkill_stops_the_server_at_once() -> Result<()> {
     let port = 18086;
-    let server = Server::hello("http-hello-sigkill", port)?;
+    let server = hello_server("http-hello-sigkill", port)?;
     let mut connection = Connection::open(port)?;
     let slow = std::thread::spawn(move || connection.request("GET", "/sleep?ms=20000", &[]));
     std::thread::sleep(Duration::from_millis(500));
