@@ -50,6 +50,13 @@ readonly matrix_tests=(
 # The Docker Engine's tests need dockerd, which runs on containerd 2.1 only (phase 5).
 readonly docker_test=docker_engine
 
+# The names of the workspace's test targets (tests/*.rs) under a path matching the regex
+# PATH_PATTERN (JSON-quoted in cargo's metadata), one per line.
+test_targets() {
+	cargo metadata --no-deps --format-version 1 |
+		grep -o "\"src_path\":\"$1/tests/[^/\"]*\\.rs\"" | sed 's|.*/||; s|\.rs"$||' | sort -u
+}
+
 # One phase's cargo commands, run by `containerd.sh run` (so with that containerd's
 # environment); all of them run, and the status is the last failure's.
 run_phase() {
@@ -64,8 +71,7 @@ run_phase() {
 		# doc tests, which naming targets leaves out.
 		while read -r name; do
 			[[ $name == "$docker_test" ]] || targets+=(--test "$name")
-		done < <(cargo metadata --no-deps --format-version 1 |
-			grep -o '"src_path":"[^"]*/tests/[^/"]*\.rs"' | sed 's|.*/||; s|\.rs"$||' | sort -u)
+		done < <(test_targets '[^"]*')
 		cargo test --release --workspace --no-fail-fast --lib --bins "${targets[@]}" \
 			-- --include-ignored || failed=$?
 		cargo test --release --workspace --doc || failed=$?
@@ -74,11 +80,14 @@ run_phase() {
 		for name in "${matrix_tests[@]}"; do
 			targets+=(--test "$name")
 		done
-		cargo test --release -p shim-conformance --no-fail-fast "${targets[@]}" \
-			-- --include-ignored || failed=$?
 		# The CRI plugin is the part of containerd that changed most (config v3, the
 		# transfer service's pulls, -info on every runtime, pod sandboxes): all of it.
-		cargo test --release -p cri-conformance --no-fail-fast --tests \
+		while read -r name; do
+			targets+=(--test "$name")
+		done < <(test_targets '[^"]*/cri')
+		# Over the workspace, as `make build` compiled it: naming packages would unify
+		# features differently and compile the suites' dependencies again.
+		cargo test --release --workspace --no-fail-fast "${targets[@]}" \
 			-- --include-ignored || failed=$?
 		;;
 	local-pull)
