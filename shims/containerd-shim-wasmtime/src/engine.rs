@@ -154,6 +154,7 @@ impl WasmtimeEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::Wasi;
 
     fn wat(text: &str) -> Vec<u8> {
         wat::parse_str(text).unwrap()
@@ -313,5 +314,58 @@ mod tests {
         // SAFETY: both artifacts were made by this engine just now.
         assert!(unsafe { Component::deserialize(&engine.engine, &module) }.is_err());
         assert!(unsafe { Module::deserialize(&engine.engine, &component) }.is_err());
+    }
+
+    /// A component exporting one instance `name` holding a function `f`.
+    fn exporting(name: &str) -> Vec<u8> {
+        wat(&format!(
+            r#"(component
+                 (core module $m (func (export "f")))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "f")))
+                 (instance $e (export "f" (func $f)))
+                 (export "{name}" (instance $e)))"#
+        ))
+    }
+
+    #[test]
+    fn worlds_are_told_by_their_exports_at_any_patch_version() {
+        let engine = WasmtimeEngine::new().unwrap();
+        for (export, expected) in [
+            ("wasi:cli/run@0.2.0", World::Command(Wasi::P2)),
+            ("wasi:cli/run@0.2.12", World::Command(Wasi::P2)),
+            ("wasi:cli/run@0.3.0", World::Command(Wasi::P3)),
+            ("wasi:cli/run@0.3.2", World::Command(Wasi::P3)),
+            (
+                "wasi:http/incoming-handler@0.2.9",
+                World::HttpServer(Wasi::P2),
+            ),
+            ("wasi:http/handler@0.3.0", World::HttpServer(Wasi::P3)),
+        ] {
+            let component = Component::new(&engine.engine, exporting(export)).unwrap();
+            assert_eq!(
+                component::world(&engine.engine, &component).unwrap(),
+                expected,
+                "{export}"
+            );
+        }
+        let component = Component::new(&engine.engine, exporting("wasi:cli/run@0.4.0")).unwrap();
+        let err = component::world(&engine.engine, &component).unwrap_err();
+        assert!(err.to_string().contains("wasi:cli/run@0.4.0"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_import_is_named_with_what_the_shim_offers() {
+        let engine = WasmtimeEngine::new().unwrap();
+        let component = wat(r#"(component
+              (import "wasi:nonexistent/thing@1.0.0" (instance (export "f" (func))))
+              (core module $m (func (export "run") (result i32) (i32.const 0)))
+              (core instance $i (instantiate $m))
+              (func $run (result (result)) (canon lift (core func $i "run")))
+              (instance $cli (export "run" (func $run)))
+              (export "wasi:cli/run@0.2.0" (instance $cli)))"#);
+        let err = format!("{:#}", engine.compile(&component, "_start").err().unwrap());
+        assert!(err.contains("wasi:nonexistent/thing@1.0.0"), "{err}");
+        assert!(err.contains("offers WASI 0.2.x and 0.3.x"), "{err}");
     }
 }
