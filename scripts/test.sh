@@ -85,17 +85,17 @@ run_phase() {
 		while read -r name; do
 			targets+=(--test "$name")
 		done < <(test_targets '[^"]*/cri')
-		# Over the workspace, as `make build` compiled it: naming packages would unify
-		# features differently and compile the suites' dependencies again.
+		# Over the workspace, as `make build` compiled it (so in every phase): naming packages
+		# would unify features differently and compile the suites' dependencies again.
 		cargo test --release --workspace --no-fail-fast "${targets[@]}" \
 			-- --include-ignored || failed=$?
 		;;
 	local-pull)
-		cargo test --release -p cri-conformance --no-fail-fast --test registry_pull \
+		cargo test --release --workspace --no-fail-fast --test registry_pull \
 			-- --include-ignored || failed=$?
 		;;
 	docker)
-		cargo test --release -p shim-conformance --no-fail-fast --test "$docker_test" \
+		cargo test --release --workspace --no-fail-fast --test "$docker_test" \
 			-- --include-ignored || failed=$?
 		;;
 	esac
