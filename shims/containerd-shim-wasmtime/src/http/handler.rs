@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use containerd_shim_wasm::WasiContext;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -156,13 +157,7 @@ impl Handler {
         let uri = request.uri().clone();
         match self.respond(request).await {
             Ok(response) => Ok(response),
-            Err(e) => {
-                eprintln!("wasmtime-shim: {method} {uri}: answering 500: {e:#}");
-                Ok(
-                    internal_error()
-                        .map(|body| body.map_err(|never| match never {}).boxed_unsync()),
-                )
-            }
+            Err(e) => Ok(internal_error(&method, &uri, &e)),
         }
     }
 
@@ -204,9 +199,18 @@ impl Handler {
     }
 }
 
-/// What a client gets when the guest gave no response: 500, as wasmtime serve answers.
-pub fn internal_error() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(b"internal server error\n")));
+/// What a client gets when the guest gave no response: 500, as wasmtime serve answers; why
+/// goes to the container's stderr. The body's error type is the server's (0.2 or 0.3).
+pub fn internal_error<E>(
+    method: &Method,
+    uri: &Uri,
+    why: &impl std::fmt::Display,
+) -> Response<UnsyncBoxBody<Bytes, E>> {
+    eprintln!("wasmtime-shim: {method} {uri}: answering 500: {why:#}");
+    let body = Full::new(Bytes::from_static(b"internal server error\n"))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }

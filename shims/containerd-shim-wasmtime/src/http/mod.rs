@@ -45,11 +45,19 @@ fn proxy_pre(
     engine: &wasmtime::Engine,
     component: &Component,
 ) -> anyhow::Result<ProxyPre<RequestState>> {
+    let pre = wasi_p2_linker(engine)?
+        .instantiate_pre(component)
+        .map_err(missing_import)?;
+    Ok(ProxyPre::new(pre)?)
+}
+
+/// A linker with all of WASI 0.2, wasi:http included: what a 0.2 server imports, and what a 0.3
+/// server may import beside WASI 0.3 (`service::service_pre` adds that).
+fn wasi_p2_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<RequestState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    let pre = linker.instantiate_pre(component).map_err(missing_import)?;
-    Ok(ProxyPre::new(pre)?)
+    Ok(linker)
 }
 
 /// Serves the component until SIGTERM/SIGINT; 0 once in-flight requests have finished.

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, GuestTaskId, Linker};
+use wasmtime::component::{Component, GuestTaskId};
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -33,9 +33,7 @@ pub fn service_pre(
     engine: &wasmtime::Engine,
     component: &Component,
 ) -> anyhow::Result<ServicePre<RequestState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    let mut linker = super::wasi_p2_linker(engine)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     let pre = linker.instantiate_pre(component).map_err(missing_import)?;
@@ -85,13 +83,7 @@ impl Service {
             request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         match self.handler.handle((), request).await {
             Ok(response) => Ok(response),
-            Err(e) => {
-                eprintln!("wasmtime-shim: {method} {uri}: answering 500: {e:#}");
-                Ok(
-                    internal_error()
-                        .map(|body| body.map_err(|never| match never {}).boxed_unsync()),
-                )
-            }
+            Err(e) => Ok(internal_error(&method, &uri, &e)),
         }
     }
 }
