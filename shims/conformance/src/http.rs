@@ -85,6 +85,30 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<Message> {
     Connection::open(port)?.request("GET", path, headers)
 }
 
+/// GETs every path of `paths` at once, each on a connection of its own, all opened before the
+/// first request goes out (so every request is in flight together); the answers in order.
+pub fn get_all_at_once(port: u16, paths: &[String]) -> Result<Vec<Result<Message>>> {
+    let connections = paths
+        .iter()
+        .map(|_| Connection::open(port))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(std::thread::scope(|scope| {
+        let requests: Vec<_> = connections
+            .into_iter()
+            .zip(paths)
+            .map(|(mut connection, path)| scope.spawn(move || connection.request("GET", path, &[])))
+            .collect();
+        requests
+            .into_iter()
+            .map(|request| {
+                request
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the request thread panicked")))
+            })
+            .collect()
+    }))
+}
+
 /// Retries connecting until the server on `port` accepts, for at most `timeout`.
 pub fn wait_until_serving(port: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;

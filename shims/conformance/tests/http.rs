@@ -20,7 +20,9 @@ use sha2::Sha256;
 use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::expect::EXIT_SIGKILL;
-use shim_conformance::http::{Connection, Message, get, listen_loopback, read_message};
+use shim_conformance::http::{
+    Connection, Message, get, get_all_at_once, listen_loopback, read_message,
+};
 use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, WASI_DEMO_APP_COMPONENT};
 
 /// The http-hello server, as it comes (no extra environment, no outgoing network).
@@ -103,26 +105,11 @@ fn an_invalid_listen_address_fails_the_task() -> Result<()> {
 fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Result<()> {
     let port = 18082;
     let server = hello_server("http-hello-concurrent", port)?;
-    // Every connection is open before the first request goes out, so all 200 are in flight
-    // together.
-    let connections = (0..200)
-        .map(|_| Connection::open(port))
-        .collect::<Result<Vec<_>>>()?;
-    let requests: Vec<JoinHandle<Result<Message>>> = connections
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut connection)| {
-            std::thread::spawn(move || connection.request("GET", &format!("/request/{i}"), &[]))
-        })
-        .collect();
+    let paths: Vec<String> = (0..200).map(|i| format!("/request/{i}")).collect();
+    let answers = get_all_at_once(port, &paths)?;
     let mut failures = Vec::new();
-    for (i, request) in requests.into_iter().enumerate() {
-        let outcome = request
-            .join()
-            .map_err(|_| anyhow::anyhow!("request thread panicked"))
-            .and_then(|response| response)
-            .and_then(|response| expect_hello(&response, "GET", &format!("/request/{i}")));
-        if let Err(e) = outcome {
+    for ((i, path), answer) in paths.iter().enumerate().zip(answers) {
+        if let Err(e) = answer.and_then(|response| expect_hello(&response, "GET", path)) {
             failures.push(format!("request {i}: {e:#}"));
         }
     }
@@ -192,15 +179,8 @@ fn the_server_works_under_the_default_seccomp_profile() -> Result<()> {
         .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"))
         .switch("--seccomp");
     let server = Server::launch(container, "/http-hello.wasm", port)?;
-    let answers: Vec<Result<Message>> = std::thread::scope(|scope| {
-        let requests: Vec<_> = (0..8)
-            .map(|i| scope.spawn(move || get(port, &format!("/concurrent/{i}"), &[])))
-            .collect();
-        requests
-            .into_iter()
-            .map(|request| request.join().expect("the request thread panicked"))
-            .collect()
-    });
+    let paths: Vec<String> = (0..8).map(|i| format!("/concurrent/{i}")).collect();
+    let answers = get_all_at_once(port, &paths)?;
     for (i, answer) in answers.into_iter().enumerate() {
         expect_hello(&answer?, "GET", &format!("/concurrent/{i}"))?;
     }

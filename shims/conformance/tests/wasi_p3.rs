@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::component_server::{Server, wasmtime};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::engines::ENGINES;
-use shim_conformance::http::{Connection, Message, get};
+use shim_conformance::http::{Connection, Message, get, get_all_at_once};
 use shim_conformance::images::{CLI_P3, HTTP_HELLO_P3};
 
 const PROGRAM: &str = "/http-hello-p3.wasm";
@@ -89,20 +89,8 @@ fn a_wasi_0_3_server_answers_each_request_with_a_fresh_instance() -> Result<()> 
 fn a_hundred_concurrent_requests_are_all_answered() -> Result<()> {
     let port = 18182;
     let server = server("http-p3-concurrent", port, &[])?;
-    let connections = (0..100)
-        .map(|_| Connection::open(port))
-        .collect::<Result<Vec<_>>>()?;
-    let answers: Vec<Result<Message>> = std::thread::scope(|scope| {
-        let requests: Vec<_> = connections
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut c)| scope.spawn(move || c.request("GET", &format!("/c/{i}"), &[])))
-            .collect();
-        requests
-            .into_iter()
-            .map(|request| request.join().expect("the request thread panicked"))
-            .collect()
-    });
+    let paths: Vec<String> = (0..100).map(|i| format!("/c/{i}")).collect();
+    let answers = get_all_at_once(port, &paths)?;
     let mut failures = Vec::new();
     for (i, answer) in answers.into_iter().enumerate() {
         let outcome = answer.and_then(|response| {
@@ -183,15 +171,8 @@ fn instance_reuse_serves_several_requests_per_instance_up_to_the_limit() -> Resu
     get(port, "/trap", &[])?.expect_status(500)?;
     get(port, "/after-trap", &[])?.expect_status(200)?;
     // Requests at once: all answered, by instances that may take several each.
-    let answers: Vec<Result<Message>> = std::thread::scope(|scope| {
-        let requests: Vec<_> = (0..8)
-            .map(|i| scope.spawn(move || get(port, &format!("/sleep?ms=200&i={i}"), &[])))
-            .collect();
-        requests
-            .into_iter()
-            .map(|request| request.join().expect("the request thread panicked"))
-            .collect()
-    });
+    let paths: Vec<String> = (0..8).map(|i| format!("/sleep?ms=200&i={i}")).collect();
+    let answers = get_all_at_once(port, &paths)?;
     let mut seen = BTreeSet::new();
     for answer in answers {
         let answer = answer?;
