@@ -12,6 +12,7 @@ apt_packages=(
 	libclang-dev      # bindgen (WAMR's bindings)
 	protobuf-compiler # containerd-shim-protos
 	pkg-config
+	python3-venv # scripts/setup-toolchains.sh: the venv componentize-py is installed into
 	libseccomp-dev # libcontainer's seccomp support
 	gcc            # the linker, and WAMR's C sources
 	libc6-dev      # libc.a for the static native-demo
