@@ -4,7 +4,43 @@
 //! a `spin.toml` and the Wasm components it names. This library holds the parts that do
 //! not need a Wasm engine, written to behave as Spin does:
 //!
+//! - [`manifest`]: reads `spin.toml` (manifest version 2) into typed structs, with Spin's
+//!   checks and its ids for unnamed triggers and inline components; every error names
+//!   the file and the field.
 //! - [`routes`]: Spin's HTTP router (which component a request path goes to) and the
 //!   `spin-*` request headers that tell the component how it matched.
+//!
+//! ```
+//! use std::path::Path;
+//! use containerd_shim_spin::{manifest, routes};
+//!
+//! let manifest = manifest::parse(
+//!     r#"
+//!     spin_manifest_version = 2
+//!     [application]
+//!     name = "hello"
+//!     [[trigger.http]]
+//!     route = "/hello/..."
+//!     component = "hello"
+//!     [component.hello]
+//!     source = "hello.wasm"
+//!     "#,
+//!     Path::new("spin.toml"),
+//! )?;
+//! manifest.check_http_only()?;
+//!
+//! let router = routes::Router::new(
+//!     manifest.http_base(),
+//!     manifest
+//!         .http_triggers()
+//!         .iter()
+//!         .filter_map(|t| Some((t.route().path()?, t.component()?))),
+//! )?;
+//! let matched = router.route("/hello/world").expect("routed");
+//! assert_eq!(matched.component_id(), "hello");
+//! assert_eq!(matched.path_info(), "/world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod manifest;
 pub mod routes;
