@@ -388,29 +388,33 @@ fn parse_triggers(
 
     assign_trigger_ids(&mut raw);
 
+    // As Spin's normalization: every inline component gets its id and joins the
+    // components before any reference is looked up.
+    for trigger in &mut raw {
+        if let Some(ComponentSpec::Inline(table)) = trigger.component {
+            let id = inline_component_id(&trigger.id, components);
+            let fields = Fields {
+                file: root.file,
+                path: trigger.fields.path_of("component"),
+                table,
+            };
+            components.insert(id.clone(), parse_component(&fields, &id)?);
+            trigger.component = Some(ComponentSpec::Reference(id));
+        }
+    }
+
     let mut http = Vec::new();
     let mut other = Vec::new();
     for trigger in raw {
         let component = match trigger.component {
+            Some(ComponentSpec::Reference(id)) if !components.contains_key(&id) => {
+                return Err(trigger
+                    .fields
+                    .error_at("component", format!("unknown component {id:?}")));
+            }
+            Some(ComponentSpec::Reference(id)) => Some(id),
+            Some(ComponentSpec::Inline(_)) => unreachable!("inline components have ids by now"),
             None => None,
-            Some(ComponentSpec::Reference(id)) => {
-                if !components.contains_key(&id) {
-                    return Err(trigger
-                        .fields
-                        .error_at("component", format!("unknown component {id:?}")));
-                }
-                Some(id)
-            }
-            Some(ComponentSpec::Inline(table)) => {
-                let id = inline_component_id(&trigger.id, components);
-                let fields = Fields {
-                    file: root.file,
-                    path: trigger.fields.path_of("component"),
-                    table,
-                };
-                components.insert(id.clone(), parse_component(&fields, &id)?);
-                Some(id)
-            }
         };
         if trigger.trigger_type == "http" {
             http.push(parse_http_trigger(

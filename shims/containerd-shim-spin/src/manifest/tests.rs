@@ -268,6 +268,38 @@ source = "other.wasm"
 }
 
 #[test]
+fn reference_to_a_later_inline_component() {
+    // normalize.rs moves every inline component into the components before the loader
+    // looks any reference up, so an earlier trigger may name it.
+    let m = ok(&app(r#"
+[[trigger.http]]
+route = "/a"
+component = "http-trigger1-component"
+
+[[trigger.http]]
+route = "/b"
+component = { source = "b.wasm" }
+"#));
+    let ids: Vec<(&str, Option<&str>)> = m
+        .http_triggers()
+        .iter()
+        .map(|t| (t.id(), t.component()))
+        .collect();
+    // The first trigger names a component: its id is the natural one, and the inline
+    // component's trigger counts from 1.
+    assert_eq!(
+        ids,
+        [
+            (
+                "http-trigger1-component-http-trigger",
+                Some("http-trigger1-component")
+            ),
+            ("http-trigger1", Some("http-trigger1-component")),
+        ]
+    );
+}
+
+#[test]
 fn trigger_ids_skip_taken_ones() {
     // normalize.rs: explicit ids are taken before any is generated.
     let m = ok(&app(r#"
