@@ -1,7 +1,8 @@
 //! `spin-routes-root`: the `root` component of the `spin-routes` Spin app, on the exact route
 //! `/` (spin-sdk 5, `#[http_component]`, built for `wasm32-wasip2`).
 //!
-//! Every request is answered `200 text/plain` with the body `root` (no newline).
+//! Every request is answered `200 text/plain` with the body `root\n` (one line, as the other
+//! components write theirs).
 //!
 //! The app's image layout is told in `../spin.toml`: `/spin.toml` at the image root and this
 //! component beside it as `/root.wasm`.
@@ -18,6 +19,6 @@ fn handle_root(_req: Request) -> Response {
     Response::builder()
         .status(200)
         .header("content-type", "text/plain")
-        .body("root")
+        .body("root\n")
         .build()
 }
