@@ -11,6 +11,9 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -203,4 +206,80 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
     }
     message.body = String::from_utf8(body).context("a body that is not UTF-8")?;
     Ok(message)
+}
+
+/// A plain HTTP server on 127.0.0.1 in containerd's network namespace that answers every
+/// request with what it saw (its request line, and whether `x-auth-subject` and
+/// `authorization` came), and counts them: the far end of a component's outgoing HTTP.
+pub struct Upstream {
+    pub port: u16,
+    seen: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub fn start() -> Result<Self> {
+        let listener = listen_loopback()?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let seen = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || serve_upstream(&listener, &seen, &stop))
+        };
+        Ok(Self {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Requests it has answered.
+    pub fn seen(&self) -> usize {
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_upstream(listener: &TcpListener, seen: &AtomicUsize, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((stream, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = BufReader::new(stream);
+        let Ok(request) = read_message(&mut reader) else {
+            continue;
+        };
+        seen.fetch_add(1, Ordering::Relaxed);
+        let body = format!(
+            "upstream saw {}\nx-auth-subject={}\nauthorization={}\n",
+            request.start_line,
+            request.header("x-auth-subject").unwrap_or(""),
+            if request.header("authorization").is_some() {
+                "present"
+            } else {
+                "absent"
+            },
+        );
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: seen\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = reader.get_mut().write_all(response.as_bytes());
+    }
 }

@@ -5,11 +5,6 @@
 //! Servers run with `ctr run --net-host`, i.e. in the private containerd's network namespace,
 //! each test on its own port; requests come from threads that joined that namespace.
 
-use std::io::{BufReader, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -20,9 +15,7 @@ use sha2::Sha256;
 use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::expect::EXIT_SIGKILL;
-use shim_conformance::http::{
-    Connection, Message, get, get_all_at_once, listen_loopback, read_message,
-};
+use shim_conformance::http::{Connection, Message, Upstream, get, get_all_at_once};
 use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, WASI_DEMO_APP_COMPONENT};
 
 /// The http-hello server, as it comes (no extra environment, no outgoing network).
@@ -253,76 +246,6 @@ fn sigkill_stops_the_server_at_once() -> Result<()> {
     Ok(())
 }
 
-/// A plain HTTP server on 127.0.0.1 in containerd's network namespace that answers every
-/// request with what it saw, and counts them.
-struct Upstream {
-    port: u16,
-    seen: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Upstream {
-    fn start() -> Result<Self> {
-        let listener = listen_loopback()?;
-        let port = listener.local_addr()?.port();
-        listener.set_nonblocking(true)?;
-        let seen = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || serve_upstream(&listener, &seen, &stop))
-        };
-        Ok(Self {
-            port,
-            seen,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve_upstream(listener: &TcpListener, seen: &AtomicUsize, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        let Ok((stream, _)) = listener.accept() else {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let mut reader = BufReader::new(stream);
-        let Ok(request) = read_message(&mut reader) else {
-            continue;
-        };
-        seen.fetch_add(1, Ordering::Relaxed);
-        let body = format!(
-            "upstream saw {}\nx-auth-subject={}\nauthorization={}\n",
-            request.start_line,
-            request.header("x-auth-subject").unwrap_or(""),
-            if request.header("authorization").is_some() {
-                "present"
-            } else {
-                "absent"
-            },
-        );
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: seen\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = reader.get_mut().write_all(response.as_bytes());
-    }
-}
-
 const SECRET: &str = "gateway test secret";
 
 /// An HS256 JWT for `subject` that expires `expires_in` seconds from now (in the past when
@@ -391,7 +314,7 @@ fn the_auth_gateway_answers_401_403_or_the_upstreams_response() -> Result<()> {
             .expect_status(status)
             .with_context(|| format!("a request with {what} must be refused"))?;
     }
-    if upstream.seen.load(Ordering::Relaxed) != 0 {
+    if upstream.seen() != 0 {
         bail!("a refused request reached the upstream");
     }
     let response = get_with_token(port, "/orders/7?x=1", &token("alice", 3600, SECRET))?;
@@ -415,7 +338,7 @@ fn outgoing_http_is_denied_without_the_network_annotation() -> Result<()> {
     let server = start_gateway("auth-gateway-no-network", port, &upstream, false)?;
     let response = get_with_token(port, "/orders", &token("bob", 3600, SECRET))?;
     response.expect_status(502)?;
-    if upstream.seen.load(Ordering::Relaxed) != 0 {
+    if upstream.seen() != 0 {
         bail!("the upstream was reached without {NETWORK_ANNOTATION}=allow: {response:?}");
     }
     server.stop()?;

@@ -185,6 +185,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            annotations: Default::default(),
         };
         engine.run(&engine.compile(&wat(&text), "_start")?, &ctx)
     }

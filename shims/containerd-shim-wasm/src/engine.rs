@@ -11,6 +11,7 @@
 //!   set up by `libcontainer`): [`Engine::run`] instantiates the module with a WASI context and
 //!   calls the entry point. The process's stdin, stdout and stderr are the task's stdio.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A WebAssembly engine that can run WASI modules.
@@ -45,8 +46,13 @@ use std::path::PathBuf;
 /// and in the container's init process (a fork of it). So nothing here must be `Send` or
 /// `Sync`, and an engine over a C library needs no `unsafe impl` for them.
 pub trait Engine: Clone + 'static {
-    /// Short name: the binary is `containerd-shim-<NAME>-v1`, the runtime `io.containerd.<NAME>.v1`.
+    /// Short name: the binary is `containerd-shim-<NAME>-<SHIM_VERSION>`, the runtime
+    /// `io.containerd.<NAME>.<SHIM_VERSION>`.
     const NAME: &'static str;
+
+    /// The version in the shim's names: `v1` for ours, `v2` where users already know a shim by
+    /// that name (`containerd-shim-spin-v2`). All speak containerd's shim v2 protocol.
+    const SHIM_VERSION: &'static str = "v1";
 
     /// A compiled module, linked against the host functions the engine provides.
     type Module: 'static;
@@ -56,8 +62,29 @@ pub trait Engine: Clone + 'static {
     /// for a read-only preopen the kernel would not enforce is then refused at create.
     const READ_ONLY_PREOPENS: bool = true;
 
+    /// The file in the container's rootfs that holds the application, for an engine that runs
+    /// applications rather than the module `process.args[0]` names (Spin: `/spin.toml`, run
+    /// whatever the args say, as SpinKube gives its containers the command `/`). A container
+    /// whose args name a native executable still runs it (a sidecar in the same pod).
+    /// `None`, the default: args[0] is the module.
+    const APPLICATION_FILE: Option<&'static str> = None;
+
     /// Builds the engine. Called once per process that needs it.
     fn new() -> anyhow::Result<Self>;
+
+    /// Loads the application of an engine with an [`Engine::APPLICATION_FILE`]: `file` is that
+    /// file inside `rootfs` (the container's rootfs, mounted in the create helper). Reads what
+    /// it names, compiles and links everything (through [`crate::cache::compile`] where the
+    /// node's precompile cache helps), so that every error a user can fix fails `create`;
+    /// `container` names the container in logs.
+    fn load_application(
+        &self,
+        _rootfs: &std::path::Path,
+        _file: &std::path::Path,
+        _container: &str,
+    ) -> anyhow::Result<Self::Module> {
+        anyhow::bail!("the {} engine runs modules, not applications", Self::NAME)
+    }
 
     /// Whether these bytes are something this engine runs (by default: a core Wasm module).
     fn can_run(&self, bytes: &[u8]) -> bool {
@@ -138,7 +165,14 @@ pub struct WasiContext {
     /// the container's network namespace. Off unless the container asks for it with the
     /// annotation [`NETWORK_ANNOTATION`] set to `allow`.
     pub network: bool,
+    /// The container's annotations under [`ANNOTATION_PREFIX`], for settings that belong to
+    /// one engine (e.g. how the wasmtime shim's HTTP server reuses instances). Settings the
+    /// library reads itself (network, preopens) are in the fields above.
+    pub annotations: BTreeMap<String, String>,
 }
+
+/// The namespace of every annotation the shims read: `io.containerd.wasm.<setting>`.
+pub const ANNOTATION_PREFIX: &str = "io.containerd.wasm.";
 
 /// The container annotation that gives a module network access: `io.containerd.wasm.network=allow`.
 pub const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";

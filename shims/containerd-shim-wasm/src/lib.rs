@@ -26,11 +26,16 @@ mod stdio;
 #[cfg(test)]
 mod test_support;
 
-pub use engine::{Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext, is_component};
+pub use engine::{
+    ANNOTATION_PREFIX, Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext, is_component,
+};
 pub use init::executor::TRAP_EXIT_STATUS;
 // The parsers of what users write in a spec, public for the property tests
 // (tests/parsing_properties.rs).
 pub use helper::{preopens, workload};
+// The node's precompile cache and module size limit, for engines that load applications of
+// several modules (`Engine::load_application`).
+pub use helper::{cache, module_size};
 
 /// The whole shim binary: call it from `main` with the engine type.
 ///
@@ -49,21 +54,21 @@ pub fn run<E: Engine>(engine_version: &str) {
     }
     let flags = containerd_shim::parse(&args[1..]).unwrap_or_default();
     if flags.version {
-        shim::lifecycle::print_version(E::NAME, engine_version);
+        shim::lifecycle::print_version(E::NAME, E::SHIM_VERSION, engine_version);
         return;
     }
     if flags.info {
-        if let Err(e) = shim::lifecycle::write_info(E::NAME, engine_version) {
+        if let Err(e) = shim::lifecycle::write_info(E::NAME, E::SHIM_VERSION, engine_version) {
             eprintln!(
                 "{}: write runtime info: {e}",
-                shim::lifecycle::binary_name(E::NAME)
+                shim::lifecycle::binary_name(E::NAME, E::SHIM_VERSION)
             );
             std::process::exit(1);
         }
         return;
     }
     containerd_shim::run::<shim::lifecycle::WasmShim>(
-        &shim::lifecycle::runtime_id(E::NAME),
+        &shim::lifecycle::runtime_id(E::NAME, E::SHIM_VERSION),
         Some(shim::lifecycle::shim_config()),
     );
 }

@@ -25,9 +25,11 @@ pub fn spec(args: &[&str], env: &[&str], cwd: &str, read_only: bool) -> Spec {
         .unwrap()
 }
 
-/// `spec` with one annotation set.
+/// `spec` with one more annotation (the others kept).
 pub fn annotated(mut spec: Spec, key: &str, value: &str) -> Spec {
-    spec.set_annotations(Some([(key.to_string(), value.to_string())].into()));
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    annotations.insert(key.to_string(), value.to_string());
+    spec.set_annotations(Some(annotations));
     spec
 }
 

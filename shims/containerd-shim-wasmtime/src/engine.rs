@@ -216,6 +216,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            annotations: Default::default(),
         };
         let exits = wat(
             r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
@@ -262,6 +263,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            annotations: Default::default(),
         }
     }
 

@@ -1,10 +1,7 @@
 //! `containerd-shim-wasmtime-v1`: the shared shim with the wasmtime engine.
 
-mod component;
-mod engine;
-mod http;
-mod p1;
+use containerd_shim_wasmtime::engine::{WASMTIME_VERSION, WasmtimeEngine};
 
 fn main() {
-    containerd_shim_wasm::run::<engine::WasmtimeEngine>(engine::WASMTIME_VERSION);
+    containerd_shim_wasm::run::<WasmtimeEngine>(WASMTIME_VERSION);
 }

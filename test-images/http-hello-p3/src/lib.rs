@@ -9,6 +9,9 @@
 //!
 //! * `/trap` traps (a panic, which aborts the instance) before answering.
 //! * `/sleep?ms=N` waits N milliseconds (WASI 0.3's async `wait-for`) before answering.
+//! * `/fetch?to=HOST:PORT/PATH` sends `GET http://HOST:PORT/PATH` through
+//!   `wasi:http/client@0.3` and answers `200` with `upstream=<its status>` and its body, or
+//!   `502` with `fetch failed: <error code>` when the request fails (denied, unreachable).
 
 // On the host (a `cargo build --workspace`) the handler is not exported, so nothing uses it.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -16,7 +19,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasip3::clocks::monotonic_clock;
-use wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
+use wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme, StatusCode};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
 
 #[cfg(target_arch = "wasm32")]
@@ -36,6 +39,10 @@ impl wasip3::exports::http::handler::Guest for HttpHelloP3 {
             .unwrap_or((path_with_query.as_str(), ""));
         match path {
             "/trap" => panic!("http-hello-p3: trap requested"),
+            "/fetch" => {
+                let (status, body) = fetch(query).await;
+                return Ok(text_response(status, count, body));
+            }
             "/sleep" => {
                 let ms: u64 = query
                     .split('&')
@@ -57,24 +64,69 @@ impl wasip3::exports::http::handler::Guest for HttpHelloP3 {
             method_name(&request.get_method()),
             std::env::var("GREETING").unwrap_or_default(),
         );
-        let headers = Fields::from_list(&[
-            ("content-type".to_string(), b"text/plain".to_vec()),
-            ("x-hello".to_string(), b"http-hello-p3".to_vec()),
-            ("x-counter".to_string(), count.to_string().into_bytes()),
-        ])
-        .expect("valid response headers");
-        let (mut body_tx, body_rx) = wit_stream::new();
-        let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
-        let (response, _sent) = Response::new(headers, Some(body_rx), trailers_rx);
-        // The body is written after the response head is handed over, as a streaming server
-        // would.
-        wit_bindgen::spawn_local(async move {
-            let remaining = body_tx.write_all(body.into_bytes()).await;
-            assert!(remaining.is_empty(), "the client went away");
-            drop(body_tx);
-            drop(trailers_tx);
-        });
-        Ok(response)
+        Ok(text_response(200, count, body))
+    }
+}
+
+/// A `text/plain` response with `body`, streamed after the response head is handed over as a
+/// streaming server would, and the headers `x-hello` and `x-counter: count`.
+fn text_response(status: StatusCode, count: u32, body: String) -> Response {
+    let headers = Fields::from_list(&[
+        ("content-type".to_string(), b"text/plain".to_vec()),
+        ("x-hello".to_string(), b"http-hello-p3".to_vec()),
+        ("x-counter".to_string(), count.to_string().into_bytes()),
+    ])
+    .expect("valid response headers");
+    let (mut body_tx, body_rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(headers, Some(body_rx), trailers_rx);
+    response
+        .set_status_code(status)
+        .expect("a valid status code");
+    wit_bindgen::spawn_local(async move {
+        let remaining = body_tx.write_all(body.into_bytes()).await;
+        assert!(remaining.is_empty(), "the client went away");
+        drop(body_tx);
+        drop(trailers_tx);
+    });
+    response
+}
+
+/// `GET http://<to>` (the query's `to=HOST:PORT/PATH`) through `wasi:http/client`: the status
+/// to answer with and the body.
+async fn fetch(query: &str) -> (StatusCode, String) {
+    let to = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("to="))
+        .unwrap_or_default();
+    let (authority, path) = match to.find('/') {
+        Some(slash) => to.split_at(slash),
+        None => (to, "/"),
+    };
+    // Dropping a future's writer resolves it with its default: no trailers, and (below, once
+    // the body is read) no error in handling the response.
+    let (no_trailers, trailers_rx) = wit_future::new(|| Ok(None));
+    drop(no_trailers);
+    let (request, _sent) = Request::new(Fields::new(), None, trailers_rx, None);
+    let valid = request.set_scheme(Some(&Scheme::Http)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !valid {
+        return (400, format!("fetch: invalid target {to:?}\n"));
+    }
+    match wasip3::http::client::send(request).await {
+        Ok(response) => {
+            let status = response.get_status_code();
+            let (done, done_rx) = wit_future::new(|| Ok(()));
+            let (contents, _trailers) = Response::consume_body(response, done_rx);
+            let body = contents.collect().await;
+            drop(done);
+            (
+                200,
+                format!("upstream={status}\n{}", String::from_utf8_lossy(&body)),
+            )
+        }
+        Err(code) => (502, format!("fetch failed: {code:?}\n")),
     }
 }
 

@@ -27,7 +27,7 @@ pub fn create<E: Engine>(
     let (mut spec_json, mut spec) = load_spec_json(&request.bundle)?;
     let edited = run_the_only_module_without_args(&mut spec_json, &mut spec, &request.wasm_modules);
     let rootfs = rootfs_path(&spec, &request.bundle)?;
-    let (workload, executor) = prepare(&spec, &rootfs, id, engine)?;
+    let (workload, executor) = prepare(&spec, &rootfs, id, engine, true)?;
     let prepared = Instant::now();
     // State under this id can only be a crashed shim's (containerd's ids are unique, and the
     // shim refused a second create of a live one): it must not block the new container.

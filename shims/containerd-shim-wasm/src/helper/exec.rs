@@ -35,7 +35,7 @@ pub fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Resu
         .with_context(|| format!("exec process {exec_id} of container {id}"))?;
     spec.set_process(Some(process.clone()));
     let rootfs = rootfs_path(&spec, container.bundle())?;
-    let (workload, mut executor) = prepare(&spec, &rootfs, id, engine)?;
+    let (workload, mut executor) = prepare(&spec, &rootfs, id, engine, false)?;
     executor.exec_filter = exec_filter;
     let prepared = Instant::now();
     let builder = base_builder(id, &request.state_root, executor, workload.kind)?;

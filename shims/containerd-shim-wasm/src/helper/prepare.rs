@@ -2,6 +2,7 @@
 //! in the rootfs and, for a module, the engine, the compiled module and the [`WasiContext`]
 //! the init process hands the engine as it is (it does not read the spec again).
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,28 +14,35 @@ use nix::fcntl::OFlag;
 use oci_spec::runtime::Spec;
 
 use super::workload;
-use crate::engine::{Engine, NETWORK_ANNOTATION, WasiContext, is_component};
+use crate::engine::{ANNOTATION_PREFIX, Engine, NETWORK_ANNOTATION, WasiContext, is_component};
 use crate::entrypoint::Entrypoint;
 use crate::init::executor::{Prepared, ShimExecutor};
 use crate::request::Kind;
 
 /// What the process will run: args[0] resolved in the rootfs and, for a module, compiled (or
-/// loaded from the cache) and linked, so that every error a user can fix comes now.
+/// loaded from the cache) and linked, so that every error a user can fix comes now. A
+/// container's init process (`init`) of an engine that runs applications runs the application
+/// instead (`Engine::APPLICATION_FILE`); an exec process always runs what its args name.
 pub fn prepare<E: Engine>(
     spec: &Spec,
     rootfs: &Path,
     id: &str,
     engine: Option<E>,
+    init: bool,
 ) -> anyhow::Result<(workload::Workload, ShimExecutor<E>)> {
     let began = Instant::now();
-    let workload = workload::resolve(spec, rootfs)?;
+    let application = E::APPLICATION_FILE.filter(|_| init);
+    let workload = match application {
+        Some(file) => workload::resolve_application(spec, rootfs, file)?,
+        None => workload::resolve(spec, rootfs)?,
+    };
     if workload.kind == Kind::Wasm {
         super::preopens::check(spec, rootfs, E::READ_ONLY_PREOPENS)?;
     }
     let resolved = Instant::now();
     let prepared = match workload.kind {
         Kind::Native => Prepared::Native,
-        Kind::Wasm => prepare_wasm(spec, &workload, id, engine)?,
+        Kind::Wasm => prepare_wasm(spec, rootfs, &workload, id, engine, application.is_some())?,
     };
     debug!(
         id;
@@ -52,16 +60,46 @@ pub fn prepare<E: Engine>(
 
 fn prepare_wasm<E: Engine>(
     spec: &Spec,
+    rootfs: &Path,
     workload: &workload::Workload,
     container: &str,
     engine: Option<E>,
+    application: bool,
 ) -> anyhow::Result<Prepared<E>> {
     let path = &workload.entrypoint.path;
-    let bytes = super::module_size::read_module(&workload.host_path, path)?;
     let engine = match engine {
         Some(engine) => engine,
         None => E::new().with_context(|| format!("start the {} engine", E::NAME))?,
     };
+    let before = open_descriptors()?;
+    let module = if application {
+        engine
+            .load_application(rootfs, &workload.host_path, container)
+            .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))?
+    } else {
+        compile_module(&engine, workload, container)?
+    };
+    let engine_fds = open_descriptors()?
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
+    Ok(Prepared::Wasm {
+        engine,
+        module: Arc::new(module),
+        ctx: wasi_context(spec, &workload.entrypoint)?,
+        engine_fds,
+    })
+}
+
+/// The module args[0] names, checked to be something `engine` runs, then compiled (or loaded
+/// from the node's cache) and linked.
+fn compile_module<E: Engine>(
+    engine: &E,
+    workload: &workload::Workload,
+    container: &str,
+) -> anyhow::Result<E::Module> {
+    let path = &workload.entrypoint.path;
+    let bytes = super::module_size::read_module(&workload.host_path, path)?;
     if !engine.can_run(&bytes) {
         bail!(
             "{path}: the {} engine cannot run this kind of WebAssembly binary",
@@ -76,21 +114,10 @@ fn prepare_wasm<E: Engine>(
             E::NAME
         );
     }
-    let before = open_descriptors()?;
     // Not "invalid" whatever happened: a valid binary may need what this engine lacks, and
     // the engine's error says which.
-    let module = super::cache::compile(&engine, &bytes, &workload.entrypoint.func, container)
-        .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))?;
-    let engine_fds = open_descriptors()?
-        .into_iter()
-        .filter(|fd| !before.contains(fd))
-        .collect();
-    Ok(Prepared::Wasm {
-        engine,
-        module: Arc::new(module),
-        ctx: wasi_context(spec, &workload.entrypoint)?,
-        engine_fds,
-    })
+    super::cache::compile(engine, &bytes, &workload.entrypoint.func, container)
+        .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))
 }
 
 /// The descriptors open in this process (from `/proc/self/fd`, less the one reading it).
@@ -131,10 +158,15 @@ fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> anyhow::Result<WasiCont
         })
         .unwrap_or_default();
     let preopens = super::preopens::for_spec(spec)?;
-    let network = spec
+    let annotations: BTreeMap<String, String> = spec
         .annotations()
-        .as_ref()
-        .and_then(|a| a.get(NETWORK_ANNOTATION))
+        .iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(ANNOTATION_PREFIX))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let network = annotations
+        .get(NETWORK_ANNOTATION)
         .is_some_and(|value| value == "allow");
     Ok(WasiContext {
         args,
@@ -142,6 +174,7 @@ fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> anyhow::Result<WasiCont
         preopens,
         entry: entrypoint.func.clone(),
         network,
+        annotations,
     })
 }
 
@@ -192,6 +225,27 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn only_our_annotations_reach_the_engine() {
+        let spec = annotated(
+            annotated(
+                spec(&["/m.wasm"], &[], "/", false),
+                "io.containerd.wasm.http.max-instance-reuse",
+                "8",
+            ),
+            "io.kubernetes.cri.sandbox-id",
+            "abc",
+        );
+        let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm")).unwrap();
+        assert_eq!(
+            ctx.annotations,
+            BTreeMap::from([(
+                "io.containerd.wasm.http.max-instance-reuse".to_string(),
+                "8".to_string()
+            )])
+        );
     }
 
     #[test]

@@ -91,6 +91,35 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
     })
 }
 
+/// The workload of an engine that runs applications (`Engine::APPLICATION_FILE`): a native
+/// executable when args[0] names one (a sidecar sharing the pod's shim), else the application
+/// file `file` (an absolute path in the container) whatever args[0] says.
+pub fn resolve_application(
+    spec: &Spec,
+    rootfs: &Path,
+    file: &str,
+) -> Result<Workload, WorkloadError> {
+    if let Ok(native) = resolve(spec, rootfs)
+        && native.kind == Kind::Native
+    {
+        return Ok(native);
+    }
+    let host_path =
+        find(rootfs, Path::new("/"), "", file).map_err(|_| WorkloadError::NotFound {
+            path: file.to_string(),
+            searched: " (the application this shim runs; args[0] is no native executable either)"
+                .to_string(),
+        })?;
+    Ok(Workload {
+        kind: Kind::Wasm,
+        entrypoint: Entrypoint {
+            path: file.to_string(),
+            func: crate::entrypoint::DEFAULT_ENTRY.to_string(),
+        },
+        host_path,
+    })
+}
+
 /// The longest single argument or environment string Linux passes to a program
 /// (`MAX_ARG_STRLEN`, 32 pages).
 const MAX_ARG_STRLEN: usize = 32 * 4096;
@@ -358,5 +387,29 @@ mod tests {
         symlink("/app.wasm", root.path().join("inside.wasm")).unwrap();
         let w = resolve(&spec(&["/inside.wasm"], &[], "/"), root.path()).unwrap();
         assert_eq!(w.host_path, root.path().join("app.wasm"));
+    }
+
+    #[test]
+    fn an_application_engine_runs_its_file_or_a_native_sidecar() {
+        let root = rootfs();
+        write(
+            root.path(),
+            "/spin.toml",
+            b"spin_manifest_version = 2\n",
+            0o644,
+        );
+        // SpinKube's command is `/`; any args that are no native executable mean the app.
+        for args in [vec!["/"], vec!["/app.wasm"], vec![]] {
+            let w = resolve_application(&spec(&args, &[], "/"), root.path(), "/spin.toml").unwrap();
+            assert_eq!(w.kind, Kind::Wasm, "{args:?}");
+            assert_eq!(w.entrypoint.path, "/spin.toml");
+            assert_eq!(w.host_path, root.path().join("spin.toml"));
+        }
+        let w = resolve_application(&spec(&["tool"], &[], "/"), root.path(), "/spin.toml").unwrap();
+        assert_eq!(w.kind, Kind::Native);
+        let err = resolve_application(&spec(&["/"], &[], "/"), root.path(), "/missing.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/missing.toml: no such file"), "{err}");
     }
 }

@@ -28,14 +28,15 @@ const GROUP_ANNOTATIONS: [&str; 2] = [
     "io.kubernetes.cri.sandbox-id",
 ];
 
-/// `io.containerd.<engine>.v1`.
-pub fn runtime_id(engine: &str) -> String {
-    format!("io.containerd.{engine}.v1")
+/// `io.containerd.<engine>.<version>`, e.g. `io.containerd.wasmtime.v1`.
+pub fn runtime_id(engine: &str, version: &str) -> String {
+    format!("io.containerd.{engine}.{version}")
 }
 
-/// `containerd-shim-<engine>-v1`.
-pub fn binary_name(engine: &str) -> String {
-    format!("containerd-shim-{engine}-v1")
+/// `containerd-shim-<engine>-<version>`, the binary containerd looks for on its `PATH` for
+/// [`runtime_id`].
+pub fn binary_name(engine: &str, version: &str) -> String {
+    format!("containerd-shim-{engine}-{version}")
 }
 
 pub struct WasmShim {
@@ -81,10 +82,11 @@ impl containerd_shim::Shim for WasmShim {
     type T = TaskService<Events>;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        // `io.containerd.<engine>.<version>`: the engine names the state directory.
         let engine = runtime_id
             .strip_prefix("io.containerd.")
-            .and_then(|s| s.strip_suffix(".v1"))
-            .unwrap_or(runtime_id)
+            .and_then(|s| s.rsplit_once('.'))
+            .map_or(runtime_id, |(engine, _version)| engine)
             .to_string();
         WasmShim {
             engine,
@@ -251,16 +253,16 @@ fn group_of(config: &Path) -> Option<String> {
 }
 
 /// `-v`: the version, in the layout other shims use.
-pub fn print_version(engine: &str, engine_version: &str) {
-    println!("{}:", binary_name(engine));
+pub fn print_version(engine: &str, version: &str, engine_version: &str) {
+    println!("{}:", binary_name(engine, version));
     println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
     println!("  Engine:   {engine} {engine_version}");
 }
 
 /// `-info`: the runtime info containerd 2 asks for, as protobuf on stdout.
-pub fn write_info(engine: &str, engine_version: &str) -> std::io::Result<()> {
+pub fn write_info(engine: &str, version: &str, engine_version: &str) -> std::io::Result<()> {
     let info = RuntimeInfo {
-        name: runtime_id(engine),
+        name: runtime_id(engine, version),
         version: Some(RuntimeVersion {
             version: env!("CARGO_PKG_VERSION").to_string(),
             revision: format!("{engine} {engine_version}"),
@@ -353,11 +355,12 @@ mod tests {
     #[test]
     fn info_is_a_runtime_info_message() {
         let info = RuntimeInfo {
-            name: runtime_id("wasmtime"),
+            name: runtime_id("wasmtime", "v1"),
             ..Default::default()
         };
         let back = RuntimeInfo::parse_from_bytes(&info.write_to_bytes().unwrap()).unwrap();
         assert_eq!(back.name, "io.containerd.wasmtime.v1");
-        assert_eq!(binary_name("wamr"), "containerd-shim-wamr-v1");
+        assert_eq!(binary_name("wamr", "v1"), "containerd-shim-wamr-v1");
+        assert_eq!(binary_name("spin", "v2"), "containerd-shim-spin-v2");
     }
 }

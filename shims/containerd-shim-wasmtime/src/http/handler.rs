@@ -138,11 +138,13 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(pre: ProxyPre<RequestState>, ctx: &WasiContext, max_instances: u32) -> Self {
+    /// `slots`: one permit per instance the serving engine's pool holds, shared by every
+    /// component it serves.
+    pub fn new(pre: ProxyPre<RequestState>, ctx: &WasiContext, slots: Arc<Semaphore>) -> Self {
         Self {
             pre,
             ctx: ctx.clone(),
-            slots: Arc::new(Semaphore::new(max_instances as usize)),
+            slots,
             stats: InstantiationStats::default(),
         }
     }

@@ -7,19 +7,27 @@
 
 mod handler;
 mod pooling;
-mod server;
+pub mod server;
 mod service;
-mod settings;
+pub mod settings;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use containerd_shim_wasm::WasiContext;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::component::{Wasi, missing_import};
 use handler::{Handler, RequestState};
 use service::Service;
+use settings::{Reuse, Settings};
 
 /// A server component, linked against the WASI release of its world.
 pub struct HttpComponent {
@@ -62,45 +70,124 @@ fn wasi_p2_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<RequestSta
 
 /// Serves the component until SIGTERM/SIGINT; 0 once in-flight requests have finished.
 pub fn serve(server: &HttpComponent, ctx: &WasiContext) -> anyhow::Result<i32> {
-    let settings = settings::Settings::from_env(&ctx.env)?;
-    let (engine, allocator, refused) =
-        pooling::serving_engine(crate::engine::base_config(), pooling::pool_config())?;
-    if let Some(why) = refused {
-        eprintln!("wasmtime-shim: pooling allocator unavailable, allocating on demand: {why}");
-    }
-    // Pooling does not change compiled code: the create helper's compilation moves over as is.
-    let artifact = server.component.serialize()?;
-    // SAFETY: the bytes were serialized just now by this wasmtime build.
-    let component = unsafe { Component::deserialize(&engine, &artifact) }?;
-    let summary = match server.wasi {
-        Wasi::P2 => {
-            if settings.reuse.reuses() {
-                eprintln!(
-                    "wasmtime-shim: instance reuse applies to WASI 0.3 servers; this WASI 0.2 \
-                     server takes a fresh instance per request"
-                );
-            }
-            let handler = Arc::new(Handler::new(
-                proxy_pre(&engine, &component)?,
-                ctx,
-                pooling::MAX_INSTANCES,
-            ));
-            let respond = handler.clone();
-            server::run(move |request| respond.clone().handle(request), &settings)?;
-            handler.stats.summary()
-        }
-        Wasi::P3 => {
-            let service = Arc::new(Service::new(
-                service::service_pre(&engine, &component)?,
-                ctx,
-                settings.reuse,
-                pooling::MAX_INSTANCES,
-            ));
-            let respond = service.clone();
-            server::run(move |request| respond.clone().handle(request), &settings)?;
-            format!("{:?}; {}", settings.reuse, service.stats().summary())
-        }
-    };
-    eprintln!("wasmtime-shim: stopped ({allocator:?} allocator; {summary})");
+    let settings = Settings::new(&ctx.env, &ctx.annotations)?;
+    let serving = Serving::new()?;
+    let responder = Arc::new(serving.responder(server, ctx, settings.reuse)?);
+    let respond = responder.clone();
+    server::run(
+        move |request, _client| {
+            let respond = respond.clone();
+            async move { Ok::<_, Infallible>(respond.respond(request).await) }
+        },
+        &settings,
+    )?;
+    eprintln!(
+        "wasmtime-shim: stopped ({:?} allocator; {})",
+        serving.allocator,
+        responder.summary()
+    );
     Ok(0)
+}
+
+/// The engine requests run in: wasmtime's pooling allocator (or allocation on demand where the
+/// host refuses the pool's reservation), with one slot per instance the pool holds, shared by
+/// every component served.
+pub struct Serving {
+    engine: wasmtime::Engine,
+    pub allocator: pooling::Allocator,
+    slots: Arc<Semaphore>,
+}
+
+impl Serving {
+    pub fn new() -> anyhow::Result<Self> {
+        let (engine, allocator, refused) =
+            pooling::serving_engine(crate::engine::base_config(), pooling::pool_config())?;
+        if let Some(why) = refused {
+            eprintln!("wasmtime-shim: pooling allocator unavailable, allocating on demand: {why}");
+        }
+        Ok(Self {
+            engine,
+            allocator,
+            slots: Arc::new(Semaphore::new(pooling::MAX_INSTANCES as usize)),
+        })
+    }
+
+    /// What answers the requests for `server`, whose instances get `ctx` (and, for a WASI 0.3
+    /// server, are reused as `reuse` says).
+    pub fn responder(
+        &self,
+        server: &HttpComponent,
+        ctx: &WasiContext,
+        reuse: Reuse,
+    ) -> anyhow::Result<Responder> {
+        // Pooling does not change compiled code: the create helper's compilation moves over
+        // as is.
+        let artifact = server.component.serialize()?;
+        // SAFETY: the bytes were serialized just now by this wasmtime build.
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }?;
+        Ok(match server.wasi {
+            Wasi::P2 => {
+                if reuse.reuses() {
+                    eprintln!(
+                        "wasmtime-shim: instance reuse applies to WASI 0.3 servers; this WASI \
+                         0.2 server takes a fresh instance per request"
+                    );
+                }
+                Responder::P2(Arc::new(Handler::new(
+                    proxy_pre(&self.engine, &component)?,
+                    ctx,
+                    self.slots.clone(),
+                )))
+            }
+            Wasi::P3 => Responder::P3(
+                Arc::new(Service::new(
+                    service::service_pre(&self.engine, &component)?,
+                    ctx,
+                    reuse,
+                    self.slots.clone(),
+                )),
+                reuse,
+            ),
+        })
+    }
+}
+
+/// A response body of either WASI release.
+pub type ResponseBody = UnsyncBoxBody<Bytes, anyhow::Error>;
+
+/// Answers the requests of one server component.
+pub enum Responder {
+    P2(Arc<Handler>),
+    P3(Arc<Service>, Reuse),
+}
+
+impl Responder {
+    /// The component's response, or a 500 when it trapped or gave none (logged on the
+    /// container's stderr).
+    pub async fn respond(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let boxed = |response: Response<_>| {
+            response.map(|body: UnsyncBoxBody<Bytes, _>| {
+                body.map_err(|code| anyhow::anyhow!("{code:?}"))
+                    .boxed_unsync()
+            })
+        };
+        match self {
+            Responder::P2(handler) => match handler.clone().handle(request).await {
+                Ok(response) => boxed(response),
+                Err(never) => match never {},
+            },
+            Responder::P3(service, _) => match service.clone().handle(request).await {
+                Ok(response) => boxed(response),
+                Err(never) => match never {},
+            },
+        }
+    }
+
+    /// Instances made and their instantiation times, for the log at exit.
+    pub fn summary(&self) -> String {
+        match self {
+            Responder::P2(handler) => handler.stats.summary(),
+            Responder::P3(service, reuse) => format!("{reuse:?}; {}", service.stats().summary()),
+        }
+    }
 }

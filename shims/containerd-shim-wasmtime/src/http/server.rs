@@ -1,6 +1,7 @@
 //! The HTTP/1.1 server: listener, keep-alive connections, and the drain on SIGTERM.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,11 +20,11 @@ use super::settings::Settings;
 /// The signals that drain the server instead of killing it.
 const DRAIN_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 
-/// Serves each request with `respond` until SIGTERM or SIGINT, then lets in-flight requests
-/// finish and returns.
+/// Serves each request with `respond` (given the request and the client's address) until
+/// SIGTERM or SIGINT, then lets in-flight requests finish and returns.
 pub fn run<R, F, B>(respond: R, settings: &Settings) -> anyhow::Result<()>
 where
-    R: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    R: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
@@ -50,13 +51,16 @@ where
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, client)) => {
                         // Small responses on kept-alive connections must not wait for
                         // delayed ACKs.
                         let _ = stream.set_nodelay(true);
                         let connection = http.serve_connection(
                             TokioIo::new(stream),
-                            service_fn(respond.clone()),
+                            service_fn({
+                                let respond = respond.clone();
+                                move |request| respond(request, client)
+                            }),
                         );
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {

@@ -51,7 +51,7 @@ impl Service {
         pre: ServicePre<RequestState>,
         ctx: &WasiContext,
         reuse: Reuse,
-        max_instances: u32,
+        slots: Arc<Semaphore>,
     ) -> Self {
         let stats = Arc::new(InstantiationStats::default());
         Self {
@@ -60,7 +60,7 @@ impl Service {
                 pre: ProxyPre::P3(pre),
                 ctx: ctx.clone(),
                 reuse,
-                slots: Arc::new(Semaphore::new(max_instances as usize)),
+                slots,
                 stats: stats.clone(),
             }),
             stats,

@@ -1,6 +1,8 @@
-//! Where and how the HTTP server listens, and how a WASI 0.3 server reuses its instances,
-//! from the container's environment (`process.env`).
+//! Where and how the HTTP server listens, from the container's environment (`process.env`,
+//! the names runwasi's wasmtime shim reads), and how a WASI 0.3 server reuses its instances,
+//! from the container's annotations (an operator's setting, which the module does not see).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,12 +20,13 @@ pub const DEFAULT_BACKLOG: u32 = 1024;
 
 /// Requests one WASI 0.3 instance serves in all (wasmtime serve's
 /// `--max-instance-reuse-count`).
-pub const MAX_REUSE_ENV: &str = "WASMTIME_HTTP_MAX_INSTANCE_REUSE";
+pub const MAX_REUSE_ANNOTATION: &str = "io.containerd.wasm.http.max-instance-reuse";
 /// Requests one WASI 0.3 instance serves at once (wasmtime serve's
 /// `--max-instance-concurrent-reuse-count`).
-pub const MAX_CONCURRENT_REUSE_ENV: &str = "WASMTIME_HTTP_MAX_INSTANCE_CONCURRENT_REUSE";
+pub const MAX_CONCURRENT_REUSE_ANNOTATION: &str =
+    "io.containerd.wasm.http.max-instance-concurrent-reuse";
 /// Milliseconds an idle reusable instance is kept (wasmtime serve's `--idle-instance-timeout`).
-pub const IDLE_TIMEOUT_ENV: &str = "WASMTIME_HTTP_IDLE_INSTANCE_TIMEOUT_MS";
+pub const IDLE_TIMEOUT_ANNOTATION: &str = "io.containerd.wasm.http.idle-instance-timeout-ms";
 
 /// How a WASI 0.3 server's instances take requests. The default is a fresh instance per
 /// request, as for WASI 0.2 servers: nothing a request leaves in the instance (globals, a
@@ -58,35 +61,56 @@ pub struct Settings {
 
 impl Settings {
     /// Reads [`ADDR_ENV`] and [`BACKLOG_ENV`] from `env` (the last value of a name wins, as in
-    /// a process environment); an invalid value is an error naming the variable.
-    pub fn from_env(env: &[(String, String)]) -> anyhow::Result<Self> {
+    /// a process environment) and the reuse annotations from `annotations`; an invalid value
+    /// is an error naming the variable or annotation.
+    pub fn new(
+        env: &[(String, String)],
+        annotations: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        Self::read(env, annotations, ADDR_ENV, DEFAULT_ADDR)
+    }
+
+    /// As [`Settings::new`], with the address in the variable `addr_env` (`default_addr`
+    /// when unset): another shim's name for it (Spin's `SPIN_HTTP_LISTEN_ADDR`).
+    pub fn read(
+        env: &[(String, String)],
+        annotations: &BTreeMap<String, String>,
+        addr_env: &str,
+        default_addr: &str,
+    ) -> anyhow::Result<Self> {
         let lookup = |name: &str| {
             env.iter()
                 .rev()
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_str())
         };
-        let addr = lookup(ADDR_ENV).unwrap_or(DEFAULT_ADDR);
+        let addr = lookup(addr_env).unwrap_or(default_addr);
         let addr = addr
             .parse()
-            .with_context(|| format!("{ADDR_ENV}={addr:?} is not an IP address and port"))?;
-        let positive = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match lookup(name) {
+            .with_context(|| format!("{addr_env}={addr:?} is not an IP address and port"))?;
+        let backlog = match lookup(BACKLOG_ENV) {
+            None => DEFAULT_BACKLOG,
+            Some(value) => positive(value)
+                .and_then(|n| u32::try_from(n).ok())
+                .with_context(|| format!("{BACKLOG_ENV}={value:?} is not a positive integer"))?,
+        };
+        let annotated = |name: &str, default: u64| -> anyhow::Result<u64> {
+            match annotations.get(name) {
                 None => Ok(default),
-                Some(value) => match value.parse() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => anyhow::bail!("{name}={value:?} is not a positive integer"),
-                },
+                Some(value) => positive(value).with_context(|| {
+                    format!("annotation {name}={value:?} is not a positive integer")
+                }),
             }
         };
         let fresh = Reuse::FRESH_PER_REQUEST;
-        let backlog = u32::try_from(positive(BACKLOG_ENV, DEFAULT_BACKLOG.into())?)
-            .with_context(|| format!("{BACKLOG_ENV} is too large"))?;
         let reuse = Reuse {
-            max_requests: positive(MAX_REUSE_ENV, fresh.max_requests as u64)? as usize,
-            max_concurrent: positive(MAX_CONCURRENT_REUSE_ENV, fresh.max_concurrent as u64)?
+            max_requests: annotated(MAX_REUSE_ANNOTATION, fresh.max_requests as u64)? as usize,
+            max_concurrent: annotated(MAX_CONCURRENT_REUSE_ANNOTATION, fresh.max_concurrent as u64)?
                 as usize,
-            idle: Duration::from_millis(positive(IDLE_TIMEOUT_ENV, fresh.idle.as_millis() as u64)?),
+            idle: Duration::from_millis(annotated(
+                IDLE_TIMEOUT_ANNOTATION,
+                fresh.idle.as_millis() as u64,
+            )?),
         };
         Ok(Self {
             addr,
@@ -94,6 +118,11 @@ impl Settings {
             reuse,
         })
     }
+}
+
+/// `value` as an integer above 0.
+fn positive(value: &str) -> Option<u64> {
+    value.parse().ok().filter(|n| *n > 0)
 }
 
 #[cfg(test)]
@@ -107,9 +136,16 @@ mod tests {
             .collect()
     }
 
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn defaults_apply_when_unset() {
-        let settings = Settings::from_env(&env(&[("OTHER", "1")])).unwrap();
+        let settings = Settings::new(&env(&[("OTHER", "1")]), &BTreeMap::new()).unwrap();
         assert_eq!(settings.addr, DEFAULT_ADDR.parse().unwrap());
         assert_eq!(settings.backlog, DEFAULT_BACKLOG);
         assert_eq!(settings.reuse, Reuse::FRESH_PER_REQUEST);
@@ -117,12 +153,15 @@ mod tests {
     }
 
     #[test]
-    fn reuse_is_read() {
-        let settings = Settings::from_env(&env(&[
-            (MAX_REUSE_ENV, "128"),
-            (MAX_CONCURRENT_REUSE_ENV, "16"),
-            (IDLE_TIMEOUT_ENV, "250"),
-        ]))
+    fn reuse_comes_from_annotations_not_the_environment() {
+        let settings = Settings::new(
+            &env(&[(MAX_REUSE_ANNOTATION, "2")]),
+            &annotations(&[
+                (MAX_REUSE_ANNOTATION, "128"),
+                (MAX_CONCURRENT_REUSE_ANNOTATION, "16"),
+                (IDLE_TIMEOUT_ANNOTATION, "250"),
+            ]),
+        )
         .unwrap();
         assert_eq!(
             settings.reuse,
@@ -137,28 +176,35 @@ mod tests {
 
     #[test]
     fn values_are_read_and_the_last_one_wins() {
-        let settings = Settings::from_env(&env(&[
-            (ADDR_ENV, "127.0.0.1:1"),
-            (ADDR_ENV, "[::1]:9000"),
-            (BACKLOG_ENV, "16"),
-        ]))
+        let settings = Settings::new(
+            &env(&[
+                (ADDR_ENV, "127.0.0.1:1"),
+                (ADDR_ENV, "[::1]:9000"),
+                (BACKLOG_ENV, "16"),
+            ]),
+            &BTreeMap::new(),
+        )
         .unwrap();
         assert_eq!(settings.addr, "[::1]:9000".parse().unwrap());
         assert_eq!(settings.backlog, 16);
     }
 
     #[test]
-    fn invalid_values_name_the_variable() {
-        let err = Settings::from_env(&env(&[(ADDR_ENV, "localhost")])).unwrap_err();
+    fn invalid_values_name_the_variable_or_annotation() {
+        let none = BTreeMap::new();
+        let err = Settings::new(&env(&[(ADDR_ENV, "localhost")]), &none).unwrap_err();
         assert!(err.to_string().contains(ADDR_ENV), "{err}");
+        for bad in ["0", "-1", "many", "4294967296"] {
+            let err = Settings::new(&env(&[(BACKLOG_ENV, bad)]), &none).unwrap_err();
+            assert!(err.to_string().contains(BACKLOG_ENV), "{err}");
+        }
         for name in [
-            BACKLOG_ENV,
-            MAX_REUSE_ENV,
-            MAX_CONCURRENT_REUSE_ENV,
-            IDLE_TIMEOUT_ENV,
+            MAX_REUSE_ANNOTATION,
+            MAX_CONCURRENT_REUSE_ANNOTATION,
+            IDLE_TIMEOUT_ANNOTATION,
         ] {
             for bad in ["0", "-1", "many"] {
-                let err = Settings::from_env(&env(&[(name, bad)])).unwrap_err();
+                let err = Settings::new(&[], &annotations(&[(name, bad)])).unwrap_err();
                 assert!(err.to_string().contains(name), "{err}");
             }
         }
