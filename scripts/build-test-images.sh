@@ -15,6 +15,10 @@
 #   pause.tar               docker.io/library/wasm-shims-pause:latest    linux/amd64 (CRI's sandbox_image)
 #   tcp-echo.tar            docker.io/library/tcp-echo:latest            wasip2/wasm (a component)
 #   tcp-echo-native.tar     docker.io/library/tcp-echo-native:latest     linux/amd64 (the same, static)
+#   spin-hello.tar          docker.io/library/spin-hello:latest          wasi/wasm32
+#   spin-routes.tar         docker.io/library/spin-routes:latest         wasi/wasm32
+#                           Spin apps: /spin.toml and its components beside it (spin-sdk 3 for
+#                           wasm32-wasip1, spin-sdk 5 for wasm32-wasip2)
 # Safe to run again: everything is rebuilt incrementally and the tarballs are replaced with
 # byte-identical ones when nothing changed. Honors CARGO_TARGET_DIR.
 set -euo pipefail
@@ -32,12 +36,13 @@ native_target="x86_64-unknown-linux-gnu"
 
 cd "$repo_root"
 
-echo "building wasi-demo-app (wasm32-wasip1, wasm32-wasip2), http-hello, http-hello-p3, cli-p3," \
-    "auth-gateway and tcp-echo (wasm32-wasip2), native-demo, pause and tcp-echo (static) and" \
-    "image-builder" >&2
-cargo build --release -p wasi-demo-app --target wasm32-wasip1
+echo "building wasi-demo-app and spin-hello (wasm32-wasip1), wasi-demo-app, http-hello," \
+    "http-hello-p3, cli-p3, auth-gateway, tcp-echo and spin-routes (wasm32-wasip2), native-demo," \
+    "pause and tcp-echo (static) and image-builder" >&2
+cargo build --release -p wasi-demo-app -p spin-hello --target wasm32-wasip1
 cargo build --release -p wasi-demo-app -p http-hello -p http-hello-p3 -p cli-p3 -p auth-gateway \
-    -p tcp-echo --target wasm32-wasip2
+    -p tcp-echo -p spin-routes-users -p spin-routes-static -p spin-routes-root \
+    --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
@@ -126,3 +131,18 @@ mkdir -p "$out_dir"
     --file "/tcp-echo=$tcp_echo_native:0755" \
     --entrypoint /tcp-echo \
     --out "$out_dir/tcp-echo-native.tar"
+
+# Spin apps as `spin build` and a Dockerfile make them: spin.toml at the root, each component
+# beside it under the name its `source` gives.
+spin_apps="$repo_root/test-images"
+"$image_builder" --name docker.io/library/spin-hello:latest --platform wasi/wasm32 \
+    --file "/spin.toml=$spin_apps/spin-hello/spin.toml:0644" \
+    --file "/hello.wasm=$target_dir/wasm32-wasip1/release/spin_hello.wasm:0644" \
+    --out "$out_dir/spin-hello.tar"
+
+"$image_builder" --name docker.io/library/spin-routes:latest --platform wasi/wasm32 \
+    --file "/spin.toml=$spin_apps/spin-routes/spin.toml:0644" \
+    --file "/users.wasm=$components/spin_routes_users.wasm:0644" \
+    --file "/static.wasm=$components/spin_routes_static.wasm:0644" \
+    --file "/root.wasm=$components/spin_routes_root.wasm:0644" \
+    --out "$out_dir/spin-routes.tar"

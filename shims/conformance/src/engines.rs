@@ -55,6 +55,16 @@ pub const ENGINES: &[Runtime] = &[
 /// Why a shim of the workspace would be missing.
 const NOT_BUILT: &str = "not built (`cargo build --release`)";
 
+/// The Spin shim: runs Spin applications (`/spin.toml`), not modules, so it is not one of
+/// [`ENGINES`]; `tests/spin.rs` covers it.
+pub const SPIN: Runtime = Runtime {
+    name: "spin",
+    runtime_type: "io.containerd.spin.v2",
+    binary: "containerd-shim-spin-v2",
+    runs_wasm: true,
+    when_missing: NOT_BUILT,
+};
+
 /// The reference: what containerd users get for native containers today.
 pub const RUNC: Runtime = Runtime {
     name: "runc",

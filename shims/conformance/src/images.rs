@@ -103,6 +103,102 @@ macro_rules! toolchain_image {
     };
 }
 
+/// A Spin application image as `spin build` + a Dockerfile would make it: `/spin.toml` and its
+/// components beside it, platform `wasi/wasm32`.
+macro_rules! spin_image {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub static $name: TestImage = TestImage::tarball(
+            concat!("docker.io/library/", $file, ":latest"),
+            "wasi/wasm32",
+            concat!($file, ".tar"),
+        );
+    };
+}
+
+spin_image!(
+    /// The seed's handler (test-images/spin-hello, spin-sdk 3, wasm32-wasip1): every request
+    /// answers `Hello from Wasm on Kubernetes!`.
+    SPIN_HELLO,
+    "spin-hello"
+);
+spin_image!(
+    /// Three components (test-images/spin-routes, spin-sdk 5, wasm32-wasip2): `/users/:id`,
+    /// `/static/...` and `/`; the first two answer with the `spin-*` headers they got.
+    SPIN_ROUTES,
+    "spin-routes"
+);
+
+/// A Spin application image built here: `/spin.toml` with `manifest`, and a `/hello.wasm`
+/// that is a plain WASI preview 1 command (no HTTP handler).
+pub fn spin_app_image(reference: &str, manifest: &str) -> Result<ImageBuilder> {
+    Ok(ImageBuilder::new(reference)
+        .platform("wasi", "wasm32")
+        .file("/spin.toml", manifest, 0o644)
+        .file("/hello.wasm", wasi_print_module("hello")?, 0o644))
+}
+
+/// Spin manifests that must fail at create, each in its own image (the shim reads only
+/// `/spin.toml`), with `/hello.wasm` a plain WASI preview 1 command.
+pub mod bad_spin {
+    use super::{TestImage, spin_app_image};
+
+    macro_rules! bad_spin_image {
+        ($(#[$doc:meta])* $name:ident, $reference:literal, $body:literal) => {
+            $(#[$doc])*
+            pub static $name: TestImage = TestImage::built(
+                concat!("docker.io/library/", $reference, ":latest"),
+                "wasi/wasm32",
+                || {
+                    spin_app_image(
+                        concat!("docker.io/library/", $reference, ":latest"),
+                        concat!(
+                            "spin_manifest_version = 2\n[application]\nname = \"bad\"\n",
+                            $body
+                        ),
+                    )
+                },
+            );
+        };
+    }
+
+    bad_spin_image!(
+        /// A route names a component that does not exist.
+        UNKNOWN_COMPONENT,
+        "spin-bad-unknown-component",
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"nowhere\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n"
+    );
+    bad_spin_image!(
+        /// The component's file is not in the image.
+        MISSING_FILE,
+        "spin-bad-missing-file",
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"missing.wasm\"\n"
+    );
+    bad_spin_image!(
+        /// A route that is no route.
+        BAD_ROUTE,
+        "spin-bad-route",
+        "[[trigger.http]]\nroute = \"/a/.../b\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n"
+    );
+    bad_spin_image!(
+        /// A trigger type this shim does not run.
+        REDIS_TRIGGER,
+        "spin-bad-redis-trigger",
+        "[[trigger.redis]]\nchannel = \"messages\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n"
+    );
+    bad_spin_image!(
+        /// The component is a command, not an HTTP handler.
+        NOT_HTTP,
+        "spin-bad-not-http",
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n"
+    );
+}
+
 toolchain_image!(
     /// A `wasi:cli/run@0.2.12` command by componentize-py: prints `hello from python` and its
     /// args; `exit N` exits N.

@@ -1,14 +1,17 @@
-//! Spin's application manifest and HTTP routing, as containerd-shim-spin needs them.
-//!
-//! containerd-shim-spin runs [Spin](https://github.com/spinframework/spin) applications:
-//! a `spin.toml` and the Wasm components it names. This library holds the parts that do
-//! not need a Wasm engine, written to behave as Spin does:
+//! `containerd-shim-spin-v2` (runtime `io.containerd.spin.v2`): runs
+//! [Spin](https://github.com/spinframework/spin) applications, a `spin.toml` and the Wasm
+//! components it names, on the shared shim library with the wasmtime shim's engine and HTTP
+//! server.
 //!
 //! - [`manifest`]: reads `spin.toml` (manifest version 2) into typed structs, with Spin's
 //!   checks and its ids for unnamed triggers and inline components; every error names
 //!   the file and the field.
 //! - [`routes`]: Spin's HTTP router (which component a request path goes to) and the
 //!   `spin-*` request headers that tell the component how it matched.
+//! - [`app`]: the application loaded at create: every component compiled and linked.
+//! - [`componentize`]: `wasm32-wasip1` modules made components, as Spin does at load.
+//! - [`trigger`]: the HTTP trigger serving the application.
+//! - [`engine`]: the shim's engine, tying them together.
 //!
 //! ```
 //! use std::path::Path;
@@ -42,5 +45,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod app;
+pub mod componentize;
+pub mod engine;
 pub mod manifest;
 pub mod routes;
+pub mod trigger;

@@ -1,0 +1,169 @@
+//! A Spin application loaded at `create`: `/spin.toml` read and checked, its HTTP routes
+//! built, and every component a route names compiled and linked (through the node's
+//! precompile cache), so that anything wrong with the application fails `create` with the
+//! file and the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use containerd_shim_wasm::{cache, module_size};
+use containerd_shim_wasmtime::engine::LinkedWasm;
+use containerd_shim_wasmtime::http::HttpComponent;
+
+use crate::engine::{SPIN_MANIFEST, SpinEngine, SpinModule};
+use crate::manifest::{self, ComponentSource, HttpExecutor, HttpHandler, HttpRoute, Manifest};
+use crate::routes::Router;
+
+/// An application ready to serve.
+pub struct App {
+    pub name: String,
+    pub router: Router,
+    /// The components the routes name, by id.
+    pub components: BTreeMap<String, AppComponent>,
+}
+
+/// A component of the application, compiled and linked.
+pub struct AppComponent {
+    pub server: HttpComponent,
+    /// Its `environment` table: all the environment a Spin component sees.
+    pub environment: Vec<(String, String)>,
+}
+
+/// Loads the application whose manifest is `file` (`/spin.toml` inside `rootfs`).
+pub fn load(
+    engine: &SpinEngine,
+    rootfs: &Path,
+    file: &Path,
+    container: &str,
+) -> anyhow::Result<App> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{SPIN_MANIFEST}: cannot read it"))?;
+    let manifest = manifest::parse(&text, Path::new(SPIN_MANIFEST))?;
+    manifest.check_http_only()?;
+    let routes = http_routes(&manifest)?;
+    let router = Router::new(manifest.http_base(), routes.iter().cloned())
+        .map_err(|e| anyhow!("{SPIN_MANIFEST}: {e}"))?;
+    for duplicate in router.duplicates() {
+        log::warn!(
+            id = container;
+            "container {container}: {SPIN_MANIFEST}: route {:?} of component {:?} is never used: \
+             component {:?} has the same route",
+            duplicate.route,
+            duplicate.unused_component,
+            duplicate.used_component
+        );
+    }
+    let mut components = BTreeMap::new();
+    for (_, id) in &routes {
+        if components.contains_key(id) {
+            continue;
+        }
+        let component = manifest
+            .component(id)
+            .with_context(|| format!("{SPIN_MANIFEST}: no component {id:?}"))?;
+        let loaded = load_component(engine, rootfs, &manifest, component, container)?;
+        components.insert(id.clone(), loaded);
+    }
+    Ok(App {
+        name: manifest.application().name().to_string(),
+        router,
+        components,
+    })
+}
+
+/// The `(route, component id)` of every public HTTP trigger, refusing what this shim does not
+/// serve.
+fn http_routes(manifest: &Manifest) -> anyhow::Result<Vec<(String, String)>> {
+    let mut routes = Vec::new();
+    for trigger in manifest.http_triggers() {
+        let field = format!("trigger.http[{}]", trigger.index());
+        if let HttpExecutor::Wagi { .. } = trigger.executor() {
+            bail!(
+                "{SPIN_MANIFEST}: {field}.executor: the wagi executor is not supported: this \
+                 shim calls components that export a wasi:http handler"
+            );
+        }
+        // A private endpoint is reached only by other components' local requests, which
+        // this shim does not route: nothing to serve.
+        let HttpRoute::Path(route) = trigger.route() else {
+            continue;
+        };
+        match trigger.handler() {
+            HttpHandler::Component(id) => routes.push((route.clone(), id.clone())),
+            HttpHandler::StaticResponse(_) => {
+                bail!("{SPIN_MANIFEST}: {field}.static_response: not supported by this shim yet")
+            }
+        }
+    }
+    Ok(routes)
+}
+
+/// Compiles one component and checks that it is an HTTP handler this shim can give what its
+/// manifest entry asks for.
+fn load_component(
+    engine: &SpinEngine,
+    rootfs: &Path,
+    manifest: &Manifest,
+    component: &manifest::Component,
+    container: &str,
+) -> anyhow::Result<AppComponent> {
+    let id = component.id();
+    refuse_unsupported(component)?;
+    let field = format!("component.{id}.source");
+    let path = match component.source() {
+        ComponentSource::Local(path) => manifest.resolve(path),
+        ComponentSource::Remote { url, .. } => bail!(
+            "{SPIN_MANIFEST}: {field}: {url}: components are read from the image; a URL \
+             source is not fetched (put the file in the image, or `spin registry push` the app)"
+        ),
+        ComponentSource::Registry { package, .. } => bail!(
+            "{SPIN_MANIFEST}: {field}: the registry package {package}: components are read \
+             from the image; registry sources are not fetched"
+        ),
+    };
+    let shown = path.display().to_string();
+    // Symlinks in the image must not lead out of the rootfs.
+    let host = safe_path::scoped_join(rootfs, &path)
+        .with_context(|| format!("{SPIN_MANIFEST}: {field}: {shown}: resolve it in the rootfs"))?;
+    let bytes = module_size::read_module(&host, &shown)
+        .with_context(|| format!("{SPIN_MANIFEST}: {field}"))?;
+    let module = cache::compile(engine, &bytes, "_start", container)
+        .with_context(|| format!("{SPIN_MANIFEST}: {field}: {shown}: component {id:?}"))?;
+    let SpinModule::Wasm(LinkedWasm::HttpServer(server)) = module else {
+        bail!(
+            "{SPIN_MANIFEST}: {field}: {shown} exports no HTTP handler \
+             (wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3), which an HTTP trigger \
+             calls"
+        );
+    };
+    Ok(AppComponent {
+        server,
+        environment: component
+            .environment()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    })
+}
+
+/// What a component may ask for that this shim does not give yet: refused at create rather
+/// than left out silently (the component would fail later, or reach what it should not).
+fn refuse_unsupported(component: &manifest::Component) -> anyhow::Result<()> {
+    let id = component.id();
+    let asked = [
+        ("files", !component.files().is_empty()),
+        (
+            "allowed_outbound_hosts",
+            !component.allowed_outbound_hosts().is_empty(),
+        ),
+        ("variables", !component.variables().is_empty()),
+        ("key_value_stores", !component.key_value_stores().is_empty()),
+        ("sqlite_databases", !component.sqlite_databases().is_empty()),
+        ("ai_models", !component.ai_models().is_empty()),
+    ];
+    if let Some((field, _)) = asked.iter().find(|(_, asked)| *asked) {
+        bail!("{SPIN_MANIFEST}: component.{id}.{field}: not supported by this shim yet");
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Spin's HTTP trigger: the wasmtime shim's HTTP server, each request routed by the
+//! application's routes to its component (a fresh instance per request, as Spin gives), with
+//! Spin's `spin-*` request headers; 404 when no route matches.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use containerd_shim_wasm::WasiContext;
+use containerd_shim_wasmtime::http::settings::Settings;
+use containerd_shim_wasmtime::http::{Responder, ResponseBody, Serving, server};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HOST, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::app::App;
+use crate::routes::{self, Router};
+
+/// Where Spin listens, and where containerd-shim-spin does unless told otherwise.
+pub const LISTEN_ADDR_ENV: &str = "SPIN_HTTP_LISTEN_ADDR";
+pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:80";
+
+/// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished.
+pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
+    let settings = Settings::read(
+        &ctx.env,
+        &ctx.annotations,
+        LISTEN_ADDR_ENV,
+        DEFAULT_LISTEN_ADDR,
+    )?;
+    let serving = Serving::new()?;
+    let mut responders = BTreeMap::new();
+    for (id, component) in &app.components {
+        // A Spin component sees its manifest's `environment`, not the container's, and no
+        // network: outbound hosts are not granted yet (app.rs refuses asking for them).
+        let component_ctx = WasiContext {
+            args: vec![id.clone()],
+            env: component.environment.clone(),
+            preopens: Vec::new(),
+            entry: ctx.entry.clone(),
+            network: false,
+            annotations: ctx.annotations.clone(),
+        };
+        let responder = serving.responder(&component.server, &component_ctx, settings.reuse)?;
+        responders.insert(id.clone(), responder);
+    }
+    let routes: Vec<String> = app
+        .router
+        .routes()
+        .map(|(route, component)| format!("{route} -> {component}"))
+        .collect();
+    eprintln!(
+        "spin-shim: application {:?}: {}",
+        app.name,
+        routes.join(", ")
+    );
+    let trigger = Arc::new(Trigger {
+        router: app.router.clone(),
+        responders,
+    });
+    let serving_trigger = trigger.clone();
+    server::run(
+        move |request, client| {
+            let trigger = serving_trigger.clone();
+            async move { Ok::<_, Infallible>(trigger.respond(request, client).await) }
+        },
+        &settings,
+    )?;
+    for (id, responder) in &trigger.responders {
+        eprintln!(
+            "spin-shim: component {id}: {:?} allocator; {}",
+            serving.allocator,
+            responder.summary()
+        );
+    }
+    Ok(0)
+}
+
+struct Trigger {
+    router: Router,
+    responders: BTreeMap<String, Responder>,
+}
+
+impl Trigger {
+    async fn respond(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ResponseBody> {
+        let Some(matched) = self.router.route(request.uri().path()) else {
+            return plain(StatusCode::NOT_FOUND, "Not Found\n");
+        };
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("localhost");
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let url = routes::full_url("http", host, path_and_query);
+        for (name, value) in routes::spin_headers(&matched, &url, client) {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) else {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the request cannot be given the header {name}\n"),
+                );
+            };
+            request.headers_mut().insert(name, value);
+        }
+        match self.responders.get(matched.component_id()) {
+            Some(responder) => responder.respond(request).await,
+            None => plain(StatusCode::INTERNAL_SERVER_ERROR, "no such component\n"),
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<ResponseBody> {
+    let body = Full::new(Bytes::from(body.to_string()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
