@@ -206,6 +206,12 @@ disabled_plugins = [
       runtime_type = "io.containerd.wamr.v1"
       pod_annotations = ["io.containerd.wasm.*"]
       container_annotations = ["io.containerd.wasm.*"]
+
+    # SpinKube's handler name and runtime (RuntimeClass wasmtime-spin-v2, handler spin).
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spin]
+      runtime_type = "io.containerd.spin.v2"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
 EOF
 	if [[ $containerd_version == 1.7 ]]; then
 		nri_disabled
@@ -274,6 +280,12 @@ disabled_plugins = [
 
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wamr]
       runtime_type = "io.containerd.wamr.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+
+    # SpinKube's handler name and runtime (RuntimeClass wasmtime-spin-v2, handler spin).
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.spin]
+      runtime_type = "io.containerd.spin.v2"
       pod_annotations = ["io.containerd.wasm.*"]
       container_annotations = ["io.containerd.wasm.*"]
 EOF

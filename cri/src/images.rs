@@ -52,6 +52,14 @@ pub static TCP_ECHO_NATIVE: Image = Image::tarball_in(
     "tcp-echo-native.tar",
 );
 
+/// The seed's Spin app (`/spin.toml` and `/hello.wasm`), for the `spin` handler.
+pub static SPIN_HELLO: Image = Image::tarball_in(
+    CRI_NAMESPACE,
+    "docker.io/library/spin-hello:latest",
+    "wasi/wasm32",
+    "spin-hello.tar",
+);
+
 /// The pause program, the CRI plugin's `sandbox_image` (scripts/containerd.sh).
 pub static PAUSE: Image = Image::tarball_in(
     CRI_NAMESPACE,

@@ -90,43 +90,34 @@ pub static CLI_P3: TestImage = TestImage::tarball(
     "cli-p3.tar",
 );
 
-/// Components made by other toolchains than Rust's (scripts/build-toolchain-images.sh): each
-/// `/NAME.wasm`, platform `wasip2/wasm`.
-macro_rules! toolchain_image {
-    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+/// An image `docker.io/library/<file>:latest` from the tarball `<file>.tar` of
+/// `target/test-images/`, on `platform`.
+macro_rules! tarball_image {
+    ($(#[$doc:meta])* $name:ident, $file:literal, $platform:literal) => {
         $(#[$doc])*
         pub static $name: TestImage = TestImage::tarball(
             concat!("docker.io/library/", $file, ":latest"),
-            "wasip2/wasm",
+            $platform,
             concat!($file, ".tar"),
         );
     };
 }
 
-/// A Spin application image as `spin build` + a Dockerfile would make it: `/spin.toml` and its
-/// components beside it, platform `wasi/wasm32`.
-macro_rules! spin_image {
-    ($(#[$doc:meta])* $name:ident, $file:literal) => {
-        $(#[$doc])*
-        pub static $name: TestImage = TestImage::tarball(
-            concat!("docker.io/library/", $file, ":latest"),
-            "wasi/wasm32",
-            concat!($file, ".tar"),
-        );
-    };
-}
-
-spin_image!(
+// Spin application images as `spin build` and a Dockerfile would make them: `/spin.toml` and
+// its components beside it (scripts/build-test-images.sh), platform `wasi/wasm32`.
+tarball_image!(
     /// The seed's handler (test-images/spin-hello, spin-sdk 3, wasm32-wasip1): every request
     /// answers `Hello from Wasm on Kubernetes!`.
     SPIN_HELLO,
-    "spin-hello"
+    "spin-hello",
+    "wasi/wasm32"
 );
-spin_image!(
+tarball_image!(
     /// Three components (test-images/spin-routes, spin-sdk 5, wasm32-wasip2): `/users/:id`,
     /// `/static/...` and `/`; the first two answer with the `spin-*` headers they got.
     SPIN_ROUTES,
-    "spin-routes"
+    "spin-routes",
+    "wasi/wasm32"
 );
 
 /// A Spin application image built here: `/spin.toml` with `manifest`, and a `/hello.wasm`
@@ -199,29 +190,35 @@ pub mod bad_spin {
     );
 }
 
-toolchain_image!(
+// Components made by other toolchains than Rust's (scripts/build-toolchain-images.sh): each
+// `/NAME.wasm`, platform `wasip2/wasm`.
+tarball_image!(
     /// A `wasi:cli/run@0.2.12` command by componentize-py: prints `hello from python` and its
     /// args; `exit N` exits N.
     PYTHON_CLI,
-    "python-cli"
+    "python-cli",
+    "wasip2/wasm"
 );
-toolchain_image!(
+tarball_image!(
     /// A `wasi:http/incoming-handler@0.2.12` server by componentize-py (importing wasi:cli and
     /// the rest at 0.2.9): `hello from python (wasi:http 0.2)`; `/trap` traps.
     PYTHON_HTTP_P2,
-    "python-http-p2"
+    "python-http-p2",
+    "wasip2/wasm"
 );
-toolchain_image!(
+tarball_image!(
     /// A `wasi:http/handler@0.3.0` server by componentize-py (importing WASI 0.3.0 and 0.2.9):
     /// `hello from python (wasi:http 0.3)`; `/trap` traps.
     PYTHON_HTTP_P3,
-    "python-http-p3"
+    "python-http-p3",
+    "wasip2/wasm"
 );
-toolchain_image!(
+tarball_image!(
     /// A `wasi:http/incoming-handler@0.2.12` server by componentize-js: `hello from
     /// javascript`; `/trap` throws.
     JS_HTTP,
-    "js-http"
+    "js-http",
+    "wasip2/wasm"
 );
 
 /// `/auth-gateway.wasm`, a `wasi:http/proxy` component that checks a JWT and proxies

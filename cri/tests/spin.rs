@@ -1,0 +1,80 @@
+//! A Spin app in a pod as SpinKube runs one: the handler `spin` (RuntimeClass
+//! wasmtime-spin-v2, runtime `io.containerd.spin.v2`), the container's command `/`, the app
+//! listening on port 80 of the pod (`SPIN_HTTP_LISTEN_ADDR`'s default); beside it a native
+//! sidecar, as a Deployment's extra container would be, run by the same shim.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use cri_conformance::images::{SPIN_HELLO, TCP_ECHO_NATIVE};
+use cri_conformance::network::{in_containerd_network, tcp_exchange};
+use cri_conformance::pod::{ContainerSpec, Pod};
+use k8s_cri::v1::ContainerState;
+
+/// How long the app and the sidecar may take to come up (the first start compiles).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `GET path` at `ip:port` from containerd's network namespace, with `Connection: close`:
+/// the whole response as text.
+fn http_get(ip: &str, port: u16, path: &str) -> Result<String> {
+    let address: std::net::SocketAddr = format!("{ip}:{port}").parse()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {ip}\r\nconnection: close\r\n\r\n");
+    in_containerd_network(move || {
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+            .with_context(|| format!("cannot connect to {address}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .with_context(|| format!("cannot read the answer of {address}"))?;
+        Ok(answer)
+    })
+}
+
+#[test]
+#[ignore = "needs the private containerd: run make test"]
+fn a_spin_app_serves_at_the_pod_ip_beside_a_native_sidecar() -> Result<()> {
+    let mut pod = Pod::run("spin-app", "spin")?;
+    let ip = pod.ip()?;
+    let app = pod.run_container(&ContainerSpec::new("spin-hello", &SPIN_HELLO, &["/"]))?;
+    let sidecar = pod.run_container(&ContainerSpec::new("sidecar", &TCP_ECHO_NATIVE, &["8081"]))?;
+    pod.wait_for_state(&app, ContainerState::ContainerRunning, START_TIMEOUT)?;
+    pod.wait_for_state(&sidecar, ContainerState::ContainerRunning, START_TIMEOUT)?;
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    let answer = loop {
+        match http_get(&ip, 80, "/hello") {
+            Ok(answer) => break answer,
+            Err(e) if Instant::now() < deadline => {
+                let status = pod.container_status(&app)?;
+                if status.state != ContainerState::ContainerRunning as i32 {
+                    let log =
+                        std::fs::read_to_string(pod.log_path("spin-hello")).unwrap_or_default();
+                    bail!(
+                        "the app exited with {} ({}) before answering: {e:#}; its log: {log:?}",
+                        status.exit_code,
+                        status.reason
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.context(format!("the app did not answer on {ip}:80"))),
+        }
+    };
+    // The body may come chunked: it is looked for, not compared whole.
+    ensure!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\r\nHello from Wasm on Kubernetes!"),
+        "GET /hello at {ip}:80 answered {answer:?}"
+    );
+    let echo = tcp_exchange(&ip, 8081, b"ping", Duration::from_secs(5))?;
+    ensure!(
+        echo == b"echo: ping",
+        "the sidecar answered {:?}",
+        String::from_utf8_lossy(&echo)
+    );
+    pod.stop().context("StopPodSandbox")?;
+    pod.remove().context("RemovePodSandbox")?;
+    Ok(())
+}
