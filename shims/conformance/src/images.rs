@@ -129,6 +129,23 @@ pub fn spin_app_image(reference: &str, manifest: &str) -> Result<ImageBuilder> {
         .file("/hello.wasm", wasi_print_module("hello")?, 0o644))
 }
 
+/// A Spin app of `static_response` triggers only: `/gone` answers 410 with `x-why: moved` and
+/// `gone\n`, `/teapot/...` 418 with no body.
+pub static SPIN_STATIC: TestImage = TestImage::built(
+    "docker.io/library/spin-static:latest",
+    "wasi/wasm32",
+    || {
+        spin_app_image(
+            "docker.io/library/spin-static:latest",
+            "spin_manifest_version = 2\n[application]\nname = \"static\"\n\
+             [[trigger.http]]\nroute = \"/gone\"\n\
+             static_response = { status_code = 410, headers = { x-why = \"moved\" }, \
+             body = \"gone\\n\" }\n\
+             [[trigger.http]]\nroute = \"/teapot/...\"\nstatic_response = { status_code = 418 }\n",
+        )
+    },
+);
+
 /// Spin manifests that must fail at create, each in its own image (the shim reads only
 /// `/spin.toml`), with `/hello.wasm` a plain WASI preview 1 command.
 pub mod bad_spin {

@@ -8,7 +8,7 @@ use shim_conformance::container::Container;
 use shim_conformance::engines::{Runtime, SPIN};
 use shim_conformance::expect::failed_at_create;
 use shim_conformance::http::{Message, get};
-use shim_conformance::images::{SPIN_HELLO, SPIN_ROUTES, TestImage, bad_spin};
+use shim_conformance::images::{SPIN_HELLO, SPIN_ROUTES, SPIN_STATIC, TestImage, bad_spin};
 use shim_conformance::leftovers::expect_no_leftovers;
 
 /// SpinKube's command for a Spin app's container.
@@ -127,6 +127,26 @@ fn routes_reach_their_component_with_spins_headers() -> Result<()> {
             .expect_status(404)
             .with_context(|| format!("GET {unrouted}"))?;
     }
+    server.stop()?;
+    Ok(())
+}
+
+/// `static_response` triggers answer without a component: their status, headers and body.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn static_responses_answer_without_a_component() -> Result<()> {
+    let port = 18282;
+    let server = app("spin-static", &SPIN_STATIC, port)?;
+    let gone = get(port, "/gone", &[])?;
+    gone.expect_status(410)?;
+    ensure!(
+        gone.header("x-why") == Some("moved") && gone.body == "gone\n",
+        "GET /gone: {gone:?}"
+    );
+    let teapot = get(port, "/teapot/earl-grey", &[])?;
+    teapot.expect_status(418)?;
+    ensure!(teapot.body.is_empty(), "GET /teapot/earl-grey: {teapot:?}");
+    get(port, "/elsewhere", &[])?.expect_status(404)?;
     server.stop()?;
     Ok(())
 }

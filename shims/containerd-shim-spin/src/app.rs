@@ -12,7 +12,9 @@ use containerd_shim_wasmtime::engine::LinkedWasm;
 use containerd_shim_wasmtime::http::HttpComponent;
 
 use crate::engine::{SPIN_MANIFEST, SpinEngine, SpinModule};
-use crate::manifest::{self, ComponentSource, HttpExecutor, HttpHandler, HttpRoute, Manifest};
+use crate::manifest::{
+    self, ComponentSource, HttpExecutor, HttpHandler, HttpRoute, Manifest, StaticResponse,
+};
 use crate::routes::Router;
 
 /// An application ready to serve.
@@ -21,6 +23,15 @@ pub struct App {
     pub router: Router,
     /// The components the routes name, by id.
     pub components: BTreeMap<String, AppComponent>,
+    /// The fixed answers of `static_response` triggers, by the target id their route has in
+    /// [`App::router`] (see [`static_target`]).
+    pub static_responses: BTreeMap<String, StaticResponse>,
+}
+
+/// The router's target for a `static_response` trigger: its trigger id behind a `:`, which no
+/// component id has (component ids are kebab-case), so the two never meet.
+pub fn static_target(trigger_id: &str) -> String {
+    format!(":{trigger_id}")
 }
 
 /// A component of the application, compiled and linked.
@@ -41,7 +52,7 @@ pub fn load(
         .with_context(|| format!("{SPIN_MANIFEST}: cannot read it"))?;
     let manifest = manifest::parse(&text, Path::new(SPIN_MANIFEST))?;
     manifest.check_http_only()?;
-    let routes = http_routes(&manifest)?;
+    let (routes, static_responses) = http_routes(&manifest)?;
     let router = Router::new(manifest.http_base(), routes.iter().cloned())
         .map_err(|e| anyhow!("{SPIN_MANIFEST}: {e}"))?;
     for duplicate in router.duplicates() {
@@ -56,7 +67,7 @@ pub fn load(
     }
     let mut components = BTreeMap::new();
     for (_, id) in &routes {
-        if components.contains_key(id) {
+        if components.contains_key(id) || static_responses.contains_key(id) {
             continue;
         }
         let component = manifest
@@ -69,13 +80,18 @@ pub fn load(
         name: manifest.application().name().to_string(),
         router,
         components,
+        static_responses,
     })
 }
 
-/// The `(route, component id)` of every public HTTP trigger, refusing what this shim does not
-/// serve.
-fn http_routes(manifest: &Manifest) -> anyhow::Result<Vec<(String, String)>> {
+/// Every public HTTP trigger's `(route, target)`, the target a component id or a static
+/// response's [`static_target`], and those static responses.
+type Routes = (Vec<(String, String)>, BTreeMap<String, StaticResponse>);
+
+/// The [`Routes`] of the manifest, refusing what this shim does not serve.
+fn http_routes(manifest: &Manifest) -> anyhow::Result<Routes> {
     let mut routes = Vec::new();
+    let mut static_responses = BTreeMap::new();
     for trigger in manifest.http_triggers() {
         let field = format!("trigger.http[{}]", trigger.index());
         if let HttpExecutor::Wagi { .. } = trigger.executor() {
@@ -91,12 +107,24 @@ fn http_routes(manifest: &Manifest) -> anyhow::Result<Vec<(String, String)>> {
         };
         match trigger.handler() {
             HttpHandler::Component(id) => routes.push((route.clone(), id.clone())),
-            HttpHandler::StaticResponse(_) => {
-                bail!("{SPIN_MANIFEST}: {field}.static_response: not supported by this shim yet")
+            HttpHandler::StaticResponse(response) => {
+                for (name, value) in response.headers() {
+                    let valid = hyper::header::HeaderName::try_from(name.as_str()).is_ok()
+                        && hyper::header::HeaderValue::try_from(value.as_str()).is_ok();
+                    if !valid {
+                        bail!(
+                            "{SPIN_MANIFEST}: {field}.static_response.headers: {name:?} = \
+                             {value:?} is not a valid HTTP header"
+                        );
+                    }
+                }
+                let target = static_target(trigger.id());
+                routes.push((route.clone(), target.clone()));
+                static_responses.insert(target, response.clone());
             }
         }
     }
-    Ok(routes)
+    Ok((routes, static_responses))
 }
 
 /// Compiles one component and checks that it is an HTTP handler this shim can give what its

@@ -17,6 +17,7 @@ use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::app::App;
+use crate::manifest::StaticResponse;
 use crate::routes::{self, Router};
 
 /// Where Spin listens, and where containerd-shim-spin does unless told otherwise.
@@ -60,6 +61,7 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
     let trigger = Arc::new(Trigger {
         router: app.router.clone(),
         responders,
+        static_responses: app.static_responses.clone(),
     });
     let serving_trigger = trigger.clone();
     server::run(
@@ -82,6 +84,7 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
 struct Trigger {
     router: Router,
     responders: BTreeMap<String, Responder>,
+    static_responses: BTreeMap<String, StaticResponse>,
 }
 
 impl Trigger {
@@ -93,6 +96,9 @@ impl Trigger {
         let Some(matched) = self.router.route(request.uri().path()) else {
             return plain(StatusCode::NOT_FOUND, "Not Found\n");
         };
+        if let Some(fixed) = self.static_responses.get(matched.component_id()) {
+            return static_response(fixed);
+        }
         let host = request
             .headers()
             .get(HOST)
@@ -117,6 +123,23 @@ impl Trigger {
             None => plain(StatusCode::INTERNAL_SERVER_ERROR, "no such component\n"),
         }
     }
+}
+
+/// A `static_response` trigger's answer: its status, headers and body (empty when unset).
+fn static_response(fixed: &StaticResponse) -> Response<ResponseBody> {
+    let mut response = plain(StatusCode::OK, fixed.body().unwrap_or_default());
+    // The manifest reader checked the status is 100 to 999, which http accepts.
+    *response.status_mut() = StatusCode::from_u16(fixed.status()).unwrap_or(StatusCode::OK);
+    // Headers that are no valid HTTP header failed create (app.rs).
+    for (name, value) in fixed.headers() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 fn plain(status: StatusCode, body: &str) -> Response<ResponseBody> {
