@@ -120,7 +120,15 @@ impl Trigger {
         }
         match self.responders.get(matched.component_id()) {
             Some(responder) => responder.respond(request).await,
-            None => plain(StatusCode::INTERNAL_SERVER_ERROR, "no such component\n"),
+            // app.rs loads every component a route names: this would be a bug here.
+            None => {
+                eprintln!(
+                    "spin-shim: route {} names component {:?}, which was not loaded: answering 500",
+                    matched.matched_route(),
+                    matched.component_id()
+                );
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
+            }
         }
     }
 }

@@ -99,10 +99,13 @@ pub fn resolve_application(
     rootfs: &Path,
     file: &str,
 ) -> Result<Workload, WorkloadError> {
-    if let Ok(native) = resolve(spec, rootfs)
-        && native.kind == Kind::Native
-    {
-        return Ok(native);
+    match resolve(spec, rootfs) {
+        Ok(native) if native.kind == Kind::Native => return Ok(native),
+        // Arguments and environment Linux would not pass are refused for an application too.
+        Err(too_large @ WorkloadError::ArgsTooLarge(_)) => return Err(too_large),
+        // Anything else args[0] is (a module, a directory such as SpinKube's `/`, nothing at
+        // all) leaves the application to run.
+        _ => {}
     }
     let host_path =
         find(rootfs, Path::new("/"), "", file).map_err(|_| WorkloadError::NotFound {
@@ -411,5 +414,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/missing.toml: no such file"), "{err}");
+        let huge = format!("BIG={}", "x".repeat(MAX_ARG_STRLEN));
+        let err = resolve_application(&spec(&["/"], &[&huge], "/"), root.path(), "/spin.toml")
+            .unwrap_err();
+        assert!(matches!(err, WorkloadError::ArgsTooLarge(_)), "{err}");
     }
 }
