@@ -68,7 +68,14 @@ fn a_spin_app_serves_at_the_pod_ip_beside_a_native_sidecar() -> Result<()> {
         answer.starts_with("HTTP/1.1 200") && answer.contains("\r\nHello from Wasm on Kubernetes!"),
         "GET /hello at {ip}:80 answered {answer:?}"
     );
-    let echo = tcp_exchange(&ip, 8081, b"ping", Duration::from_secs(5))?;
+    // The sidecar may still be opening its listener: it gets until the same deadline.
+    let echo = loop {
+        match tcp_exchange(&ip, 8081, b"ping", Duration::from_secs(5)) {
+            Ok(echo) => break echo,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(e.context(format!("the sidecar did not answer on {ip}:8081"))),
+        }
+    };
     ensure!(
         echo == b"echo: ping",
         "the sidecar answered {:?}",

@@ -112,6 +112,33 @@ pub fn get_all_at_once(port: u16, paths: &[String]) -> Result<Vec<Result<Message
     }))
 }
 
+/// Checks every answer of [`get_all_at_once`] for `paths` with `check` (given the path), and
+/// fails with each failed request, its index and path, and how many failed of how many.
+pub fn expect_every_answer(
+    paths: &[String],
+    answers: Vec<Result<Message>>,
+    check: impl Fn(&str, &Message) -> Result<()>,
+) -> Result<()> {
+    let failures: Vec<String> = paths
+        .iter()
+        .zip(answers)
+        .enumerate()
+        .filter_map(|(i, (path, answer))| {
+            let failed = answer.and_then(|response| check(path, &response)).err()?;
+            Some(format!("request {i} ({path}): {failed:#}"))
+        })
+        .collect();
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} requests failed: {}",
+            failures.len(),
+            paths.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
 /// Retries connecting until the server on `port` accepts, for at most `timeout`.
 pub fn wait_until_serving(port: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;

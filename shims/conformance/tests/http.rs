@@ -15,7 +15,9 @@ use sha2::Sha256;
 use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::expect::EXIT_SIGKILL;
-use shim_conformance::http::{Connection, Message, Upstream, get, get_all_at_once};
+use shim_conformance::http::{
+    Connection, Message, Upstream, expect_every_answer, get, get_all_at_once,
+};
 use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, WASI_DEMO_APP_COMPONENT};
 
 /// The http-hello server, as it comes (no extra environment, no outgoing network).
@@ -100,19 +102,9 @@ fn two_hundred_concurrent_requests_are_all_answered_by_fresh_instances() -> Resu
     let server = hello_server("http-hello-concurrent", port)?;
     let paths: Vec<String> = (0..200).map(|i| format!("/request/{i}")).collect();
     let answers = get_all_at_once(port, &paths)?;
-    let mut failures = Vec::new();
-    for ((i, path), answer) in paths.iter().enumerate().zip(answers) {
-        if let Err(e) = answer.and_then(|response| expect_hello(&response, "GET", path)) {
-            failures.push(format!("request {i}: {e:#}"));
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "{} of 200 requests failed: {}",
-            failures.len(),
-            failures.join("; ")
-        );
-    }
+    expect_every_answer(&paths, answers, |path, response| {
+        expect_hello(response, "GET", path)
+    })?;
     server.stop()?;
     Ok(())
 }

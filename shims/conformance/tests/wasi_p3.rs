@@ -14,7 +14,9 @@ use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
 use shim_conformance::engines::ENGINES;
-use shim_conformance::http::{Connection, Message, Upstream, get, get_all_at_once};
+use shim_conformance::http::{
+    Connection, Message, Upstream, expect_every_answer, get, get_all_at_once,
+};
 use shim_conformance::images::{CLI_P3, HTTP_HELLO_P3};
 
 const PROGRAM: &str = "/http-hello-p3.wasm";
@@ -92,27 +94,14 @@ fn a_hundred_concurrent_requests_are_all_answered() -> Result<()> {
     let server = server("http-p3-concurrent", port, &[])?;
     let paths: Vec<String> = (0..100).map(|i| format!("/c/{i}")).collect();
     let answers = get_all_at_once(port, &paths)?;
-    let mut failures = Vec::new();
-    for (i, answer) in answers.into_iter().enumerate() {
-        let outcome = answer.and_then(|response| {
-            response.expect_status(200)?;
-            ensure!(
-                response.body == hello_body("GET", &format!("/c/{i}"), "", 1),
-                "{response:?}"
-            );
-            Ok(())
-        });
-        if let Err(e) = outcome {
-            failures.push(format!("request {i}: {e:#}"));
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "{} of 100 requests failed: {}",
-            failures.len(),
-            failures.join("; ")
+    expect_every_answer(&paths, answers, |path, response| {
+        response.expect_status(200)?;
+        ensure!(
+            response.body == hello_body("GET", path, "", 1),
+            "{response:?}"
         );
-    }
+        Ok(())
+    })?;
     server.stop()?;
     Ok(())
 }
