@@ -1,0 +1,195 @@
+//! Spin's host interfaces, as the `spin-sdk` crates import them: `fermyon:spin/variables@2.0.0`
+//! (a component's variables, see [`variables`]) and `fermyon:spin/key-value@2.0.0` (the stores
+//! the component was granted, see [`key_value`]).
+//!
+//! The interfaces are added to the linker of every server the Spin engine links (so a
+//! component importing them links at create); each instance gets a [`InstanceHost`] made from its
+//! component's [`ComponentHost`].
+
+pub mod key_value;
+pub mod runtime_config;
+pub mod variables;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use containerd_shim_wasmtime::http::{HostData, RequestState};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+
+pub use key_value::KvStore;
+
+wasmtime::component::bindgen!({
+    // The two interfaces as the spin-sdk crates (3.x to 5.x) declare them in their
+    // `wit/deps/spin@2.0.0`; a component's import names must match them exactly.
+    inline: r#"
+        package fermyon:spin@2.0.0;
+
+        interface variables {
+            get: func(name: string) -> result<string, error>;
+
+            variant error {
+                invalid-name(string),
+                undefined(string),
+                provider(string),
+                other(string),
+            }
+        }
+
+        interface key-value {
+            resource store {
+                open: static func(label: string) -> result<store, error>;
+                get: func(key: string) -> result<option<list<u8>>, error>;
+                set: func(key: string, value: list<u8>) -> result<_, error>;
+                delete: func(key: string) -> result<_, error>;
+                exists: func(key: string) -> result<bool, error>;
+                get-keys: func() -> result<list<string>, error>;
+            }
+
+            variant error {
+                store-table-full,
+                no-such-store,
+                access-denied,
+                other(string),
+            }
+        }
+
+        world spin-interfaces {
+            import variables;
+            import key-value;
+        }
+    "#,
+    with: {
+        "fermyon:spin/key-value.store": KvStore,
+    },
+    imports: { default: trappable },
+});
+
+use fermyon::spin::key_value as kv;
+use fermyon::spin::variables as vars;
+
+/// What the host interfaces give one component: its variables' values and the stores it may
+/// open, by label.
+pub struct ComponentHost {
+    pub variables: BTreeMap<String, String>,
+    pub stores: BTreeMap<String, KvStore>,
+}
+
+impl ComponentHost {
+    /// The state each of the component's instances starts with.
+    pub fn host_data(self: Arc<Self>) -> HostData {
+        Arc::new(move || {
+            Box::new(InstanceHost {
+                component: self.clone(),
+                open_stores: ResourceTable::new(),
+                open: 0,
+            })
+        })
+    }
+}
+
+/// One instance's state: its component's, and the stores it has opened.
+pub struct InstanceHost {
+    component: Arc<ComponentHost>,
+    open_stores: ResourceTable,
+    /// How many entries `open_stores` has.
+    open: usize,
+}
+
+/// The stores an instance may hold open at once (Spin's limit too).
+const MAX_OPEN_STORES: usize = 256;
+
+/// Adds the interfaces to a server's linker (`containerd_shim_wasmtime::http::AddHostInterfaces`).
+pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
+    vars::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
+    kv::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
+    Ok(())
+}
+
+fn instance_host(state: &mut RequestState) -> &mut InstanceHost {
+    state.host_data()
+}
+
+impl vars::Host for InstanceHost {
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, vars::Error>> {
+        if let Err(why) = variables::check_name(&name) {
+            return Ok(Err(vars::Error::InvalidName(why)));
+        }
+        Ok(match self.component.variables.get(&name) {
+            Some(value) => Ok(value.clone()),
+            None => Err(vars::Error::Undefined(format!(
+                "no variable for {name:?}: the component's manifest entry does not give it"
+            ))),
+        })
+    }
+}
+
+impl kv::Host for InstanceHost {}
+
+impl kv::HostStore for InstanceHost {
+    fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<KvStore>, kv::Error>> {
+        let Some(store) = self.component.stores.get(&label) else {
+            return Ok(Err(kv::Error::AccessDenied));
+        };
+        if self.open >= MAX_OPEN_STORES {
+            return Ok(Err(kv::Error::StoreTableFull));
+        }
+        let opened = self.open_stores.push(KvStore::clone(store))?;
+        self.open += 1;
+        Ok(Ok(opened))
+    }
+
+    fn get(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
+        Ok(self.open_stores.get(&store)?.get(&key).map_err(other))
+    }
+
+    fn set(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), kv::Error>> {
+        Ok(self
+            .open_stores
+            .get(&store)?
+            .set(&key, &value)
+            .map_err(other))
+    }
+
+    fn delete(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), kv::Error>> {
+        Ok(self.open_stores.get(&store)?.delete(&key).map_err(other))
+    }
+
+    fn exists(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, kv::Error>> {
+        Ok(self.open_stores.get(&store)?.exists(&key).map_err(other))
+    }
+
+    fn get_keys(
+        &mut self,
+        store: Resource<KvStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, kv::Error>> {
+        Ok(self.open_stores.get(&store)?.keys().map_err(other))
+    }
+
+    fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.open_stores.delete(store)?;
+        self.open -= 1;
+        Ok(())
+    }
+}
+
+/// A store's failure as the guest sees it (the host's message, also logged by the store).
+fn other(e: anyhow::Error) -> kv::Error {
+    kv::Error::Other(format!("{e:#}"))
+}
