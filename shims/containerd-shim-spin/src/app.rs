@@ -155,6 +155,21 @@ fn load_component(
 ) -> anyhow::Result<AppComponent> {
     let id = component.id();
     refuse_unsupported(component)?;
+    // What the manifest entry asks for first: cheaper than compiling.
+    let allowed_hosts = AllowedHosts::parse(component.allowed_outbound_hosts())
+        .map_err(|e| anyhow!("{SPIN_MANIFEST}: component.{id}.allowed_outbound_hosts: {e}"))?;
+    for (name, template) in component.variables() {
+        variables::check_name(name)
+            .and_then(|()| {
+                variables::check_template(template, manifest.variables()).map_err(|e| e.to_string())
+            })
+            .map_err(|why| anyhow!("{SPIN_MANIFEST}: component.{id}.variables.{name}: {why}"))?;
+    }
+    let files = component
+        .files()
+        .iter()
+        .map(|mount| file_preopen(rootfs, manifest, id, mount))
+        .collect::<anyhow::Result<_>>()?;
     let field = format!("component.{id}.source");
     let path = match component.source() {
         ComponentSource::Local(path) => manifest.resolve(path),
@@ -182,21 +197,6 @@ fn load_component(
              calls"
         );
     };
-    let allowed_hosts = AllowedHosts::parse(component.allowed_outbound_hosts())
-        .map_err(|e| anyhow!("{SPIN_MANIFEST}: component.{id}.allowed_outbound_hosts: {e}"))?;
-    for (name, template) in component.variables() {
-        variables::check_name(name)
-            .and_then(|()| {
-                variables::check_template(template, manifest.variables())
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|why| anyhow!("{SPIN_MANIFEST}: component.{id}.variables.{name}: {why}"))?;
-    }
-    let files = component
-        .files()
-        .iter()
-        .map(|mount| file_preopen(rootfs, manifest, id, mount))
-        .collect::<anyhow::Result<_>>()?;
     Ok(AppComponent {
         server,
         environment: component

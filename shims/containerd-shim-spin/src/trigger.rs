@@ -28,8 +28,56 @@ use crate::routes::{self, Router};
 pub const LISTEN_ADDR_ENV: &str = "SPIN_HTTP_LISTEN_ADDR";
 pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:80";
 
-/// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished.
+/// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished. An application
+/// that cannot start (a required variable without value, a store that cannot be opened) ends
+/// with 1, why on the container's stderr, where `ctr`, `docker logs` and `kubectl logs` show it.
 pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
+    let (settings, serving, responders) = match prepare(app, ctx) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("spin-shim: application {:?} cannot start: {e:#}", app.name);
+            log::error!("application {:?} cannot start: {e:#}", app.name);
+            return Ok(1);
+        }
+    };
+    let routes: Vec<String> = app
+        .router
+        .routes()
+        .map(|(route, component)| format!("{route} -> {component}"))
+        .collect();
+    eprintln!(
+        "spin-shim: application {:?}: {}",
+        app.name,
+        routes.join(", ")
+    );
+    let trigger = Arc::new(Trigger {
+        router: app.router.clone(),
+        responders,
+        static_responses: app.static_responses.clone(),
+    });
+    let serving_trigger = trigger.clone();
+    server::run(
+        move |request, client| {
+            let trigger = serving_trigger.clone();
+            async move { Ok::<_, Infallible>(trigger.respond(request, client).await) }
+        },
+        &settings,
+    )?;
+    for (id, responder) in &trigger.responders {
+        eprintln!(
+            "spin-shim: component {id}: {:?} allocator; {}",
+            serving.allocator,
+            responder.summary()
+        );
+    }
+    Ok(0)
+}
+
+type Prepared = (Settings, Serving, BTreeMap<String, Responder>);
+
+/// The server's settings and each component's responder, its host state made from the
+/// container's environment and `/runtime-config.toml`.
+fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
     let settings = Settings::read(
         &ctx.env,
         &ctx.annotations,
@@ -73,37 +121,7 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
             serving.responder(&component.server, &component_ctx, setup, settings.reuse)?;
         responders.insert(id.clone(), responder);
     }
-    let routes: Vec<String> = app
-        .router
-        .routes()
-        .map(|(route, component)| format!("{route} -> {component}"))
-        .collect();
-    eprintln!(
-        "spin-shim: application {:?}: {}",
-        app.name,
-        routes.join(", ")
-    );
-    let trigger = Arc::new(Trigger {
-        router: app.router.clone(),
-        responders,
-        static_responses: app.static_responses.clone(),
-    });
-    let serving_trigger = trigger.clone();
-    server::run(
-        move |request, client| {
-            let trigger = serving_trigger.clone();
-            async move { Ok::<_, Infallible>(trigger.respond(request, client).await) }
-        },
-        &settings,
-    )?;
-    for (id, responder) in &trigger.responders {
-        eprintln!(
-            "spin-shim: component {id}: {:?} allocator; {}",
-            serving.allocator,
-            responder.summary()
-        );
-    }
-    Ok(0)
+    Ok((settings, serving, responders))
 }
 
 struct Trigger {

@@ -207,7 +207,10 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         return Ok(HostPattern::Network(ip, bits));
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(HostPattern::Network(ip, if ip.is_ipv4() { 32 } else { 128 }));
+        return Ok(HostPattern::Network(
+            ip,
+            if ip.is_ipv4() { 32 } else { 128 },
+        ));
     }
     let (subdomains, name) = match host.strip_prefix("*.") {
         Some(name) => (true, name),

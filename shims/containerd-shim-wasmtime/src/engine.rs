@@ -158,14 +158,12 @@ impl WasmtimeEngine {
             World::Command(wasi) => {
                 LinkedWasm::Command(component::link_command(&self.engine, &component, wasi)?)
             }
-            World::HttpServer(wasi) => {
-                LinkedWasm::HttpServer(http::link(
+            World::HttpServer(wasi) => LinkedWasm::HttpServer(http::link(
                 &self.engine,
                 component,
                 wasi,
                 self.host_interfaces,
-            )?)
-            }
+            )?),
         })
     }
 }

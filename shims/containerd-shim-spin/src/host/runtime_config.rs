@@ -83,7 +83,9 @@ impl RuntimeConfig {
                         StorePlace::File(dir.join(path))
                     }
                 };
-                if let Some(unknown) = store.keys().find(|k| !["type", "path"].contains(&k.as_str()))
+                if let Some(unknown) = store
+                    .keys()
+                    .find(|k| !["type", "path"].contains(&k.as_str()))
                 {
                     bail!("{shown}: {field}.{unknown}: unknown field (type and path are read)");
                 }
@@ -175,7 +177,10 @@ mod tests {
             Some(StorePlace::File("/data/rel.db".into()))
         );
         assert_eq!(config.place("other"), None);
-        assert_eq!(parse("").unwrap().place("default"), Some(StorePlace::Memory));
+        assert_eq!(
+            parse("").unwrap().place("default"),
+            Some(StorePlace::Memory)
+        );
     }
 
     #[test]
@@ -187,7 +192,10 @@ mod tests {
         let err = parse("[key_value_store.x]\ntype = \"spin\"\npth = \"a\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("key_value_store.x.pth: unknown field"), "{err}");
+        assert!(
+            err.contains("key_value_store.x.pth: unknown field"),
+            "{err}"
+        );
         let err = Stores::default()
             .open(&RuntimeConfig::default(), "other")
             .err()

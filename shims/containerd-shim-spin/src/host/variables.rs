@@ -171,7 +171,10 @@ mod tests {
         let vars = app_variables();
         let values = app_values(&vars, &env(&[("SPIN_VARIABLE_NAME", "Kubernetes")])).unwrap();
         let templates = BTreeMap::from([
-            ("message".to_string(), "{{ greeting }}, {{name}}!".to_string()),
+            (
+                "message".to_string(),
+                "{{ greeting }}, {{name}}!".to_string(),
+            ),
             ("plain".to_string(), "text".to_string()),
         ]);
         let component = component_values(&templates, &values).unwrap();
@@ -180,7 +183,10 @@ mod tests {
 
         let values = app_values(
             &vars,
-            &env(&[("SPIN_VARIABLE_NAME", "x"), ("SPIN_VARIABLE_GREETING", "Hi")]),
+            &env(&[
+                ("SPIN_VARIABLE_NAME", "x"),
+                ("SPIN_VARIABLE_GREETING", "Hi"),
+            ]),
         )
         .unwrap();
         assert_eq!(values["greeting"], "Hi");

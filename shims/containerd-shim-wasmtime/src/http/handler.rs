@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -98,10 +99,21 @@ fn allow_sockets(wasi: &mut WasiCtxBuilder, hosts: &Arc<AllowedHosts>, name: &st
     wasi.allow_ip_name_lookup(true)
         .allow_tcp(true)
         .allow_udp(true)
-        .socket_addr_check(move |addr, _use| {
-            let allowed = hosts.allows_socket(addr);
+        .socket_addr_check(move |addr, used_for| {
+            let allowed = match used_for {
+                // The implicit bind of a connect or a send (the wildcard address, an ephemeral
+                // port): the allowed hosts say where a socket goes, and it goes nowhere yet.
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                    addr.ip().is_unspecified() && addr.port() == 0
+                }
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    hosts.allows_socket(addr)
+                }
+                // Outbound hosts grant no server sockets.
+                SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+            };
             if !allowed {
-                refused(&name, &format!("a connection to {addr}"), &hosts);
+                refused(&name, &format!("{used_for:?} {addr}"), &hosts);
             }
             Box::pin(std::future::ready(allowed))
         });
@@ -109,9 +121,7 @@ fn allow_sockets(wasi: &mut WasiCtxBuilder, hosts: &Arc<AllowedHosts>, name: &st
 
 /// Logs an outbound refusal on the container's stderr and in the shim log.
 fn refused(name: &str, what: &str, hosts: &AllowedHosts) {
-    eprintln!(
-        "wasmtime-shim: {name}: {what} refused: not in its allowed outbound hosts {hosts}"
-    );
+    eprintln!("wasmtime-shim: {name}: {what} refused: not in its allowed outbound hosts {hosts}");
     log::warn!("{name}: {what} refused: not in its allowed outbound hosts {hosts}");
 }
 
@@ -264,7 +274,10 @@ impl Handler {
         request: Request<Incoming>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let slot = self.slots.clone().acquire_owned().await?;
-        let mut store = Store::new(self.pre.engine(), RequestState::new(&self.ctx, &self.setup)?);
+        let mut store = Store::new(
+            self.pre.engine(),
+            RequestState::new(&self.ctx, &self.setup)?,
+        );
         let (sender, receiver) = oneshot::channel();
         let incoming = store
             .data_mut()

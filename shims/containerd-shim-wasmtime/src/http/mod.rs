@@ -57,11 +57,7 @@ pub fn link(
     };
     match wasi {
         Wasi::P2 => drop(proxy_pre(engine, &server, &server.component)?),
-        Wasi::P3 => drop(service::service_pre(
-            engine,
-            &server,
-            &server.component,
-        )?),
+        Wasi::P3 => drop(service::service_pre(engine, &server, &server.component)?),
     }
     Ok(server)
 }
@@ -104,12 +100,8 @@ pub fn serve(server: &HttpComponent, ctx: &WasiContext) -> anyhow::Result<i32> {
         preopens: Vec::new(),
         ..ctx.clone()
     };
-    let responder = Arc::new(serving.responder(
-        server,
-        &ctx,
-        InstanceSetup::default(),
-        settings.reuse,
-    )?);
+    let responder =
+        Arc::new(serving.responder(server, &ctx, InstanceSetup::default(), settings.reuse)?);
     let respond = responder.clone();
     server::run(
         move |request, _client| {

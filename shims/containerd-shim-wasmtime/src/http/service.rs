@@ -118,7 +118,8 @@ impl HandlerState for Instances {
             .acquire_owned()
             .await
             .map_err(|e| wasmtime::Error::from_anyhow(e.into()))?;
-        let state = RequestState::new(&self.ctx, &self.setup).map_err(wasmtime::Error::from_anyhow)?;
+        let state =
+            RequestState::new(&self.ctx, &self.setup).map_err(wasmtime::Error::from_anyhow)?;
         let mut store = Store::new(&self.engine, state);
         let started = Instant::now();
         let proxy = self.pre.instantiate_async(&mut store).await?;
