@@ -242,6 +242,12 @@ fn variables_come_from_defaults_and_spin_variable_env() -> Result<()> {
         response.body == "message=Hello, Kubernetes\n",
         "GET /: {response:?}"
     );
+    let config = get(port, "/config", &[])?;
+    config.expect_status(200)?;
+    ensure!(
+        config.body == "config message=Hello, Kubernetes\n",
+        "GET /config (wasi:config/store): {config:?}"
+    );
     server.stop()?;
 
     let server = Server::launch(

@@ -1,6 +1,7 @@
 //! Spin's host interfaces, as the `spin-sdk` crates import them: `fermyon:spin/variables@2.0.0`
-//! (a component's variables, see [`variables`]) and `fermyon:spin/key-value@2.0.0` (the stores
-//! the component was granted, see [`key_value`]).
+//! and `wasi:config/store@0.2.0-draft-2024-09-27` (a component's variables, see [`variables`];
+//! the second is how Spin's other SDKs read them) and `fermyon:spin/key-value@2.0.0` (the
+//! stores the component was granted, see [`key_value`]).
 //!
 //! The interfaces are added to the linker of every server the Spin engine links (so a
 //! component importing them links at create); each instance gets a [`InstanceHost`] made from its
@@ -66,6 +67,30 @@ wasmtime::component::bindgen!({
 
 use fermyon::spin::key_value as kv;
 use fermyon::spin::variables as vars;
+use wasi_config::wasi::config::store as config;
+
+mod wasi_config {
+    wasmtime::component::bindgen!({
+        // As Spin's SDKs declare it (`wit/deps/wasi-runtime-config-2024-09-27`).
+        inline: r#"
+            package wasi:config@0.2.0-draft-2024-09-27;
+
+            interface store {
+                variant error {
+                    upstream(string),
+                    io(string),
+                }
+                get: func(key: string) -> result<option<string>, error>;
+                get-all: func() -> result<list<tuple<string, string>>, error>;
+            }
+
+            world config {
+                import store;
+            }
+        "#,
+        imports: { default: trappable },
+    });
+}
 
 /// What the host interfaces give one component: its variables' values and the stores it may
 /// open, by label.
@@ -102,6 +127,7 @@ const MAX_OPEN_STORES: usize = 256;
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     vars::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
     kv::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
+    config::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
     Ok(())
 }
 
@@ -120,6 +146,23 @@ impl vars::Host for InstanceHost {
                 "no variable for {name:?}: the component's manifest entry does not give it"
             ))),
         })
+    }
+}
+
+/// `wasi:config/store`: the component's variables, as Spin gives them there (an unknown key is
+/// `none`).
+impl config::Host for InstanceHost {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, config::Error>> {
+        Ok(Ok(self.component.variables.get(&key).cloned()))
+    }
+
+    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, config::Error>> {
+        Ok(Ok(self
+            .component
+            .variables
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()))
     }
 }
 
