@@ -20,6 +20,7 @@
 #   spin-kv.tar             docker.io/library/spin-kv:latest             wasi/wasm32
 #   spin-vars.tar           docker.io/library/spin-vars:latest           wasi/wasm32
 #   spin-outbound.tar       docker.io/library/spin-outbound:latest       wasi/wasm32
+#   spin-kv-p3.tar          docker.io/library/spin-kv-p3:latest          wasi/wasm32 (spin-sdk 7)
 #                           Spin apps: /spin.toml and its components beside it (spin-sdk 3 for
 #                           wasm32-wasip1, spin-sdk 5 for wasm32-wasip2)
 # Safe to run again: everything is rebuilt incrementally and the tarballs are replaced with
@@ -45,7 +46,7 @@ echo "building wasi-demo-app and spin-hello (wasm32-wasip1), wasi-demo-app, http
 cargo build --release -p wasi-demo-app -p spin-hello --target wasm32-wasip1
 cargo build --release -p wasi-demo-app -p http-hello -p http-hello-p3 -p cli-p3 -p auth-gateway \
     -p tcp-echo -p spin-routes-users -p spin-routes-static -p spin-routes-root \
-    -p spin-kv -p spin-vars -p spin-outbound --target wasm32-wasip2
+    -p spin-kv -p spin-vars -p spin-outbound -p spin-kv-p3 --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
@@ -150,10 +151,10 @@ spin_apps="$repo_root/test-images"
     --file "/root.wasm=$components/spin_routes_root.wasm:0644" \
     --out "$out_dir/spin-routes.tar"
 
-for app in kv vars; do
+for app in kv vars kv-p3; do
     "$image_builder" --name "docker.io/library/spin-$app:latest" --platform wasi/wasm32 \
         --file "/spin.toml=$spin_apps/spin-$app/spin.toml:0644" \
-        --file "/$app.wasm=$components/spin_$app.wasm:0644" \
+        --file "/$app.wasm=$components/spin_${app//-/_}.wasm:0644" \
         --out "$out_dir/spin-$app.tar"
 done
 

@@ -134,6 +134,14 @@ tarball_image!(
     "wasi/wasm32"
 );
 tarball_image!(
+    /// spin-sdk 7 on WASI 0.3 (test-images/spin-kv-p3): a counter like [`SPIN_KV`] through the
+    /// async `spin:key-value@3.0.0`, `/keys` through its stream, `/vars` through
+    /// `spin:variables@3.0.0`.
+    SPIN_KV_P3,
+    "spin-kv-p3",
+    "wasi/wasm32"
+);
+tarball_image!(
     /// Outgoing HTTP (`/fetch?to=URL`) and TCP (`/connect?to=IP:PORT`) with
     /// `allowed_outbound_hosts = ["http://127.0.0.1:18291"]`, and its `files`
     /// (`/file?path=/assets/hello.txt`) (test-images/spin-outbound, spin-sdk 5).

@@ -11,7 +11,8 @@ use shim_conformance::engines::{Runtime, SPIN};
 use shim_conformance::expect::failed_at_create;
 use shim_conformance::http::{Connection, Message, Upstream, get};
 use shim_conformance::images::{
-    SPIN_HELLO, SPIN_KV, SPIN_OUTBOUND, SPIN_ROUTES, SPIN_STATIC, SPIN_VARS, TestImage, bad_spin,
+    SPIN_HELLO, SPIN_KV, SPIN_KV_P3, SPIN_OUTBOUND, SPIN_ROUTES, SPIN_STATIC, SPIN_VARS, TestImage,
+    bad_spin,
 };
 use shim_conformance::leftovers::expect_no_leftovers;
 
@@ -330,6 +331,34 @@ fn key_value_data_lives_in_memory_or_on_a_volume_across_containers() -> Result<(
     let second = Server::launch(with_volume("spin-kv-volume-2"), COMMAND, port)?;
     count(3)?;
     second.stop()?;
+    Ok(())
+}
+
+/// spin-sdk 7's shape on WASI 0.3: the async `spin:key-value@3.0.0` (the keys through its
+/// stream) and `spin:variables@3.0.0` serve the same stores and variables.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn spin_sdk_7_reaches_the_async_key_value_and_variables() -> Result<()> {
+    let port = 18287;
+    let server = app("spin-kv-p3", &SPIN_KV_P3, port)?;
+    for n in 1..=2 {
+        let response = get(port, "/", &[])?;
+        response.expect_status(200)?;
+        ensure!(
+            response.body == format!("count={n}\n"),
+            "GET /: {response:?}"
+        );
+    }
+    let keys = get(port, "/keys", &[])?;
+    keys.expect_status(200)?;
+    ensure!(keys.body == "keys=count\n", "GET /keys: {keys:?}");
+    let vars = get(port, "/vars", &[])?;
+    vars.expect_status(200)?;
+    ensure!(
+        vars.body == "message=Hello from WASI 0.3\n",
+        "GET /vars: {vars:?}"
+    );
+    server.stop()?;
     Ok(())
 }
 

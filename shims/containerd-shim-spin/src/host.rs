@@ -7,6 +7,7 @@
 //! component importing them links at create); each instance gets a [`InstanceHost`] made from its
 //! component's [`ComponentHost`].
 
+mod async_interfaces;
 pub mod key_value;
 pub mod runtime_config;
 pub mod variables;
@@ -128,6 +129,7 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     vars::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
     kv::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
     config::add_to_linker::<_, HasSelf<InstanceHost>>(linker, instance_host)?;
+    async_interfaces::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -135,17 +137,62 @@ fn instance_host(state: &mut RequestState) -> &mut InstanceHost {
     state.host_data()
 }
 
+/// Why a variable cannot be given.
+pub enum VariableError {
+    InvalidName(String),
+    Undefined(String),
+}
+
+/// Why a store cannot be opened.
+pub enum OpenError {
+    AccessDenied,
+    TableFull,
+}
+
+/// What both releases of the interfaces do, on the instance's state.
+impl InstanceHost {
+    fn variable(&self, name: &str) -> Result<String, VariableError> {
+        variables::check_name(name).map_err(VariableError::InvalidName)?;
+        self.component.variables.get(name).cloned().ok_or_else(|| {
+            VariableError::Undefined(format!(
+                "no variable for {name:?}: the component's manifest entry does not give it"
+            ))
+        })
+    }
+
+    fn open_store(
+        &mut self,
+        label: &str,
+    ) -> wasmtime::Result<Result<Resource<KvStore>, OpenError>> {
+        let Some(store) = self.component.stores.get(label) else {
+            return Ok(Err(OpenError::AccessDenied));
+        };
+        if self.open >= MAX_OPEN_STORES {
+            return Ok(Err(OpenError::TableFull));
+        }
+        let opened = self.open_stores.push(store.clone())?;
+        self.open += 1;
+        Ok(Ok(opened))
+    }
+
+    /// The open store `handle` names (a handle to its database).
+    fn store(&self, handle: &Resource<KvStore>) -> wasmtime::Result<KvStore> {
+        Ok(self.open_stores.get(handle)?.clone())
+    }
+
+    fn close_store(&mut self, handle: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.open_stores.delete(handle)?;
+        self.open -= 1;
+        Ok(())
+    }
+}
+
 impl vars::Host for InstanceHost {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, vars::Error>> {
-        if let Err(why) = variables::check_name(&name) {
-            return Ok(Err(vars::Error::InvalidName(why)));
-        }
-        Ok(match self.component.variables.get(&name) {
-            Some(value) => Ok(value.clone()),
-            None => Err(vars::Error::Undefined(format!(
-                "no variable for {name:?}: the component's manifest entry does not give it"
-            ))),
-        })
+        Ok(self.variable(&name).map_err(|e| match e {
+            VariableError::InvalidName(why) => vars::Error::InvalidName(why),
+            VariableError::Undefined(why) => vars::Error::Undefined(why),
+        }))
     }
 }
 
@@ -170,15 +217,10 @@ impl kv::Host for InstanceHost {}
 
 impl kv::HostStore for InstanceHost {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<KvStore>, kv::Error>> {
-        let Some(store) = self.component.stores.get(&label) else {
-            return Ok(Err(kv::Error::AccessDenied));
-        };
-        if self.open >= MAX_OPEN_STORES {
-            return Ok(Err(kv::Error::StoreTableFull));
-        }
-        let opened = self.open_stores.push(KvStore::clone(store))?;
-        self.open += 1;
-        Ok(Ok(opened))
+        Ok(self.open_store(&label)?.map_err(|e| match e {
+            OpenError::AccessDenied => kv::Error::AccessDenied,
+            OpenError::TableFull => kv::Error::StoreTableFull,
+        }))
     }
 
     fn get(
@@ -186,7 +228,7 @@ impl kv::HostStore for InstanceHost {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
-        Ok(self.open_stores.get(&store)?.get(&key).map_err(other))
+        Ok(self.store(&store)?.get(&key).map_err(other))
     }
 
     fn set(
@@ -195,11 +237,7 @@ impl kv::HostStore for InstanceHost {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        Ok(self
-            .open_stores
-            .get(&store)?
-            .set(&key, &value)
-            .map_err(other))
+        Ok(self.store(&store)?.set(&key, &value).map_err(other))
     }
 
     fn delete(
@@ -207,7 +245,7 @@ impl kv::HostStore for InstanceHost {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        Ok(self.open_stores.get(&store)?.delete(&key).map_err(other))
+        Ok(self.store(&store)?.delete(&key).map_err(other))
     }
 
     fn exists(
@@ -215,20 +253,18 @@ impl kv::HostStore for InstanceHost {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, kv::Error>> {
-        Ok(self.open_stores.get(&store)?.exists(&key).map_err(other))
+        Ok(self.store(&store)?.exists(&key).map_err(other))
     }
 
     fn get_keys(
         &mut self,
         store: Resource<KvStore>,
     ) -> wasmtime::Result<Result<Vec<String>, kv::Error>> {
-        Ok(self.open_stores.get(&store)?.keys().map_err(other))
+        Ok(self.store(&store)?.keys().map_err(other))
     }
 
     fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
-        self.open_stores.delete(store)?;
-        self.open -= 1;
-        Ok(())
+        self.close_store(store)
     }
 }
 
