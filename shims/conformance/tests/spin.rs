@@ -334,6 +334,37 @@ fn key_value_data_lives_in_memory_or_on_a_volume_across_containers() -> Result<(
     Ok(())
 }
 
+/// SpinKube's selective deployment: with `SPIN_COMPONENTS_TO_RETAIN` (as spin-operator sets it
+/// from a SpinApp's `components`) only those components serve; the other routes answer 404. A
+/// component the app does not have stops it at start, naming it.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn only_the_components_to_retain_serve() -> Result<()> {
+    let port = 18288;
+    let server = Server::launch(
+        container("spin-retain", &SPIN_ROUTES, port).env("SPIN_COMPONENTS_TO_RETAIN=users,root"),
+        COMMAND,
+        port,
+    )?;
+    get(port, "/users/7", &[])?.expect_status(200)?;
+    get(port, "/", &[])?.expect_status(200)?;
+    get(port, "/static/a.css", &[])?
+        .expect_status(404)
+        .context("a component not retained still served")?;
+    server.stop()?;
+
+    let unknown =
+        container("spin-retain-unknown", &SPIN_ROUTES, port).env("SPIN_COMPONENTS_TO_RETAIN=nope");
+    let out = unknown.run(&[COMMAND])?;
+    ensure!(
+        out.code == Some(1) && out.stderr.contains("\"nope\" is no component"),
+        "an unknown component to retain did not stop the app, naming it: {}",
+        out.describe()
+    );
+    expect_no_leftovers(unknown.id())?;
+    Ok(())
+}
+
 /// spin-sdk 7's shape on WASI 0.3: the async `spin:key-value@3.0.0` (the keys through its
 /// stream) and `spin:variables@3.0.0` serve the same stores and variables.
 #[test]

@@ -2,7 +2,7 @@
 //! application's routes to its component (a fresh instance per request, as Spin gives), with
 //! Spin's `spin-*` request headers; 404 when no route matches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,7 +32,7 @@ pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:80";
 /// that cannot start (a required variable without value, a store that cannot be opened) ends
 /// with 1, why on the container's stderr, where `ctr`, `docker logs` and `kubectl logs` show it.
 pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
-    let (settings, serving, responders) = match prepare(app, ctx) {
+    let (settings, serving, router, responders) = match prepare(app, ctx) {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("spin-shim: application {:?} cannot start: {e:#}", app.name);
@@ -40,8 +40,7 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let routes: Vec<String> = app
-        .router
+    let routes: Vec<String> = router
         .routes()
         .map(|(route, component)| format!("{route} -> {component}"))
         .collect();
@@ -51,7 +50,7 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
         routes.join(", ")
     );
     let trigger = Arc::new(Trigger {
-        router: app.router.clone(),
+        router,
         responders,
         static_responses: app.static_responses.clone(),
     });
@@ -73,10 +72,10 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-type Prepared = (Settings, Serving, BTreeMap<String, Responder>);
+type Prepared = (Settings, Serving, Router, BTreeMap<String, Responder>);
 
-/// The server's settings and each component's responder, its host state made from the
-/// container's environment and `/runtime-config.toml`.
+/// The server's settings, the routes of the components retained, and each component's
+/// responder, its host state made from the container's environment and `/runtime-config.toml`.
 fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
     let settings = Settings::read(
         &ctx.env,
@@ -89,8 +88,24 @@ fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
     let runtime_config = RuntimeConfig::read(Path::new(RUNTIME_CONFIG))?;
     let mut stores = Stores::default();
     let values = variables::app_values(&app.variables, &ctx.env)?;
+    let retained = retained_components(app, &ctx.env)?;
+    let router = match &retained {
+        None => app.router.clone(),
+        Some(retained) => Router::new(
+            app.router.base(),
+            app.router.routes().filter(|(_, target)| {
+                retained.contains(*target) || app.static_responses.contains_key(*target)
+            }),
+        )?,
+    };
     let mut responders = BTreeMap::new();
     for (id, component) in &app.components {
+        if retained
+            .as_ref()
+            .is_some_and(|retained| !retained.contains(id))
+        {
+            continue;
+        }
         let name = format!("component {id:?}");
         // A Spin component sees its manifest's `environment`, not the container's; its
         // `files`; and no network but its allowed outbound hosts.
@@ -121,7 +136,45 @@ fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
             serving.responder(&component.server, &component_ctx, setup, settings.reuse)?;
         responders.insert(id.clone(), responder);
     }
-    Ok((settings, serving, responders))
+    Ok((settings, serving, router, responders))
+}
+
+/// SpinKube's selective deployment: spin-operator sets it to the components a SpinApp's
+/// `components` names (comma-separated); the others are neither loaded into the server nor
+/// routed to.
+pub const COMPONENTS_TO_RETAIN_ENV: &str = "SPIN_COMPONENTS_TO_RETAIN";
+
+/// The components [`COMPONENTS_TO_RETAIN_ENV`] retains (`None`: all); one the application's
+/// HTTP triggers do not serve is an error.
+fn retained_components(
+    app: &App,
+    env: &[(String, String)],
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    let Some((_, value)) = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == COMPONENTS_TO_RETAIN_ENV)
+    else {
+        return Ok(None);
+    };
+    let retained: BTreeSet<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(unknown) = retained.iter().find(|id| !app.components.contains_key(*id)) {
+        anyhow::bail!(
+            "{COMPONENTS_TO_RETAIN_ENV}={value}: {unknown:?} is no component that the \
+             application's HTTP triggers serve (they serve: {})",
+            app.components
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(Some(retained))
 }
 
 struct Trigger {
