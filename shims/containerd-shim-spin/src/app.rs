@@ -23,6 +23,8 @@ use crate::routes::Router;
 /// An application ready to serve.
 pub struct App {
     pub name: String,
+    /// The container's id, for messages.
+    pub container: String,
     /// The application's `[variables]`, whose values the container's environment gives.
     pub variables: BTreeMap<String, Variable>,
     pub router: Router,
@@ -94,6 +96,7 @@ pub fn load(
     }
     Ok(App {
         name: manifest.application().name().to_string(),
+        container: container.to_string(),
         variables: manifest.variables().clone(),
         router,
         components,

@@ -106,7 +106,9 @@ fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
         {
             continue;
         }
-        let name = format!("component {id:?}");
+        // Refusals name the component and the container (the shim log holds every
+        // container's).
+        let name = format!("component {id:?} of container {}", app.container);
         // A Spin component sees its manifest's `environment`, not the container's; its
         // `files`; and no network but its allowed outbound hosts.
         let component_ctx = WasiContext {
