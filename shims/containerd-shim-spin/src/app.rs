@@ -4,7 +4,7 @@
 //! file and the field.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::allowed_hosts::AllowedHosts;
@@ -13,10 +13,10 @@ use containerd_shim_wasmtime::engine::LinkedWasm;
 use containerd_shim_wasmtime::http::HttpComponent;
 
 use crate::engine::{SPIN_MANIFEST, SpinEngine, SpinModule};
+use crate::files;
 use crate::host::variables;
 use crate::manifest::{
-    self, ComponentSource, FileMount, HttpExecutor, HttpHandler, HttpRoute, Manifest,
-    StaticResponse, Variable,
+    self, ComponentSource, HttpExecutor, HttpHandler, HttpRoute, Manifest, StaticResponse, Variable,
 };
 use crate::routes::Router;
 
@@ -52,7 +52,7 @@ pub struct AppComponent {
     pub variables: BTreeMap<String, String>,
     /// `key_value_stores`: the labels of the stores it may open.
     pub key_value_stores: Vec<String>,
-    /// `files`: the directories of the image it sees, read-only.
+    /// `files`: what it sees of the image, read-only (see [`files`]).
     pub files: Vec<Preopen>,
 }
 
@@ -168,11 +168,7 @@ fn load_component(
             })
             .map_err(|why| anyhow!("{SPIN_MANIFEST}: component.{id}.variables.{name}: {why}"))?;
     }
-    let files = component
-        .files()
-        .iter()
-        .map(|mount| file_preopen(rootfs, manifest, id, mount))
-        .collect::<anyhow::Result<_>>()?;
+    let files = files::preopens(rootfs, manifest, id, component.files())?;
     let field = format!("component.{id}.source");
     let path = match component.source() {
         ComponentSource::Local(path) => manifest.resolve(path),
@@ -211,58 +207,6 @@ fn load_component(
         variables: component.variables().clone(),
         key_value_stores: component.key_value_stores().to_vec(),
         files,
-    })
-}
-
-/// The directory a `files` entry gives the component, read-only: `{ source, destination }`
-/// of a directory, or a glob taking a whole directory (`static/**/*`, seen at `/static` as
-/// Spin places it). Spin copies the files a narrower glob (or a single file) selects into a
-/// directory of their own; this shim shows the image's directories as they are, so those are
-/// refused rather than shown with their neighbours.
-fn file_preopen(
-    rootfs: &Path,
-    manifest: &Manifest,
-    id: &str,
-    mount: &FileMount,
-) -> anyhow::Result<Preopen> {
-    let field = format!("{SPIN_MANIFEST}: component.{id}.files");
-    let (source, guest_path) = match mount {
-        FileMount::Placement {
-            source,
-            destination,
-        } => {
-            if !destination.starts_with('/') {
-                bail!("{field}: destination {destination:?} must be an absolute path");
-            }
-            (source.clone(), destination.clone())
-        }
-        FileMount::Pattern(pattern) => {
-            let dir = ["/**/*", "/**"]
-                .iter()
-                .find_map(|whole| pattern.strip_suffix(whole))
-                .filter(|dir| !dir.contains(['*', '?', '[', '{']))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{field}: {pattern:?}: only a glob taking a whole directory                          (\"dir/**/*\") is supported; for other files use                          {{ source = \"dir\", destination = \"/...\" }} with a directory                          holding just them"
-                    )
-                })?;
-            let dir = dir.trim_start_matches("./").trim_end_matches('/');
-            (dir.to_string(), format!("/{dir}"))
-        }
-    };
-    let in_container: PathBuf = manifest.resolve(&source);
-    let on_host = safe_path::scoped_join(rootfs, &in_container)
-        .with_context(|| format!("{field}: {source:?}: resolve it in the rootfs"))?;
-    if !on_host.is_dir() {
-        bail!(
-            "{field}: {source:?} ({}) is not a directory of the image",
-            in_container.display()
-        );
-    }
-    Ok(Preopen {
-        host_path: in_container,
-        guest_path,
-        read_only: true,
     })
 }
 

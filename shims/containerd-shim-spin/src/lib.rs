@@ -10,6 +10,7 @@
 //!   `spin-*` request headers that tell the component how it matched.
 //! - [`app`]: the application loaded at create: every component compiled and linked.
 //! - [`componentize`]: `wasm32-wasip1` modules made components, as Spin does at load.
+//! - [`files`]: what a component's `files` let it read.
 //! - [`host`]: Spin's host interfaces (variables, key-value stores).
 //! - [`trigger`]: the HTTP trigger serving the application.
 //! - [`engine`]: the shim's engine, tying them together.
@@ -49,6 +50,7 @@
 pub mod app;
 pub mod componentize;
 pub mod engine;
+pub mod files;
 pub mod host;
 pub mod manifest;
 pub mod routes;
