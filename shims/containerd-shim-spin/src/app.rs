@@ -48,9 +48,8 @@ pub fn load(
     file: &Path,
     container: &str,
 ) -> anyhow::Result<App> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("{SPIN_MANIFEST}: cannot read it"))?;
-    let manifest = manifest::parse(&text, Path::new(SPIN_MANIFEST))?;
+    // `/spin.toml`, or the locked app of a Spin OCI artifact.
+    let manifest = crate::locked::read_manifest(file, SPIN_MANIFEST)?;
     manifest.check_http_only()?;
     let (routes, static_responses) = http_routes(&manifest)?;
     let router = Router::new(manifest.http_base(), routes.iter().cloned())
