@@ -161,9 +161,12 @@ fn older_locked_apps_read_too() {
     assert_eq!(manifest.http_base(), "/shop");
 }
 
+/// A change to the locked app.
+type Change = Box<dyn Fn(&mut Json)>;
+
 #[test]
 fn a_bad_locked_app_is_named_with_its_field() {
-    let cases: Vec<(Box<dyn Fn(&mut Json)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|a| a["spin_lock_version"] = 7.into()),
             "/spin.lock.json: spin_lock_version: unsupported version 7",
