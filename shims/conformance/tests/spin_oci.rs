@@ -5,9 +5,12 @@
 //! before any shim.
 
 use anyhow::{Context, Result, bail, ensure};
+use image_builder::{ImageBuilder, SpinComponent, spin_artifact, wasi_print_module};
+use serde_json::{Value, json};
 use shim_conformance::component_server::Server;
 use shim_conformance::container::Container;
 use shim_conformance::engines::{Runtime, SPIN};
+use shim_conformance::expect::failed_at_create;
 use shim_conformance::http::get;
 use shim_conformance::images::{SPIN_HELLO_OCI, SPIN_ROUTES_OCI, TestImage};
 use shim_conformance::leftovers::expect_no_leftovers;
@@ -22,13 +25,65 @@ fn spin() -> &'static Runtime {
     &SPIN
 }
 
-fn app(label: &str, image: &'static TestImage, port: u16) -> Result<(Server, String)> {
-    let container = Container::new(label, spin(), image)
+fn container(label: &str, image: &'static TestImage, port: u16) -> Container {
+    Container::new(label, spin(), image)
         .net_host()
-        .env(&format!("SPIN_HTTP_LISTEN_ADDR=127.0.0.1:{port}"));
+        .env(&format!("SPIN_HTTP_LISTEN_ADDR=127.0.0.1:{port}"))
+}
+
+fn app(label: &str, image: &'static TestImage, port: u16) -> Result<(Server, String)> {
+    let container = container(label, image, port);
     let id = container.id().to_string();
     Ok((Server::launch(container, COMMAND, port)?, id))
 }
+
+/// A Spin artifact of one component `hello` (a plain WASI command) on the route `/...`, after
+/// `change` to its locked app.
+fn bad_artifact(reference: &str, change: fn(&mut Value)) -> Result<ImageBuilder> {
+    let mut locked = json!({
+        "spin_lock_version": 1,
+        "metadata": { "name": "bad" },
+        "triggers": [{
+            "id": "hello-http-trigger",
+            "trigger_type": "http",
+            "trigger_config": { "component": "hello", "route": "/..." }
+        }],
+        "components": [{ "id": "hello" }]
+    });
+    change(&mut locked);
+    let hello = SpinComponent {
+        module: wasi_print_module("hello")?,
+        files: Default::default(),
+    };
+    spin_artifact(
+        ImageBuilder::new(reference).platform("wasi", "wasm"),
+        locked,
+        &[("hello".to_string(), hello)].into(),
+    )
+}
+
+static UNKNOWN_COMPONENT: TestImage = TestImage::built(
+    "docker.io/library/spin-oci-bad-component:latest",
+    "wasi/wasm",
+    || {
+        bad_artifact("docker.io/library/spin-oci-bad-component:latest", |l| {
+            l["triggers"][0]["trigger_config"]["component"] = "nowhere".into()
+        })
+    },
+);
+
+/// A file whose content is in no layer.
+const ABSENT: &str = "sha256:5e0b51fe6e6b5b11e8d7c2b7a0f8d2a1c3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8";
+
+static ABSENT_FILE: TestImage = TestImage::built(
+    "docker.io/library/spin-oci-bad-file:latest",
+    "wasi/wasm",
+    || {
+        bad_artifact("docker.io/library/spin-oci-bad-file:latest", |l| {
+            l["components"][0]["files"] = json!([{ "digest": ABSENT, "path": "data/big.txt" }])
+        })
+    },
+);
 
 /// containerd 1.6 cannot unpack such images.
 fn containerd_before_1_7() -> bool {
@@ -107,4 +162,41 @@ fn a_pushed_app_routes_to_each_component_of_its_layers() -> Result<()> {
         .context("GET /nothing")?;
     server.stop()?;
     expect_no_leftovers(&id)
+}
+
+/// An artifact the shim cannot serve fails `create` naming the locked app (or the layer and
+/// file) and what is wrong, and leaves nothing behind.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn bad_artifacts_fail_at_create_naming_what_is_wrong() -> Result<()> {
+    type Case = (
+        &'static str,
+        &'static TestImage,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: [Case; 2] = [
+        (
+            "spin-oci-bad-component",
+            &UNKNOWN_COMPONENT,
+            &["/spin.lock.json", "trigger.http[0].component", "nowhere"],
+            &["unknown component"],
+        ),
+        (
+            "spin-oci-bad-file",
+            &ABSENT_FILE,
+            &["component hello", "data/big.txt", ABSENT],
+            &["in no data or archive layer"],
+        ),
+    ];
+    for (label, image, names, reasons) in cases {
+        if refused_by_containerd_1_6(image)? {
+            continue;
+        }
+        let bad = container(label, image, 18285);
+        let out = bad.run(&[COMMAND])?;
+        failed_at_create(&out, names, reasons).with_context(|| label.to_string())?;
+        expect_no_leftovers(bad.id())?;
+    }
+    Ok(())
 }
