@@ -5,7 +5,9 @@
 //! before any shim.
 
 use anyhow::{Context, Result, bail, ensure};
-use image_builder::{ImageBuilder, SpinComponent, spin_artifact, wasi_print_module};
+use image_builder::{
+    ImageBuilder, LockedAppPlace, SpinComponent, spin_artifact, wasi_print_module,
+};
 use serde_json::{Value, json};
 use shim_conformance::component_server::Server;
 use shim_conformance::container::Container;
@@ -59,8 +61,40 @@ fn bad_artifact(reference: &str, change: fn(&mut Value)) -> Result<ImageBuilder>
         ImageBuilder::new(reference).platform("wasi", "wasm"),
         locked,
         &[("hello".to_string(), hello)].into(),
+        LockedAppPlace::Layer,
     )
 }
+
+/// spin-hello as older Spin releases pushed it: the locked app is the manifest's config.
+static SPIN_HELLO_OLDER: TestImage = TestImage::built(
+    "docker.io/library/spin-hello-oci-older:latest",
+    "wasi/wasm",
+    || {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-images");
+        let locked = std::fs::read(dir.join("spin-hello/spin.lock.json"))?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| dir.join("../target"));
+        let module_path = target.join("wasm32-wasip1/release/spin_hello.wasm");
+        let module = std::fs::read(&module_path).with_context(|| {
+            format!(
+                "cannot read {}: run scripts/build-test-images.sh",
+                module_path.display()
+            )
+        })?;
+        let hello = SpinComponent {
+            module,
+            files: Default::default(),
+        };
+        spin_artifact(
+            ImageBuilder::new("docker.io/library/spin-hello-oci-older:latest")
+                .platform("wasi", "wasm"),
+            serde_json::from_slice(&locked)?,
+            &[("spin-hello".to_string(), hello)].into(),
+            LockedAppPlace::Config,
+        )
+    },
+);
 
 static UNKNOWN_COMPONENT: TestImage = TestImage::built(
     "docker.io/library/spin-oci-bad-component:latest",
@@ -126,6 +160,35 @@ fn a_pushed_spin_app_answers_as_its_spin_toml_image_does() -> Result<()> {
     }
     server.stop()?;
     expect_no_leftovers(&id)
+}
+
+/// The older layout, the locked app as the manifest's config: the shim reads it (unit tests of
+/// `wasm_layers`), but containerd's client refuses to create a container of an image whose
+/// config is not an image config, before any shim. Should a containerd take it, this test says
+/// so and the check becomes that the app answers.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn an_older_push_with_the_locked_app_as_config_is_refused_by_containerd() -> Result<()> {
+    let expected =
+        "unknown image config media type application/vnd.fermyon.spin.application.v1+config";
+    if containerd_before_1_7() {
+        let error = match SPIN_HELLO_OLDER.ensure_imported() {
+            Ok(()) => String::new(),
+            Err(e) => format!("{e:#}"),
+        };
+        if error.contains("mismatched image rootfs and manifest layers") {
+            return Ok(());
+        }
+    }
+    let older = container("spin-hello-older", &SPIN_HELLO_OLDER, 18286);
+    let out = older.run(&[COMMAND])?;
+    ensure!(
+        out.code != Some(0) && out.stderr.contains(expected),
+        "containerd ran an older Spin artifact (check now that it answers), or refused it \
+         otherwise: {}",
+        out.describe()
+    );
+    expect_no_leftovers(older.id())
 }
 
 /// spin-routes' artifact: three components from three layers, each route to its own.

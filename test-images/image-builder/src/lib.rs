@@ -36,8 +36,8 @@ use oci_spec::image::{
 use layer::{LayerTree, Node};
 pub use layout::{ANNOTATION_CONTAINERD_IMAGE_NAME, OciArchive, TopLevel};
 pub use spin::{
-    DATA_LAYER_TYPE, INLINE_MAX, LOCKED_APP_DIGEST_LABEL, LOCKED_APP_TYPE, SpinComponent,
-    WASM_LAYER_TYPE, spin_artifact,
+    DATA_LAYER_TYPE, INLINE_MAX, LOCKED_APP_DIGEST_LABEL, LOCKED_APP_TYPE, LockedAppPlace,
+    SpinComponent, WASM_LAYER_TYPE, spin_artifact,
 };
 
 /// Builder for one single-platform image with one file-system layer (plus optional raw layers).
@@ -55,6 +55,7 @@ pub struct ImageBuilder {
     env: Vec<String>,
     working_dir: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
+    raw_config: Option<(String, Vec<u8>)>,
     top_level: TopLevel,
     docker_manifest: bool,
 }
@@ -76,6 +77,7 @@ impl ImageBuilder {
             env: Vec::new(),
             working_dir: None,
             labels: Default::default(),
+            raw_config: None,
             top_level: TopLevel::default(),
             docker_manifest: true,
         }
@@ -169,6 +171,17 @@ impl ImageBuilder {
         self
     }
 
+    /// Makes the manifest's config this blob of `media_type` instead of an image configuration
+    /// (older Spin artifacts have their locked app there).
+    pub fn raw_config(
+        mut self,
+        media_type: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.raw_config = Some((media_type.into(), content.into()));
+        self
+    }
+
     /// Chooses what `index.json` points at (default: the manifest).
     pub fn top_level(mut self, top_level: TopLevel) -> Self {
         self.top_level = top_level;
@@ -205,6 +218,7 @@ impl ImageBuilder {
         layout::assemble(layout::LayoutInput {
             platform: self.platform_descriptor()?,
             config: self.image_configuration()?,
+            raw_config: self.raw_config.clone(),
             name,
             layers,
             top_level: self.top_level,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use image_builder::{ImageBuilder, SpinComponent, TopLevel, spin_artifact};
+use image_builder::{ImageBuilder, LockedAppPlace, SpinComponent, TopLevel, spin_artifact};
 
 #[derive(Parser, Debug)]
 #[command(about = "Writes an OCI image layout tarball (with a Docker manifest.json)")]
@@ -201,7 +201,7 @@ fn spin_image(image: ImageBuilder, locked: &Path, args: &Args) -> Result<ImageBu
         let bytes = std::fs::read(host_path).with_context(|| format!("cannot read {host_path}"))?;
         component.files.insert(path.to_owned(), bytes);
     }
-    spin_artifact(image, locked_app, &components)
+    spin_artifact(image, locked_app, &components, LockedAppPlace::Layer)
         .with_context(|| format!("the Spin application of {}", locked.display()))
 }
 

@@ -4,7 +4,8 @@
 //! inlined, base64, and given no layer), and adds the layers: the locked app as an
 //! [`LOCKED_APP_TYPE`] layer, named by the config label [`LOCKED_APP_DIGEST_LABEL`], one
 //! `application/vnd.wasm.content.layer.v1+wasm` layer per module and one [`DATA_LAYER_TYPE`]
-//! layer per file that is not inlined.
+//! layer per file that is not inlined. Older Spin releases made the locked app the manifest's
+//! config instead ([`LockedAppPlace::Config`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,12 +47,23 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Where the locked app goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedAppPlace {
+    /// A layer, named by the config's label (what `spin registry push` writes today).
+    Layer,
+    /// The manifest's config (what older Spin releases pushed).
+    Config,
+}
+
 /// Adds a Spin application to `image`: `locked` is the locked app (`components[].id` set,
-/// `source` and `files` left to this function), `components` what each id holds.
+/// `source` and `files` left to this function), `components` what each id holds, `place`
+/// where the locked app goes.
 pub fn spin_artifact(
     mut image: ImageBuilder,
     mut locked: Value,
     components: &BTreeMap<String, SpinComponent>,
+    place: LockedAppPlace,
 ) -> Result<ImageBuilder> {
     let listed = locked
         .get_mut("components")
@@ -95,7 +107,10 @@ pub fn spin_artifact(
         bail!("component {extra:?} is not in the locked app");
     }
     let locked = serde_json::to_vec(&locked).context("cannot serialize the locked app")?;
-    Ok(image
-        .label(LOCKED_APP_DIGEST_LABEL, digest(&locked))
-        .raw_layer(LOCKED_APP_TYPE, locked))
+    Ok(match place {
+        LockedAppPlace::Layer => image
+            .label(LOCKED_APP_DIGEST_LABEL, digest(&locked))
+            .raw_layer(LOCKED_APP_TYPE, locked),
+        LockedAppPlace::Config => image.raw_config(LOCKED_APP_TYPE, locked),
+    })
 }

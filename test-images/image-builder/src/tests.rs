@@ -342,7 +342,8 @@ fn a_spin_artifact_is_laid_out_as_spin_registry_push_does() {
     let image = spin_artifact(
         ImageBuilder::new("site").platform("wasi", "wasm"),
         locked.clone(),
-        &[("web".to_string(), web)].into(),
+        &[("web".to_string(), web.clone())].into(),
+        LockedAppPlace::Layer,
     )
     .unwrap()
     .build()
@@ -379,8 +380,34 @@ fn a_spin_artifact_is_laid_out_as_spin_registry_push_does() {
     );
     assert_eq!(locked_app["triggers"], locked["triggers"]);
 
-    let missing = spin_artifact(ImageBuilder::new("site"), locked, &BTreeMap::new())
-        .unwrap_err()
-        .to_string();
+    let missing = spin_artifact(
+        ImageBuilder::new("site"),
+        locked.clone(),
+        &BTreeMap::new(),
+        LockedAppPlace::Layer,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(missing.contains("component \"web\""), "{missing}");
+
+    // Older Spin: the locked app is the config, no label, no layer of its own.
+    let older = spin_artifact(
+        ImageBuilder::new("site"),
+        locked,
+        &[("web".to_string(), web)].into(),
+        LockedAppPlace::Config,
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let files = untar(&older.to_tar().unwrap());
+    let index = json(&files["index.json"]);
+    let manifest = json(resolve(&files, &index["manifests"][0]));
+    assert_eq!(manifest["config"]["mediaType"], LOCKED_APP_TYPE);
+    let locked_app = json(resolve(&files, &manifest["config"]));
+    assert_eq!(
+        locked_app["components"][0]["source"]["digest"],
+        sha(&module)
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
 }
