@@ -316,6 +316,21 @@ mod tests {
             );
             assert!(error.contains("not a relative path"), "{path}: {error}");
         }
+        for id in ["..", "a/b", "/abs"] {
+            let locked = serde_json::json!({
+                "components": [{ "id": id, "files": [{ "inline": b64(b"x"), "path": "x" }] }]
+            });
+            let rootfs = tempfile::tempdir().unwrap();
+            let error = write(
+                &serde_json::to_vec(&locked).unwrap(),
+                "sha256:l",
+                &none,
+                rootfs.path(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("is not a plain name"), "{id}: {error}");
+        }
         let local = error_of(
             serde_json::json!([{ "source": "file:///home/me/app/assets", "path": "/" }]),
             &none,
