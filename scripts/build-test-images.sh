@@ -17,6 +17,10 @@
 #   tcp-echo-native.tar     docker.io/library/tcp-echo-native:latest     linux/amd64 (the same, static)
 #   spin-hello.tar          docker.io/library/spin-hello:latest          wasi/wasm32
 #   spin-routes.tar         docker.io/library/spin-routes:latest         wasi/wasm32
+#   spin-kv.tar             docker.io/library/spin-kv:latest             wasi/wasm32
+#   spin-vars.tar           docker.io/library/spin-vars:latest           wasi/wasm32
+#   spin-outbound.tar       docker.io/library/spin-outbound:latest       wasi/wasm32
+#   spin-kv-p3.tar          docker.io/library/spin-kv-p3:latest          wasi/wasm32 (spin-sdk 7)
 #                           Spin apps: /spin.toml and its components beside it (spin-sdk 3 for
 #                           wasm32-wasip1, spin-sdk 5 for wasm32-wasip2)
 #   spin-hello-oci.tar      docker.io/library/spin-hello-oci:latest      wasi/wasm
@@ -41,12 +45,12 @@ native_target="x86_64-unknown-linux-gnu"
 cd "$repo_root"
 
 echo "building wasi-demo-app and spin-hello (wasm32-wasip1), wasi-demo-app, http-hello," \
-    "http-hello-p3, cli-p3, auth-gateway, tcp-echo and spin-routes (wasm32-wasip2), native-demo," \
+    "http-hello-p3, cli-p3, auth-gateway, tcp-echo and the spin apps (wasm32-wasip2), native-demo," \
     "pause and tcp-echo (static) and image-builder" >&2
 cargo build --release -p wasi-demo-app -p spin-hello --target wasm32-wasip1
 cargo build --release -p wasi-demo-app -p http-hello -p http-hello-p3 -p cli-p3 -p auth-gateway \
     -p tcp-echo -p spin-routes-users -p spin-routes-static -p spin-routes-root \
-    --target wasm32-wasip2
+    -p spin-kv -p spin-vars -p spin-outbound -p spin-kv-p3 --target wasm32-wasip2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p native-demo -p pause -p tcp-echo --target "$native_target"
 cargo build --release -p image-builder
@@ -167,3 +171,15 @@ spin_apps="$repo_root/test-images"
     --spin-component "static=$components/spin_routes_static.wasm" \
     --spin-component "root=$components/spin_routes_root.wasm" \
     --no-docker-manifest --out "$out_dir/spin-routes-oci.tar"
+for app in kv vars kv-p3; do
+    "$image_builder" --name "docker.io/library/spin-$app:latest" --platform wasi/wasm32 \
+        --file "/spin.toml=$spin_apps/spin-$app/spin.toml:0644" \
+        --file "/$app.wasm=$components/spin_${app//-/_}.wasm:0644" \
+        --out "$out_dir/spin-$app.tar"
+done
+
+"$image_builder" --name docker.io/library/spin-outbound:latest --platform wasi/wasm32 \
+    --file "/spin.toml=$spin_apps/spin-outbound/spin.toml:0644" \
+    --file "/outbound.wasm=$components/spin_outbound.wasm:0644" \
+    --file "/assets/hello.txt=$spin_apps/spin-outbound/assets/hello.txt:0644" \
+    --out "$out_dir/spin-outbound.tar"

@@ -246,8 +246,21 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// On a port the system picks.
     pub fn start() -> Result<Self> {
-        let listener = listen_loopback()?;
+        Self::serve(listen_loopback()?)
+    }
+
+    /// On `port`, for a component whose allowed hosts name it.
+    pub fn start_on(port: u16) -> Result<Self> {
+        let listener = in_containerd_netns(move || TcpListener::bind((Ipv4Addr::LOCALHOST, port)))
+            .with_context(|| {
+                format!("listen on 127.0.0.1:{port} in containerd's network namespace")
+            })?;
+        Self::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> Result<Self> {
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
         let seen = Arc::new(AtomicUsize::new(0));

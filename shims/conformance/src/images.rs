@@ -119,6 +119,36 @@ tarball_image!(
     "spin-routes",
     "wasi/wasm32"
 );
+tarball_image!(
+    /// A key-value counter (test-images/spin-kv, spin-sdk 5): `GET` answers `count=N\n` after
+    /// adding 1 to the key `count` of the store `default`; other methods only read it.
+    SPIN_KV,
+    "spin-kv",
+    "wasi/wasm32"
+);
+tarball_image!(
+    /// A variables echo (test-images/spin-vars, spin-sdk 5): `message=<greeting>, <name>\n`,
+    /// `greeting` defaulting to `Hello`, `name` required.
+    SPIN_VARS,
+    "spin-vars",
+    "wasi/wasm32"
+);
+tarball_image!(
+    /// spin-sdk 7 on WASI 0.3 (test-images/spin-kv-p3): a counter like [`SPIN_KV`] through the
+    /// async `spin:key-value@3.0.0`, `/keys` through its stream, `/vars` through
+    /// `spin:variables@3.0.0`.
+    SPIN_KV_P3,
+    "spin-kv-p3",
+    "wasi/wasm32"
+);
+tarball_image!(
+    /// Outgoing HTTP (`/fetch?to=URL`) and TCP (`/connect?to=IP:PORT`) with
+    /// `allowed_outbound_hosts = ["http://127.0.0.1:18291"]`, and its `files`
+    /// (`/file?path=/assets/hello.txt`) (test-images/spin-outbound, spin-sdk 5).
+    SPIN_OUTBOUND,
+    "spin-outbound",
+    "wasi/wasm32"
+);
 
 // The same apps as Spin OCI artifacts (`spin registry push`'s layout: the locked app and one
 // Wasm layer per component, nothing containerd unpacks), platform `wasi/wasm`.
@@ -212,6 +242,22 @@ pub mod bad_spin {
         "spin-bad-redis-trigger",
         "[[trigger.redis]]\nchannel = \"messages\"\ncomponent = \"hello\"\n\
          [component.hello]\nsource = \"hello.wasm\"\n"
+    );
+    bad_spin_image!(
+        /// An allowed outbound host that is no host.
+        BAD_OUTBOUND_HOST,
+        "spin-bad-outbound-host",
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n\
+         allowed_outbound_hosts = [\"example.com\"]\n"
+    );
+    bad_spin_image!(
+        /// A component variable made of a variable the application does not declare.
+        UNKNOWN_VARIABLE,
+        "spin-bad-unknown-variable",
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\n\
+         [component.hello.variables]\nmessage = \"{{ nowhere }}\"\n"
     );
     bad_spin_image!(
         /// The component is a command, not an HTTP handler.

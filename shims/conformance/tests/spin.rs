@@ -2,13 +2,18 @@
 //! SpinKube runs them: the command `/`, the listen address in `SPIN_HTTP_LISTEN_ADDR`, here
 //! 127.0.0.1 in containerd's network namespace (`ctr run --net-host`).
 
-use anyhow::{Context, Result, ensure};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::component_server::Server;
-use shim_conformance::container::Container;
+use shim_conformance::container::{Container, Status};
 use shim_conformance::engines::{Runtime, SPIN};
 use shim_conformance::expect::failed_at_create;
-use shim_conformance::http::{Message, get};
-use shim_conformance::images::{SPIN_HELLO, SPIN_ROUTES, SPIN_STATIC, TestImage, bad_spin};
+use shim_conformance::http::{Connection, Message, Upstream, get};
+use shim_conformance::images::{
+    SPIN_HELLO, SPIN_KV, SPIN_KV_P3, SPIN_OUTBOUND, SPIN_ROUTES, SPIN_STATIC, SPIN_VARS, TestImage,
+    bad_spin,
+};
 use shim_conformance::leftovers::expect_no_leftovers;
 
 /// SpinKube's command for a Spin app's container.
@@ -163,7 +168,7 @@ fn bad_manifests_fail_at_create_naming_the_file_and_field() -> Result<()> {
         &'static [&'static str],
         &'static [&'static str],
     );
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (
             "spin-bad-component",
             &bad_spin::UNKNOWN_COMPONENT,
@@ -189,6 +194,22 @@ fn bad_manifests_fail_at_create_naming_the_file_and_field() -> Result<()> {
             &["not supported"],
         ),
         (
+            "spin-bad-outbound-host",
+            &bad_spin::BAD_OUTBOUND_HOST,
+            &[
+                "/spin.toml",
+                "component.hello.allowed_outbound_hosts",
+                "example.com",
+            ],
+            &["no scheme"],
+        ),
+        (
+            "spin-bad-variable",
+            &bad_spin::UNKNOWN_VARIABLE,
+            &["/spin.toml", "component.hello.variables.message", "nowhere"],
+            &["is no variable"],
+        ),
+        (
             "spin-bad-not-http",
             &bad_spin::NOT_HTTP,
             &["/spin.toml", "component.hello.source", "/hello.wasm"],
@@ -201,5 +222,246 @@ fn bad_manifests_fail_at_create_naming_the_file_and_field() -> Result<()> {
         failed_at_create(&out, names, reasons).with_context(|| label.to_string())?;
         expect_no_leftovers(bad.id())?;
     }
+    Ok(())
+}
+
+/// Variables: the application's defaults, `SPIN_VARIABLE_<NAME>` from the container's
+/// environment (as SpinKube passes a SpinApp's `variables`), and the component's template made
+/// of them; a required variable without a value stops the app at start, naming how to set it.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn variables_come_from_defaults_and_spin_variable_env() -> Result<()> {
+    let port = 18283;
+    let server = Server::launch(
+        container("spin-vars", &SPIN_VARS, port).env("SPIN_VARIABLE_NAME=Kubernetes"),
+        COMMAND,
+        port,
+    )?;
+    let response = get(port, "/", &[])?;
+    response.expect_status(200)?;
+    ensure!(
+        response.body == "message=Hello, Kubernetes\n",
+        "GET /: {response:?}"
+    );
+    let config = get(port, "/config", &[])?;
+    config.expect_status(200)?;
+    ensure!(
+        config.body == "config message=Hello, Kubernetes\n",
+        "GET /config (wasi:config/store): {config:?}"
+    );
+    server.stop()?;
+
+    let server = Server::launch(
+        container("spin-vars-greeting", &SPIN_VARS, port)
+            .env("SPIN_VARIABLE_NAME=Wasm")
+            .env("SPIN_VARIABLE_GREETING=Hi"),
+        COMMAND,
+        port,
+    )?;
+    let response = get(port, "/", &[])?;
+    ensure!(response.body == "message=Hi, Wasm\n", "GET /: {response:?}");
+    server.stop()?;
+
+    let missing = container("spin-vars-missing", &SPIN_VARS, port);
+    let out = missing.run(&[COMMAND])?;
+    ensure!(
+        out.code == Some(1) && out.stderr.contains("name (set SPIN_VARIABLE_NAME)"),
+        "a required variable without value did not stop the app, naming it: {}",
+        out.describe()
+    );
+    expect_no_leftovers(missing.id())?;
+    Ok(())
+}
+
+/// The key-value store `default` on SQLite: in memory by default (kept across requests, each in
+/// a fresh instance); in a file on a volume when `/runtime-config.toml` (mounted, as SpinKube
+/// mounts a SpinApp's runtimeConfig) puts it there, so a new container finds the count.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn key_value_data_lives_in_memory_or_on_a_volume_across_containers() -> Result<()> {
+    let port = 18284;
+    let count = |expected: u32| -> Result<()> {
+        let response = get(port, "/", &[])?;
+        response.expect_status(200)?;
+        ensure!(
+            response.body == format!("count={expected}\n"),
+            "expected count={expected}: {response:?}"
+        );
+        Ok(())
+    };
+    let server = app("spin-kv-memory", &SPIN_KV, port)?;
+    for n in 1..=3 {
+        count(n)?;
+    }
+    server.stop()?;
+
+    let volume = tempfile::Builder::new()
+        .prefix("spin-kv-volume")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let config = volume.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"/data/kv.db\"\n",
+    )?;
+    let with_volume = |label: &str| {
+        container(label, &SPIN_KV, port)
+            .flag(
+                "--mount",
+                &format!(
+                    "type=bind,src={},dst=/data,options=rbind:rw",
+                    volume.path().display()
+                ),
+            )
+            .flag(
+                "--mount",
+                &format!(
+                    "type=bind,src={},dst=/runtime-config.toml,options=rbind:ro",
+                    config.display()
+                ),
+            )
+    };
+    let first = Server::launch(with_volume("spin-kv-volume-1"), COMMAND, port)?;
+    count(1)?;
+    count(2)?;
+    first.stop()?;
+    ensure!(
+        volume.path().join("kv.db").exists(),
+        "no kv.db on the volume"
+    );
+    let second = Server::launch(with_volume("spin-kv-volume-2"), COMMAND, port)?;
+    count(3)?;
+    second.stop()?;
+    Ok(())
+}
+
+/// spin-sdk 7's shape on WASI 0.3: the async `spin:key-value@3.0.0` (the keys through its
+/// stream) and `spin:variables@3.0.0` serve the same stores and variables.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn spin_sdk_7_reaches_the_async_key_value_and_variables() -> Result<()> {
+    let port = 18287;
+    let server = app("spin-kv-p3", &SPIN_KV_P3, port)?;
+    for n in 1..=2 {
+        let response = get(port, "/", &[])?;
+        response.expect_status(200)?;
+        ensure!(
+            response.body == format!("count={n}\n"),
+            "GET /: {response:?}"
+        );
+    }
+    let keys = get(port, "/keys", &[])?;
+    keys.expect_status(200)?;
+    ensure!(keys.body == "keys=count\n", "GET /keys: {keys:?}");
+    let vars = get(port, "/vars", &[])?;
+    vars.expect_status(200)?;
+    ensure!(
+        vars.body == "message=Hello from WASI 0.3\n",
+        "GET /vars: {vars:?}"
+    );
+    server.stop()?;
+    Ok(())
+}
+
+/// `allowed_outbound_hosts`: outgoing HTTP and TCP reach the allowed host and port; another
+/// port is refused (the upstream there sees nothing) with a line naming it on the container's
+/// stderr. The component reads its `files` and nothing else of the image.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn outbound_hosts_and_files_are_what_the_manifest_allows() -> Result<()> {
+    let port = 18285;
+    let allowed = Upstream::start_on(18291)?;
+    let forbidden = Upstream::start_on(18292)?;
+    let server = app("spin-outbound", &SPIN_OUTBOUND, port)?;
+
+    let fetched = get(port, "/fetch?to=http://127.0.0.1:18291/hello", &[])?;
+    fetched.expect_status(200)?;
+    ensure!(
+        fetched
+            .body
+            .starts_with("status=200\nupstream saw GET /hello"),
+        "GET /fetch (allowed): {fetched:?}"
+    );
+    let refused = get(port, "/fetch?to=http://127.0.0.1:18292/hello", &[])?;
+    refused.expect_status(502)?;
+    let connected = get(port, "/connect?to=127.0.0.1:18291", &[])?;
+    connected.expect_status(200)?;
+    ensure!(
+        connected.body.starts_with("connected: HTTP/1.1 200"),
+        "GET /connect (allowed): {connected:?}"
+    );
+    let not_connected = get(port, "/connect?to=127.0.0.1:18292", &[])?;
+    not_connected.expect_status(502)?;
+    ensure!(
+        forbidden.seen() == 0,
+        "the forbidden upstream got {} requests",
+        forbidden.seen()
+    );
+    ensure!(
+        allowed.seen() == 2,
+        "the allowed upstream saw {}",
+        allowed.seen()
+    );
+
+    let file = get(port, "/file?path=/assets/hello.txt", &[])?;
+    file.expect_status(200)?;
+    ensure!(file.body == "an asset of spin-outbound\n", "{file:?}");
+    for outside in ["/spin.toml", "/outbound.wasm", "/assets/../spin.toml"] {
+        get(port, &format!("/file?path={outside}"), &[])?
+            .expect_status(404)
+            .with_context(|| format!("the component read {outside}"))?;
+    }
+
+    let out = server.stop()?;
+    for what in [
+        "a request to http://127.0.0.1:18292 refused",
+        "TcpConnect 127.0.0.1:18292 refused",
+    ] {
+        ensure!(
+            out.stderr.contains(what),
+            "no line {what:?} on the container's stderr: {}",
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+/// A trapping request gets 500 (why on the container's stderr) and the next one is served;
+/// SIGTERM lets a slow request finish, then the task exits 0.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_trap_answers_500_and_sigterm_drains_in_flight_requests() -> Result<()> {
+    let port = 18286;
+    let server = app("spin-drain", &SPIN_OUTBOUND, port)?;
+    get(port, "/trap", &[])?.expect_status(500)?;
+    get(port, "/slow?ms=0", &[])?.expect_status(200)?;
+
+    let mut connection = Connection::open(port)?;
+    let started = Instant::now();
+    let slow = std::thread::spawn(move || connection.request("GET", "/slow?ms=3000", &[]));
+    // Let the request reach the guest before the signal.
+    std::thread::sleep(Duration::from_millis(1000));
+    server.container.kill("SIGTERM")?;
+    std::thread::sleep(Duration::from_millis(300));
+    match server.container.task()? {
+        Some(task) if task.status == Status::Running => {}
+        other => bail!("the app stopped before its in-flight request finished: task {other:?}"),
+    }
+    let response = slow
+        .join()
+        .map_err(|_| anyhow::anyhow!("request thread panicked"))??;
+    response.expect_status(200)?;
+    ensure!(response.body == "slept 3000 ms\n", "{response:?}");
+    ensure!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "the slow request came back after {:?}, before its 3 s sleep",
+        started.elapsed()
+    );
+    let out = server.running.wait(Duration::from_secs(20))?;
+    out.expect_code(0).context("after SIGTERM and the drain")?;
+    ensure!(
+        out.stderr.contains("answering 500") && out.stderr.contains("trap requested"),
+        "the trap is not on the container's stderr: {}",
+        out.describe()
+    );
     Ok(())
 }

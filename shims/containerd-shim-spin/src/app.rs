@@ -4,22 +4,27 @@
 //! file and the field.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use containerd_shim_wasm::{cache, module_size};
+use containerd_shim_wasm::allowed_hosts::AllowedHosts;
+use containerd_shim_wasm::{Preopen, cache, module_size};
 use containerd_shim_wasmtime::engine::LinkedWasm;
 use containerd_shim_wasmtime::http::HttpComponent;
 
 use crate::engine::{SPIN_MANIFEST, SpinEngine, SpinModule};
+use crate::host::variables;
 use crate::manifest::{
-    self, ComponentSource, HttpExecutor, HttpHandler, HttpRoute, Manifest, StaticResponse,
+    self, ComponentSource, FileMount, HttpExecutor, HttpHandler, HttpRoute, Manifest,
+    StaticResponse, Variable,
 };
 use crate::routes::Router;
 
 /// An application ready to serve.
 pub struct App {
     pub name: String,
+    /// The application's `[variables]`, whose values the container's environment gives.
+    pub variables: BTreeMap<String, Variable>,
     pub router: Router,
     /// The components the routes name, by id.
     pub components: BTreeMap<String, AppComponent>,
@@ -39,6 +44,14 @@ pub struct AppComponent {
     pub server: HttpComponent,
     /// Its `environment` table: all the environment a Spin component sees.
     pub environment: Vec<(String, String)>,
+    /// `allowed_outbound_hosts`: all the component may reach.
+    pub allowed_hosts: AllowedHosts,
+    /// `variables`: its variables' templates, by name.
+    pub variables: BTreeMap<String, String>,
+    /// `key_value_stores`: the labels of the stores it may open.
+    pub key_value_stores: Vec<String>,
+    /// `files`: the directories of the image it sees, read-only.
+    pub files: Vec<Preopen>,
 }
 
 /// Loads the application whose manifest is `file` (`/spin.toml` inside `rootfs`).
@@ -51,6 +64,9 @@ pub fn load(
     // `/spin.toml`, or the locked app of a Spin OCI artifact.
     let manifest = crate::locked::read_manifest(file, SPIN_MANIFEST)?;
     manifest.check_http_only()?;
+    for name in manifest.variables().keys() {
+        variables::check_name(name).map_err(|why| anyhow!("{SPIN_MANIFEST}: variables: {why}"))?;
+    }
     let (routes, static_responses) = http_routes(&manifest)?;
     let router = Router::new(manifest.http_base(), routes.iter().cloned())
         .map_err(|e| anyhow!("{SPIN_MANIFEST}: {e}"))?;
@@ -77,6 +93,7 @@ pub fn load(
     }
     Ok(App {
         name: manifest.application().name().to_string(),
+        variables: manifest.variables().clone(),
         router,
         components,
         static_responses,
@@ -137,6 +154,21 @@ fn load_component(
 ) -> anyhow::Result<AppComponent> {
     let id = component.id();
     refuse_unsupported(component)?;
+    // What the manifest entry asks for first: cheaper than compiling.
+    let allowed_hosts = AllowedHosts::parse(component.allowed_outbound_hosts())
+        .map_err(|e| anyhow!("{SPIN_MANIFEST}: component.{id}.allowed_outbound_hosts: {e}"))?;
+    for (name, template) in component.variables() {
+        variables::check_name(name)
+            .and_then(|()| {
+                variables::check_template(template, manifest.variables()).map_err(|e| e.to_string())
+            })
+            .map_err(|why| anyhow!("{SPIN_MANIFEST}: component.{id}.variables.{name}: {why}"))?;
+    }
+    let files = component
+        .files()
+        .iter()
+        .map(|mount| file_preopen(rootfs, manifest, id, mount))
+        .collect::<anyhow::Result<_>>()?;
     let field = format!("component.{id}.source");
     let path = match component.source() {
         ComponentSource::Local(path) => manifest.resolve(path),
@@ -171,6 +203,62 @@ fn load_component(
             .iter()
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
+        allowed_hosts,
+        variables: component.variables().clone(),
+        key_value_stores: component.key_value_stores().to_vec(),
+        files,
+    })
+}
+
+/// The directory a `files` entry gives the component, read-only: `{ source, destination }`
+/// of a directory, or a glob taking a whole directory (`static/**/*`, seen at `/static` as
+/// Spin places it). Spin copies the files a narrower glob (or a single file) selects into a
+/// directory of their own; this shim shows the image's directories as they are, so those are
+/// refused rather than shown with their neighbours.
+fn file_preopen(
+    rootfs: &Path,
+    manifest: &Manifest,
+    id: &str,
+    mount: &FileMount,
+) -> anyhow::Result<Preopen> {
+    let field = format!("{SPIN_MANIFEST}: component.{id}.files");
+    let (source, guest_path) = match mount {
+        FileMount::Placement {
+            source,
+            destination,
+        } => {
+            if !destination.starts_with('/') {
+                bail!("{field}: destination {destination:?} must be an absolute path");
+            }
+            (source.clone(), destination.clone())
+        }
+        FileMount::Pattern(pattern) => {
+            let dir = ["/**/*", "/**"]
+                .iter()
+                .find_map(|whole| pattern.strip_suffix(whole))
+                .filter(|dir| !dir.contains(['*', '?', '[', '{']))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{field}: {pattern:?}: only a glob taking a whole directory                          (\"dir/**/*\") is supported; for other files use                          {{ source = \"dir\", destination = \"/...\" }} with a directory                          holding just them"
+                    )
+                })?;
+            let dir = dir.trim_start_matches("./").trim_end_matches('/');
+            (dir.to_string(), format!("/{dir}"))
+        }
+    };
+    let in_container: PathBuf = manifest.resolve(&source);
+    let on_host = safe_path::scoped_join(rootfs, &in_container)
+        .with_context(|| format!("{field}: {source:?}: resolve it in the rootfs"))?;
+    if !on_host.is_dir() {
+        bail!(
+            "{field}: {source:?} ({}) is not a directory of the image",
+            in_container.display()
+        );
+    }
+    Ok(Preopen {
+        host_path: in_container,
+        guest_path,
+        read_only: true,
     })
 }
 
@@ -179,13 +267,7 @@ fn load_component(
 fn refuse_unsupported(component: &manifest::Component) -> anyhow::Result<()> {
     let id = component.id();
     let asked = [
-        ("files", !component.files().is_empty()),
-        (
-            "allowed_outbound_hosts",
-            !component.allowed_outbound_hosts().is_empty(),
-        ),
-        ("variables", !component.variables().is_empty()),
-        ("key_value_stores", !component.key_value_stores().is_empty()),
+        ("exclude_files", !component.exclude_files().is_empty()),
         ("sqlite_databases", !component.sqlite_databases().is_empty()),
         ("ai_models", !component.ai_models().is_empty()),
     ];

@@ -7,7 +7,7 @@ use std::path::Path;
 use containerd_shim_wasm::{Engine, WasiContext};
 use containerd_shim_wasmtime::engine::{LinkedWasm, WasmtimeEngine};
 
-use crate::{app, componentize, trigger};
+use crate::{app, componentize, host, trigger};
 
 /// The place of the manifest in the container (containerd-shim-spin's).
 pub const SPIN_MANIFEST: &str = "/spin.toml";
@@ -35,7 +35,7 @@ impl Engine for SpinEngine {
 
     fn new() -> anyhow::Result<Self> {
         Ok(Self {
-            wasmtime: WasmtimeEngine::new()?,
+            wasmtime: WasmtimeEngine::new()?.with_host_interfaces(host::add_to_linker),
         })
     }
 

@@ -12,6 +12,7 @@
 //!   same [`manifest::Manifest`].
 //! - [`app`]: the application loaded at create: every component compiled and linked.
 //! - [`componentize`]: `wasm32-wasip1` modules made components, as Spin does at load.
+//! - [`host`]: Spin's host interfaces (variables, key-value stores).
 //! - [`trigger`]: the HTTP trigger serving the application.
 //! - [`engine`]: the shim's engine, tying them together.
 //!
@@ -50,6 +51,7 @@
 pub mod app;
 pub mod componentize;
 pub mod engine;
+pub mod host;
 pub mod locked;
 pub mod manifest;
 pub mod routes;

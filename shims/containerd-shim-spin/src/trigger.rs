@@ -5,18 +5,22 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
 use containerd_shim_wasm::WasiContext;
 use containerd_shim_wasmtime::http::settings::Settings;
-use containerd_shim_wasmtime::http::{Responder, ResponseBody, Serving, server};
+use containerd_shim_wasmtime::http::{InstanceSetup, Responder, ResponseBody, Serving, server};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::app::App;
+use crate::host::runtime_config::{RUNTIME_CONFIG, RuntimeConfig, Stores};
+use crate::host::{ComponentHost, variables};
 use crate::manifest::StaticResponse;
 use crate::routes::{self, Router};
 
@@ -24,30 +28,18 @@ use crate::routes::{self, Router};
 pub const LISTEN_ADDR_ENV: &str = "SPIN_HTTP_LISTEN_ADDR";
 pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:80";
 
-/// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished.
+/// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished. An application
+/// that cannot start (a required variable without value, a store that cannot be opened) ends
+/// with 1, why on the container's stderr, where `ctr`, `docker logs` and `kubectl logs` show it.
 pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
-    let settings = Settings::read(
-        &ctx.env,
-        &ctx.annotations,
-        LISTEN_ADDR_ENV,
-        DEFAULT_LISTEN_ADDR,
-    )?;
-    let serving = Serving::new()?;
-    let mut responders = BTreeMap::new();
-    for (id, component) in &app.components {
-        // A Spin component sees its manifest's `environment`, not the container's, and no
-        // network: outbound hosts are not granted yet (app.rs refuses asking for them).
-        let component_ctx = WasiContext {
-            args: vec![id.clone()],
-            env: component.environment.clone(),
-            preopens: Vec::new(),
-            entry: ctx.entry.clone(),
-            network: false,
-            annotations: ctx.annotations.clone(),
-        };
-        let responder = serving.responder(&component.server, &component_ctx, settings.reuse)?;
-        responders.insert(id.clone(), responder);
-    }
+    let (settings, serving, responders) = match prepare(app, ctx) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("spin-shim: application {:?} cannot start: {e:#}", app.name);
+            log::error!("application {:?} cannot start: {e:#}", app.name);
+            return Ok(1);
+        }
+    };
     let routes: Vec<String> = app
         .router
         .routes()
@@ -79,6 +71,57 @@ pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+type Prepared = (Settings, Serving, BTreeMap<String, Responder>);
+
+/// The server's settings and each component's responder, its host state made from the
+/// container's environment and `/runtime-config.toml`.
+fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
+    let settings = Settings::read(
+        &ctx.env,
+        &ctx.annotations,
+        LISTEN_ADDR_ENV,
+        DEFAULT_LISTEN_ADDR,
+    )?;
+    let serving = Serving::new()?;
+    // Read here, in the container, so that the file and the stores may be on volumes.
+    let runtime_config = RuntimeConfig::read(Path::new(RUNTIME_CONFIG))?;
+    let mut stores = Stores::default();
+    let values = variables::app_values(&app.variables, &ctx.env)?;
+    let mut responders = BTreeMap::new();
+    for (id, component) in &app.components {
+        let name = format!("component {id:?}");
+        // A Spin component sees its manifest's `environment`, not the container's; its
+        // `files`; and no network but its allowed outbound hosts.
+        let component_ctx = WasiContext {
+            args: vec![id.clone()],
+            env: component.environment.clone(),
+            preopens: component.files.clone(),
+            entry: ctx.entry.clone(),
+            network: false,
+            annotations: ctx.annotations.clone(),
+        };
+        let host = ComponentHost {
+            variables: variables::component_values(&component.variables, &values)
+                .with_context(|| format!("{name}: variables"))?,
+            stores: component
+                .key_value_stores
+                .iter()
+                .map(|label| Ok((label.clone(), stores.open(&runtime_config, label)?)))
+                .collect::<anyhow::Result<_>>()
+                .with_context(|| format!("{name}: key_value_stores"))?,
+        };
+        let setup = InstanceSetup {
+            allowed_hosts: Some(Arc::new(component.allowed_hosts.clone())),
+            host_data: Some(Arc::new(host).host_data()),
+            name,
+        };
+        let responder =
+            serving.responder(&component.server, &component_ctx, setup, settings.reuse)?;
+        responders.insert(id.clone(), responder);
+    }
+    Ok((settings, serving, responders))
 }
 
 struct Trigger {

@@ -17,6 +17,7 @@ mod init;
 mod shim;
 
 // What more than one of those processes share.
+pub mod allowed_hosts;
 mod container_state;
 mod pidfd;
 mod proc_text;

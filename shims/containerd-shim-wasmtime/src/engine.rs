@@ -20,6 +20,8 @@ pub const WASMTIME_VERSION: &str = "48";
 #[derive(Clone)]
 pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
+    /// An embedder's host interfaces for HTTP servers (the Spin shim's `fermyon:spin/*`).
+    host_interfaces: Option<http::AddHostInterfaces>,
 }
 
 /// What the container runs, compiled and linked.
@@ -56,7 +58,10 @@ impl Engine for WasmtimeEngine {
 
     fn new() -> anyhow::Result<Self> {
         let engine = wasmtime::Engine::new(&base_config())?;
-        Ok(Self { engine })
+        Ok(Self {
+            engine,
+            host_interfaces: None,
+        })
     }
 
     fn runs_components(&self) -> bool {
@@ -134,6 +139,15 @@ impl Engine for WasmtimeEngine {
 }
 
 impl WasmtimeEngine {
+    /// This engine, linking HTTP servers with `add`'s host interfaces besides WASI: servers
+    /// importing them link (at create), and their instances get them.
+    pub fn with_host_interfaces(self, add: http::AddHostInterfaces) -> Self {
+        Self {
+            host_interfaces: Some(add),
+            ..self
+        }
+    }
+
     fn link_module(&self, module: Module, entry: &str) -> anyhow::Result<LinkedWasm> {
         Ok(LinkedWasm::Module(p1::link(&self.engine, module, entry)?))
     }
@@ -144,9 +158,12 @@ impl WasmtimeEngine {
             World::Command(wasi) => {
                 LinkedWasm::Command(component::link_command(&self.engine, &component, wasi)?)
             }
-            World::HttpServer(wasi) => {
-                LinkedWasm::HttpServer(http::link(&self.engine, component, wasi)?)
-            }
+            World::HttpServer(wasi) => LinkedWasm::HttpServer(http::link(
+                &self.engine,
+                component,
+                wasi,
+                self.host_interfaces,
+            )?),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! component, the guest's `wasi:http/incoming-handler#handle`, and a 500 when the guest fails
 //! to answer. The store data is shared with WASI 0.3 servers (`service`).
 
+use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use containerd_shim_wasm::WasiContext;
+use containerd_shim_wasm::allowed_hosts::{AllowedHosts, well_known_port};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -17,7 +19,8 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -34,21 +37,92 @@ pub struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     outgoing: OutgoingPolicy,
+    host_data: Option<Box<dyn Any + Send>>,
+}
+
+/// Makes the state of an embedder's host interfaces for each new instance.
+pub type HostData = Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>;
+
+/// What the instances of one server get beyond their [`WasiContext`] (the Spin shim gives
+/// each component its own).
+#[derive(Clone, Default)]
+pub struct InstanceSetup {
+    /// Narrows outgoing HTTP and sockets to these hosts (the context's network must be off:
+    /// these hosts are all the instance reaches). `None`: the context's network decides.
+    pub allowed_hosts: Option<Arc<AllowedHosts>>,
+    /// The state of the host interfaces the server was linked with
+    /// (`crate::http::AddHostInterfaces`).
+    pub host_data: Option<HostData>,
+    /// Who the instances are in messages about them, e.g. `component "users"`.
+    pub name: String,
 }
 
 impl RequestState {
-    /// WASI without preopens: a fresh instance per request should not cost directory opens,
-    /// and wasi:http servers have no filesystem (wasmtime serve gives none either).
-    pub fn new(ctx: &WasiContext) -> anyhow::Result<Self> {
+    /// WASI with `ctx`'s preopens (servers get none unless their embedder gives some), and
+    /// `setup`'s outbound hosts and host state.
+    pub fn new(ctx: &WasiContext, setup: &InstanceSetup) -> anyhow::Result<Self> {
+        let mut wasi = wasi_builder(ctx, true)?;
+        if let Some(hosts) = &setup.allowed_hosts {
+            allow_sockets(&mut wasi, hosts, &setup.name);
+        }
         Ok(Self {
-            wasi: wasi_builder(ctx, false)?.build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             outgoing: OutgoingPolicy {
                 allowed: ctx.network,
+                hosts: setup.allowed_hosts.clone(),
+                name: setup.name.clone(),
             },
+            host_data: setup.host_data.as_ref().map(|make| make()),
         })
     }
+
+    /// The state of the embedder's host interfaces, for the accessor their `add_to_linker`
+    /// takes. Only a server linked with host interfaces calls them, and its instances get
+    /// their state from the same embedder: anything else is a bug of the embedder.
+    pub fn host_data<T: 'static>(&mut self) -> &mut T {
+        self.host_data
+            .as_mut()
+            .and_then(|data| data.downcast_mut())
+            .expect("the embedder gave the instance the state of its host interfaces")
+    }
+}
+
+/// Sockets (and name lookups) for an instance whose outbound hosts are `hosts`: a connection
+/// goes to an address one of them allows, and a refusal is logged.
+fn allow_sockets(wasi: &mut WasiCtxBuilder, hosts: &Arc<AllowedHosts>, name: &str) {
+    if !hosts.allows_some_socket() {
+        return;
+    }
+    let (hosts, name) = (hosts.clone(), name.to_string());
+    wasi.allow_ip_name_lookup(true)
+        .allow_tcp(true)
+        .allow_udp(true)
+        .socket_addr_check(move |addr, used_for| {
+            let allowed = match used_for {
+                // The implicit bind of a connect or a send (the wildcard address, an ephemeral
+                // port): the allowed hosts say where a socket goes, and it goes nowhere yet.
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                    addr.ip().is_unspecified() && addr.port() == 0
+                }
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    hosts.allows_socket(addr)
+                }
+                // Outbound hosts grant no server sockets.
+                SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+            };
+            if !allowed {
+                refused(&name, &format!("{used_for:?} {addr}"), &hosts);
+            }
+            Box::pin(std::future::ready(allowed))
+        });
+}
+
+/// Logs an outbound refusal on the container's stderr and in the shim log.
+fn refused(name: &str, what: &str, hosts: &AllowedHosts) {
+    eprintln!("wasmtime-shim: {name}: {what} refused: not in its allowed outbound hosts {hosts}");
+    log::warn!("{name}: {what} refused: not in its allowed outbound hosts {hosts}");
 }
 
 impl WasiView for RequestState {
@@ -71,9 +145,34 @@ impl WasiHttpView for RequestState {
 }
 
 /// Outgoing HTTP (`wasi:http/outgoing-handler@0.2`, `wasi:http/client@0.3`) goes out only
-/// when the container allows the network.
+/// when the container allows the network, or to the allowed hosts.
 struct OutgoingPolicy {
     allowed: bool,
+    hosts: Option<Arc<AllowedHosts>>,
+    name: String,
+}
+
+impl OutgoingPolicy {
+    fn allows(&self, uri: &Uri) -> bool {
+        let Some(hosts) = &self.hosts else {
+            return self.allowed;
+        };
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let host = uri.host().unwrap_or_default();
+        let port = uri
+            .port_u16()
+            .or_else(|| well_known_port(scheme))
+            .unwrap_or(0);
+        let allowed = hosts.allows_request(scheme, host, port);
+        if !allowed {
+            refused(
+                &self.name,
+                &format!("a request to {scheme}://{host}:{port}"),
+                hosts,
+            );
+        }
+        allowed
+    }
 }
 
 impl WasiHttpHooks for OutgoingPolicy {
@@ -90,7 +189,7 @@ impl WasiHttpHooks for OutgoingPolicy {
                 )>,
             > + Send,
     > {
-        if self.allowed {
+        if self.allows(request.uri()) {
             default_hooks().send_request(request, options, fut)
         } else {
             Box::new(async { Err(HttpError::HttpRequestDenied) })
@@ -132,6 +231,7 @@ impl InstantiationStats {
 pub struct Handler {
     pre: ProxyPre<RequestState>,
     ctx: WasiContext,
+    setup: InstanceSetup,
     /// One permit per instance the pool can hold at once.
     slots: Arc<Semaphore>,
     pub stats: InstantiationStats,
@@ -140,10 +240,16 @@ pub struct Handler {
 impl Handler {
     /// `slots`: one permit per instance the serving engine's pool holds, shared by every
     /// component it serves.
-    pub fn new(pre: ProxyPre<RequestState>, ctx: &WasiContext, slots: Arc<Semaphore>) -> Self {
+    pub fn new(
+        pre: ProxyPre<RequestState>,
+        ctx: &WasiContext,
+        setup: InstanceSetup,
+        slots: Arc<Semaphore>,
+    ) -> Self {
         Self {
             pre,
             ctx: ctx.clone(),
+            setup,
             slots,
             stats: InstantiationStats::default(),
         }
@@ -168,7 +274,10 @@ impl Handler {
         request: Request<Incoming>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let slot = self.slots.clone().acquire_owned().await?;
-        let mut store = Store::new(self.pre.engine(), RequestState::new(&self.ctx)?);
+        let mut store = Store::new(
+            self.pre.engine(),
+            RequestState::new(&self.ctx, &self.setup)?,
+        );
         let (sender, receiver) = oneshot::channel();
         let incoming = store
             .data_mut()

@@ -25,14 +25,21 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::component::{Wasi, missing_import};
-use handler::{Handler, RequestState};
+use handler::Handler;
+pub use handler::{HostData, InstanceSetup, RequestState};
 use service::Service;
 use settings::{Reuse, Settings};
 
-/// A server component, linked against the WASI release of its world.
+/// Adds an embedder's host interfaces to a server's linker (the Spin shim's
+/// `fermyon:spin/*`); their state is the instance's [`RequestState::host_data`].
+pub type AddHostInterfaces = fn(&mut Linker<RequestState>) -> anyhow::Result<()>;
+
+/// A server component, linked against the WASI release of its world (and the embedder's host
+/// interfaces, if any).
 pub struct HttpComponent {
     component: Component,
     wasi: Wasi,
+    host_interfaces: Option<AddHostInterfaces>,
 }
 
 /// Checks that `component` links as a server of its WASI release (imports satisfied, handler
@@ -41,30 +48,45 @@ pub fn link(
     engine: &wasmtime::Engine,
     component: Component,
     wasi: Wasi,
+    host_interfaces: Option<AddHostInterfaces>,
 ) -> anyhow::Result<HttpComponent> {
+    let server = HttpComponent {
+        component,
+        wasi,
+        host_interfaces,
+    };
     match wasi {
-        Wasi::P2 => drop(proxy_pre(engine, &component)?),
-        Wasi::P3 => drop(service::service_pre(engine, &component)?),
+        Wasi::P2 => drop(proxy_pre(engine, &server, &server.component)?),
+        Wasi::P3 => drop(service::service_pre(engine, &server, &server.component)?),
     }
-    Ok(HttpComponent { component, wasi })
+    Ok(server)
 }
 
+/// `component` (`server`'s, maybe moved to another engine) pre-instantiated as a 0.2 server.
 fn proxy_pre(
     engine: &wasmtime::Engine,
+    server: &HttpComponent,
     component: &Component,
 ) -> anyhow::Result<ProxyPre<RequestState>> {
-    let pre = wasi_p2_linker(engine)?
+    let pre = wasi_p2_linker(engine, server)?
         .instantiate_pre(component)
         .map_err(missing_import)?;
     Ok(ProxyPre::new(pre)?)
 }
 
-/// A linker with all of WASI 0.2, wasi:http included: what a 0.2 server imports, and what a 0.3
-/// server may import beside WASI 0.3 (`service::service_pre` adds that).
-fn wasi_p2_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<RequestState>> {
+/// A linker with all of WASI 0.2, wasi:http included, and `server`'s host interfaces: what a
+/// 0.2 server imports, and what a 0.3 server may import beside WASI 0.3
+/// (`service::service_pre` adds that).
+fn wasi_p2_linker(
+    engine: &wasmtime::Engine,
+    server: &HttpComponent,
+) -> anyhow::Result<Linker<RequestState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    if let Some(add) = server.host_interfaces {
+        add(&mut linker)?;
+    }
     Ok(linker)
 }
 
@@ -72,7 +94,14 @@ fn wasi_p2_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<RequestSta
 pub fn serve(server: &HttpComponent, ctx: &WasiContext) -> anyhow::Result<i32> {
     let settings = Settings::new(&ctx.env, &ctx.annotations)?;
     let serving = Serving::new()?;
-    let responder = Arc::new(serving.responder(server, ctx, settings.reuse)?);
+    // The server sees no directory: a fresh instance per request should not cost directory
+    // opens, and wasmtime serve gives none either.
+    let ctx = WasiContext {
+        preopens: Vec::new(),
+        ..ctx.clone()
+    };
+    let responder =
+        Arc::new(serving.responder(server, &ctx, InstanceSetup::default(), settings.reuse)?);
     let respond = responder.clone();
     server::run(
         move |request, _client| {
@@ -112,12 +141,13 @@ impl Serving {
         })
     }
 
-    /// What answers the requests for `server`, whose instances get `ctx` (and, for a WASI 0.3
-    /// server, are reused as `reuse` says).
+    /// What answers the requests for `server`, whose instances get `ctx` and `setup` (and,
+    /// for a WASI 0.3 server, are reused as `reuse` says).
     pub fn responder(
         &self,
         server: &HttpComponent,
         ctx: &WasiContext,
+        setup: InstanceSetup,
         reuse: Reuse,
     ) -> anyhow::Result<Responder> {
         // Pooling does not change compiled code: the create helper's compilation moves over
@@ -134,15 +164,17 @@ impl Serving {
                     );
                 }
                 Responder::P2(Arc::new(Handler::new(
-                    proxy_pre(&self.engine, &component)?,
+                    proxy_pre(&self.engine, server, &component)?,
                     ctx,
+                    setup,
                     self.slots.clone(),
                 )))
             }
             Wasi::P3 => Responder::P3(
                 Arc::new(Service::new(
-                    service::service_pre(&self.engine, &component)?,
+                    service::service_pre(&self.engine, server, &component)?,
                     ctx,
+                    setup,
                     reuse,
                     self.slots.clone(),
                 )),

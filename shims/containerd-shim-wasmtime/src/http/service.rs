@@ -23,7 +23,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use super::handler::{InstantiationStats, RequestState, internal_error};
+use super::handler::{InstanceSetup, InstantiationStats, RequestState, internal_error};
 use super::settings::Reuse;
 use crate::component::missing_import;
 
@@ -31,9 +31,10 @@ use crate::component::missing_import;
 /// import 0.2 interfaces) and checks that it exports `wasi:http/handler@0.3`.
 pub fn service_pre(
     engine: &wasmtime::Engine,
+    server: &super::HttpComponent,
     component: &Component,
 ) -> anyhow::Result<ServicePre<RequestState>> {
-    let mut linker = super::wasi_p2_linker(engine)?;
+    let mut linker = super::wasi_p2_linker(engine, server)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     let pre = linker.instantiate_pre(component).map_err(missing_import)?;
@@ -50,6 +51,7 @@ impl Service {
     pub fn new(
         pre: ServicePre<RequestState>,
         ctx: &WasiContext,
+        setup: InstanceSetup,
         reuse: Reuse,
         slots: Arc<Semaphore>,
     ) -> Self {
@@ -59,6 +61,7 @@ impl Service {
                 engine: pre.engine().clone(),
                 pre: ProxyPre::P3(pre),
                 ctx: ctx.clone(),
+                setup,
                 reuse,
                 slots,
                 stats: stats.clone(),
@@ -93,6 +96,7 @@ pub struct Instances {
     engine: wasmtime::Engine,
     pre: ProxyPre<RequestState>,
     ctx: WasiContext,
+    setup: InstanceSetup,
     reuse: Reuse,
     /// One permit per instance the pooling allocator can hold at once; an instance keeps its
     /// permit until it is dropped, so requests beyond the pool wait instead of failing.
@@ -114,7 +118,8 @@ impl HandlerState for Instances {
             .acquire_owned()
             .await
             .map_err(|e| wasmtime::Error::from_anyhow(e.into()))?;
-        let state = RequestState::new(&self.ctx).map_err(wasmtime::Error::from_anyhow)?;
+        let state =
+            RequestState::new(&self.ctx, &self.setup).map_err(wasmtime::Error::from_anyhow)?;
         let mut store = Store::new(&self.engine, state);
         let started = Instant::now();
         let proxy = self.pre.instantiate_async(&mut store).await?;
