@@ -65,6 +65,65 @@ fn bad_artifact(reference: &str, change: fn(&mut Value)) -> Result<ImageBuilder>
     )
 }
 
+/// More than the 128 bytes Spin inlines: a data layer of its own.
+fn big_asset() -> String {
+    "a line of a file too big to inline\n".repeat(8)
+}
+
+/// spin-outbound (test-images/spin-outbound) pushed with two files under `assets/`: a small
+/// one Spin inlines in the locked app and a bigger one in a data layer.
+static SPIN_OUTBOUND_OCI: TestImage = TestImage::built(
+    "docker.io/library/spin-outbound-oci:latest",
+    "wasi/wasm",
+    || {
+        let locked = json!({
+            "spin_lock_version": 1,
+            "metadata": { "name": "spin-outbound", "triggers": { "http": {} } },
+            "triggers": [{
+                "id": "outbound-http-trigger",
+                "trigger_type": "http",
+                "trigger_config": { "component": "outbound", "route": "/..." }
+            }],
+            "components": [{
+                "id": "outbound",
+                "metadata": { "allowed_outbound_hosts": ["http://127.0.0.1:18291"] }
+            }]
+        });
+        let outbound = SpinComponent {
+            module: read_target_module("wasm32-wasip2/release/spin_outbound.wasm")?,
+            files: [
+                (
+                    "assets/hello.txt".to_string(),
+                    b"an asset of spin-outbound\n".to_vec(),
+                ),
+                ("assets/big.txt".to_string(), big_asset().into_bytes()),
+            ]
+            .into(),
+        };
+        spin_artifact(
+            ImageBuilder::new("docker.io/library/spin-outbound-oci:latest")
+                .platform("wasi", "wasm"),
+            locked,
+            &[("outbound".to_string(), outbound)].into(),
+            LockedAppPlace::Layer,
+        )
+    },
+);
+
+/// A module of the target directory (scripts/build-test-images.sh builds them).
+fn read_target_module(path: &str) -> Result<Vec<u8>> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let module_path = target.join(path);
+    std::fs::read(&module_path).with_context(|| {
+        format!(
+            "cannot read {}: run scripts/build-test-images.sh",
+            module_path.display()
+        )
+    })
+}
+
 /// spin-hello as older Spin releases pushed it: the locked app is the manifest's config.
 static SPIN_HELLO_OLDER: TestImage = TestImage::built(
     "docker.io/library/spin-hello-oci-older:latest",
@@ -72,18 +131,8 @@ static SPIN_HELLO_OLDER: TestImage = TestImage::built(
     || {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-images");
         let locked = std::fs::read(dir.join("spin-hello/spin.lock.json"))?;
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| dir.join("../target"));
-        let module_path = target.join("wasm32-wasip1/release/spin_hello.wasm");
-        let module = std::fs::read(&module_path).with_context(|| {
-            format!(
-                "cannot read {}: run scripts/build-test-images.sh",
-                module_path.display()
-            )
-        })?;
         let hello = SpinComponent {
-            module,
+            module: read_target_module("wasm32-wasip1/release/spin_hello.wasm")?,
             files: Default::default(),
         };
         spin_artifact(
@@ -158,6 +207,32 @@ fn a_pushed_spin_app_answers_as_its_spin_toml_image_does() -> Result<()> {
             "{path}: {response:?}"
         );
     }
+    server.stop()?;
+    expect_no_leftovers(&id)
+}
+
+/// A component's files, inlined in the locked app or in a data layer, are in its `files`
+/// directory as `spin registry push` listed them.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_pushed_apps_files_are_seen_by_its_component() -> Result<()> {
+    if refused_by_containerd_1_6(&SPIN_OUTBOUND_OCI)? {
+        return Ok(());
+    }
+    let port = 18287;
+    let (server, id) = app("spin-outbound-oci", &SPIN_OUTBOUND_OCI, port)?;
+    let small = get(port, "/file?path=/assets/hello.txt", &[])?;
+    small.expect_status(200)?;
+    ensure!(
+        small.body == "an asset of spin-outbound\n",
+        "inlined file: {small:?}"
+    );
+    let big = get(port, "/file?path=/assets/big.txt", &[])?;
+    big.expect_status(200)?;
+    ensure!(big.body == big_asset(), "data layer file: {big:?}");
+    get(port, "/file?path=/spin.lock.json", &[])?
+        .expect_status(404)
+        .context("the rootfs outside the component's files")?;
     server.stop()?;
     expect_no_leftovers(&id)
 }
