@@ -23,6 +23,10 @@
 #   spin-kv-p3.tar          docker.io/library/spin-kv-p3:latest          wasi/wasm32 (spin-sdk 7)
 #                           Spin apps: /spin.toml and its components beside it (spin-sdk 3 for
 #                           wasm32-wasip1, spin-sdk 5 for wasm32-wasip2)
+#   spin-hello-oci.tar      docker.io/library/spin-hello-oci:latest      wasi/wasm
+#   spin-routes-oci.tar     docker.io/library/spin-routes-oci:latest     wasi/wasm
+#                           the same apps as Spin OCI artifacts (`spin registry push`'s layout:
+#                           the locked app and one layer per module; see test-images/spin-apps.md)
 # Safe to run again: everything is rebuilt incrementally and the tarballs are replaced with
 # byte-identical ones when nothing changed. Honors CARGO_TARGET_DIR.
 set -euo pipefail
@@ -151,6 +155,22 @@ spin_apps="$repo_root/test-images"
     --file "/root.wasm=$components/spin_routes_root.wasm:0644" \
     --out "$out_dir/spin-routes.tar"
 
+# The same apps as Spin OCI artifacts, laid out as `spin registry push` lays them out: the
+# locked app (test-images/<app>/spin.lock.json with the modules' digests filled in) as a
+# layer named by the config's label, and one Wasm layer per component. containerd leaves
+# every layer packed; the shim reads them from its content store. Raw layers: no Docker
+# manifest.
+"$image_builder" --name docker.io/library/spin-hello-oci:latest --platform wasi/wasm \
+    --spin-locked-app "$spin_apps/spin-hello/spin.lock.json" \
+    --spin-component "spin-hello=$target_dir/wasm32-wasip1/release/spin_hello.wasm" \
+    --no-docker-manifest --out "$out_dir/spin-hello-oci.tar"
+
+"$image_builder" --name docker.io/library/spin-routes-oci:latest --platform wasi/wasm \
+    --spin-locked-app "$spin_apps/spin-routes/spin.lock.json" \
+    --spin-component "users=$components/spin_routes_users.wasm" \
+    --spin-component "static=$components/spin_routes_static.wasm" \
+    --spin-component "root=$components/spin_routes_root.wasm" \
+    --no-docker-manifest --out "$out_dir/spin-routes-oci.tar"
 for app in kv vars kv-p3; do
     "$image_builder" --name "docker.io/library/spin-$app:latest" --platform wasi/wasm32 \
         --file "/spin.toml=$spin_apps/spin-$app/spin.toml:0644" \

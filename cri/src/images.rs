@@ -60,6 +60,15 @@ pub static SPIN_HELLO: Image = Image::tarball_in(
     "spin-hello.tar",
 );
 
+/// The seed's Spin app as a Spin OCI artifact (`spin registry push`'s layout: the locked app
+/// and the module as layers containerd leaves packed).
+pub static SPIN_HELLO_OCI: Image = Image::tarball_in(
+    CRI_NAMESPACE,
+    "docker.io/library/spin-hello-oci:latest",
+    "wasi/wasm",
+    "spin-hello-oci.tar",
+);
+
 /// The pause program, the CRI plugin's `sandbox_image` (scripts/containerd.sh).
 pub static PAUSE: Image = Image::tarball_in(
     CRI_NAMESPACE,

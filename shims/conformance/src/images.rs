@@ -150,6 +150,21 @@ tarball_image!(
     "wasi/wasm32"
 );
 
+// The same apps as Spin OCI artifacts (`spin registry push`'s layout: the locked app and one
+// Wasm layer per component, nothing containerd unpacks), platform `wasi/wasm`.
+tarball_image!(
+    /// spin-hello as a Spin OCI artifact (test-images/spin-hello/spin.lock.json).
+    SPIN_HELLO_OCI,
+    "spin-hello-oci",
+    "wasi/wasm"
+);
+tarball_image!(
+    /// spin-routes as a Spin OCI artifact (test-images/spin-routes/spin.lock.json).
+    SPIN_ROUTES_OCI,
+    "spin-routes-oci",
+    "wasi/wasm"
+);
+
 /// A Spin application image built here: `/spin.toml` with `manifest`, and a `/hello.wasm`
 /// that is a plain WASI preview 1 command (no HTTP handler).
 pub fn spin_app_image(reference: &str, manifest: &str) -> Result<ImageBuilder> {

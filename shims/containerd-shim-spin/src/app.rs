@@ -63,9 +63,8 @@ pub fn load(
     file: &Path,
     container: &str,
 ) -> anyhow::Result<App> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("{SPIN_MANIFEST}: cannot read it"))?;
-    let manifest = manifest::parse(&text, Path::new(SPIN_MANIFEST))?;
+    // `/spin.toml`, or the locked app of a Spin OCI artifact.
+    let manifest = crate::locked::read_manifest(file, SPIN_MANIFEST)?;
     manifest.check_http_only()?;
     for name in manifest.variables().keys() {
         variables::check_name(name).map_err(|why| anyhow!("{SPIN_MANIFEST}: variables: {why}"))?;

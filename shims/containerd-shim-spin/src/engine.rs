@@ -30,6 +30,7 @@ impl Engine for SpinEngine {
     const NAME: &'static str = "spin";
     const SHIM_VERSION: &'static str = "v2";
     const APPLICATION_FILE: Option<&'static str> = Some(SPIN_MANIFEST);
+    const APPLICATION_FALLBACK: Option<&'static str> = Some(crate::locked::LOCKED_APP);
     type Module = SpinModule;
 
     fn new() -> anyhow::Result<Self> {

@@ -8,6 +8,8 @@
 //!   the file and the field.
 //! - [`routes`]: Spin's HTTP router (which component a request path goes to) and the
 //!   `spin-*` request headers that tell the component how it matched.
+//! - [`locked`]: the locked app of a Spin OCI artifact (`spin registry push`), read into the
+//!   same [`manifest::Manifest`].
 //! - [`app`]: the application loaded at create: every component compiled and linked.
 //! - [`componentize`]: `wasm32-wasip1` modules made components, as Spin does at load.
 //! - [`files`]: what a component's `files` let it read.
@@ -52,6 +54,7 @@ pub mod componentize;
 pub mod engine;
 pub mod files;
 pub mod host;
+pub mod locked;
 pub mod manifest;
 pub mod routes;
 pub mod trigger;

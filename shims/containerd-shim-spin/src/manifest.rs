@@ -26,7 +26,7 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
-    fn new(file: &Path, field: Option<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &Path, field: Option<String>, message: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             field,
@@ -227,6 +227,12 @@ pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
 /// for the directory local paths are relative to.
 pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
     read::manifest(text, file)
+}
+
+/// Reads a manifest from the tables a `spin.toml` would have (what [`crate::locked`] makes
+/// of a locked app), with the same checks as [`parse`]; `file` is where they came from.
+pub(crate) fn from_table(table: &toml::Table, file: &Path) -> Result<Manifest, ManifestError> {
+    read::from_table(table, file)
 }
 
 impl Manifest {

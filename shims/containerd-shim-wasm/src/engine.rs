@@ -69,6 +69,12 @@ pub trait Engine: Clone + 'static {
     /// `None`, the default: args[0] is the module.
     const APPLICATION_FILE: Option<&'static str> = None;
 
+    /// Where the application is when the rootfs has no [`Engine::APPLICATION_FILE`] (Spin: the
+    /// locked app that the shim writes for a Spin OCI artifact, see [`crate::spin_artifact`]);
+    /// [`Engine::load_application`] is then given this file. `None`, the default: no other
+    /// place.
+    const APPLICATION_FALLBACK: Option<&'static str> = None;
+
     /// Builds the engine. Called once per process that needs it.
     fn new() -> anyhow::Result<Self>;
 

@@ -37,6 +37,9 @@ pub use helper::{preopens, workload};
 // The node's precompile cache and module size limit, for engines that load applications of
 // several modules (`Engine::load_application`).
 pub use helper::{cache, module_size};
+// Where a Spin OCI artifact's locked app and files are written in the rootfs, for the Spin
+// engine that reads them.
+pub use shim::spin_artifact;
 
 /// The whole shim binary: call it from `main` with the engine type.
 ///

@@ -46,6 +46,8 @@ pub(crate) struct LayoutInput {
     pub(crate) platform: Platform,
     /// The image configuration without its `rootfs`, which is derived from `layers`.
     pub(crate) config: ImageConfiguration,
+    /// A config blob to use instead of `config`: its media type and bytes.
+    pub(crate) raw_config: Option<(String, Vec<u8>)>,
     pub(crate) layers: Vec<Layer>,
     pub(crate) top_level: TopLevel,
     pub(crate) docker_manifest: bool,
@@ -142,7 +144,10 @@ pub(crate) fn assemble(input: LayoutInput) -> Result<OciArchive> {
         }
         layer_descriptors.push(descriptor);
     }
-    let config_descriptor = blobs.add_json(MediaType::ImageConfig, &config)?;
+    let config_descriptor = match input.raw_config {
+        Some((media_type, content)) => blobs.add(MediaType::from(media_type.as_str()), content)?,
+        None => blobs.add_json(MediaType::ImageConfig, &config)?,
+    };
 
     let manifest = ImageManifestBuilder::default()
         .schema_version(SCHEMA_VERSION)

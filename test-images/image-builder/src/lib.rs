@@ -25,6 +25,7 @@
 mod layer;
 mod layout;
 mod reference;
+mod spin;
 mod tarball;
 
 use anyhow::{Context, Result};
@@ -34,6 +35,10 @@ use oci_spec::image::{
 
 use layer::{LayerTree, Node};
 pub use layout::{ANNOTATION_CONTAINERD_IMAGE_NAME, OciArchive, TopLevel};
+pub use spin::{
+    DATA_LAYER_TYPE, INLINE_MAX, LOCKED_APP_DIGEST_LABEL, LOCKED_APP_TYPE, LockedAppPlace,
+    SpinComponent, WASM_LAYER_TYPE, spin_artifact,
+};
 
 /// Builder for one single-platform image with one file-system layer (plus optional raw layers).
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub struct ImageBuilder {
     cmd: Option<Vec<String>>,
     env: Vec<String>,
     working_dir: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
+    raw_config: Option<(String, Vec<u8>)>,
     top_level: TopLevel,
     docker_manifest: bool,
 }
@@ -69,6 +76,8 @@ impl ImageBuilder {
             cmd: None,
             env: Vec::new(),
             working_dir: None,
+            labels: Default::default(),
+            raw_config: None,
             top_level: TopLevel::default(),
             docker_manifest: true,
         }
@@ -156,6 +165,23 @@ impl ImageBuilder {
         self
     }
 
+    /// Adds a label to the config (`config.Labels`).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Makes the manifest's config this blob of `media_type` instead of an image configuration
+    /// (older Spin artifacts have their locked app there).
+    pub fn raw_config(
+        mut self,
+        media_type: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.raw_config = Some((media_type.into(), content.into()));
+        self
+    }
+
     /// Chooses what `index.json` points at (default: the manifest).
     pub fn top_level(mut self, top_level: TopLevel) -> Self {
         self.top_level = top_level;
@@ -192,6 +218,7 @@ impl ImageBuilder {
         layout::assemble(layout::LayoutInput {
             platform: self.platform_descriptor()?,
             config: self.image_configuration()?,
+            raw_config: self.raw_config.clone(),
             name,
             layers,
             top_level: self.top_level,
@@ -231,6 +258,14 @@ impl ImageBuilder {
         }
         if let Some(dir) = &self.working_dir {
             config = config.working_dir(dir.clone());
+        }
+        if !self.labels.is_empty() {
+            config = config.labels(
+                self.labels
+                    .clone()
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
         }
         let mut image = ImageConfigurationBuilder::default()
             .os(Os::from(self.os.as_str()))

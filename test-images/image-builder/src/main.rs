@@ -6,11 +6,12 @@
 //!     --file /data/hello.txt=hello.txt:0644 --entrypoint /wasi-demo-app.wasm --out image.tar
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use image_builder::{ImageBuilder, TopLevel};
+use image_builder::{ImageBuilder, LockedAppPlace, SpinComponent, TopLevel, spin_artifact};
 
 #[derive(Parser, Debug)]
 #[command(about = "Writes an OCI image layout tarball (with a Docker manifest.json)")]
@@ -30,6 +31,16 @@ struct Args {
     /// titled with the file name it stands for. Repeat for more.
     #[arg(long = "raw-layer", value_name = "MEDIA_TYPE=HOST_PATH[@TITLE]")]
     raw_layers: Vec<String>,
+    /// A Spin OCI artifact (as `spin registry push` writes it) from this locked app, whose
+    /// components' `source` and `files` are filled in from --spin-component and --spin-file.
+    #[arg(long, value_name = "LOCKED_APP_JSON")]
+    spin_locked_app: Option<PathBuf>,
+    /// ID=HOST_PATH: the module of the locked app's component ID. Repeat for each component.
+    #[arg(long = "spin-component", value_name = "ID=HOST_PATH")]
+    spin_components: Vec<String>,
+    /// ID:PATH=HOST_PATH: a file of component ID at PATH (relative to the component's root).
+    #[arg(long = "spin-file", value_name = "ID:PATH=HOST_PATH")]
+    spin_files: Vec<String>,
     /// One entrypoint argument; repeat for more.
     #[arg(long = "entrypoint", value_name = "ARG")]
     entrypoint: Vec<String>,
@@ -138,6 +149,11 @@ fn image_from_args(args: &Args) -> Result<ImageBuilder> {
             None => image.raw_layer(media_type, content),
         };
     }
+    if let Some(locked) = &args.spin_locked_app {
+        image = spin_image(image, locked, args)?;
+    } else if !args.spin_components.is_empty() || !args.spin_files.is_empty() {
+        bail!("--spin-component and --spin-file need --spin-locked-app");
+    }
     if !args.entrypoint.is_empty() {
         image = image.entrypoint(args.entrypoint.clone());
     }
@@ -152,6 +168,41 @@ fn image_from_args(args: &Args) -> Result<ImageBuilder> {
         image = image.top_level(TopLevel::ImageIndex);
     }
     Ok(image.docker_manifest(!args.no_docker_manifest))
+}
+
+/// The Spin artifact of `--spin-locked-app`, `--spin-component` and `--spin-file`.
+fn spin_image(image: ImageBuilder, locked: &Path, args: &Args) -> Result<ImageBuilder> {
+    let text =
+        std::fs::read(locked).with_context(|| format!("cannot read {}", locked.display()))?;
+    let locked_app = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not JSON", locked.display()))?;
+    let mut components: BTreeMap<String, SpinComponent> = BTreeMap::new();
+    for arg in &args.spin_components {
+        let Some((id, host_path)) = arg
+            .split_once('=')
+            .filter(|(i, p)| !i.is_empty() && !p.is_empty())
+        else {
+            bail!("--spin-component {arg:?}: expected ID=HOST_PATH");
+        };
+        components.entry(id.to_owned()).or_default().module =
+            std::fs::read(host_path).with_context(|| format!("cannot read {host_path}"))?;
+    }
+    for arg in &args.spin_files {
+        let parsed = arg
+            .split_once('=')
+            .and_then(|(file, host)| Some((file.split_once(':')?, host)))
+            .filter(|((id, path), host)| !id.is_empty() && !path.is_empty() && !host.is_empty());
+        let Some(((id, path), host_path)) = parsed else {
+            bail!("--spin-file {arg:?}: expected ID:PATH=HOST_PATH");
+        };
+        let Some(component) = components.get_mut(id) else {
+            bail!("--spin-file {arg:?}: no --spin-component {id}=...");
+        };
+        let bytes = std::fs::read(host_path).with_context(|| format!("cannot read {host_path}"))?;
+        component.files.insert(path.to_owned(), bytes);
+    }
+    spin_artifact(image, locked_app, &components, LockedAppPlace::Layer)
+        .with_context(|| format!("the Spin application of {}", locked.display()))
 }
 
 fn main() -> Result<()> {

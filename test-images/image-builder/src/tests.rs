@@ -319,3 +319,95 @@ fn a_titled_raw_layer_names_its_file() {
     );
     assert!(manifest["layers"][1].get("annotations").is_none());
 }
+
+#[test]
+fn a_spin_artifact_is_laid_out_as_spin_registry_push_does() {
+    let module = wat_module("(module)").unwrap();
+    let page = b"<p>more than the 128 bytes Spin inlines</p>".repeat(4);
+    let locked = serde_json::json!({
+        "spin_lock_version": 1,
+        "metadata": { "name": "site" },
+        "triggers": [{ "id": "t", "trigger_type": "http",
+                       "trigger_config": { "component": "web", "route": "/..." } }],
+        "components": [{ "id": "web" }]
+    });
+    let web = SpinComponent {
+        module: module.clone(),
+        files: [
+            ("hi.txt".to_string(), b"hi\n".to_vec()),
+            ("static/index.html".to_string(), page.clone()),
+        ]
+        .into(),
+    };
+    let image = spin_artifact(
+        ImageBuilder::new("site").platform("wasi", "wasm"),
+        locked.clone(),
+        &[("web".to_string(), web.clone())].into(),
+        LockedAppPlace::Layer,
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let files = untar(&image.to_tar().unwrap());
+    let (_, manifest, config, layers) = walk(&files);
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    // The small file is only inlined; the page has its data layer.
+    assert_eq!(types, [WASM_LAYER_TYPE, DATA_LAYER_TYPE, LOCKED_APP_TYPE]);
+    assert_eq!(layers[0], module);
+    assert_eq!(layers[1], page);
+    let locked_app = json(&layers[2]);
+    assert_eq!(
+        config["config"]["Labels"][LOCKED_APP_DIGEST_LABEL],
+        manifest["layers"][2]["digest"]
+    );
+    let sha = |bytes: &[u8]| format!("sha256:{:x}", Sha256::digest(bytes));
+    let component = &locked_app["components"][0];
+    assert_eq!(
+        component["source"],
+        serde_json::json!({ "content_type": "application/wasm", "digest": sha(&module) })
+    );
+    assert_eq!(
+        component["files"],
+        serde_json::json!([
+            { "digest": sha(b"hi\n"), "inline": "aGkK", "path": "hi.txt" },
+            { "digest": sha(&page), "path": "static/index.html" },
+        ])
+    );
+    assert_eq!(locked_app["triggers"], locked["triggers"]);
+
+    let missing = spin_artifact(
+        ImageBuilder::new("site"),
+        locked.clone(),
+        &BTreeMap::new(),
+        LockedAppPlace::Layer,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("component \"web\""), "{missing}");
+
+    // Older Spin: the locked app is the config, no label, no layer of its own.
+    let older = spin_artifact(
+        ImageBuilder::new("site"),
+        locked,
+        &[("web".to_string(), web)].into(),
+        LockedAppPlace::Config,
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let files = untar(&older.to_tar().unwrap());
+    let index = json(&files["index.json"]);
+    let manifest = json(resolve(&files, &index["manifests"][0]));
+    assert_eq!(manifest["config"]["mediaType"], LOCKED_APP_TYPE);
+    let locked_app = json(resolve(&files, &manifest["config"]));
+    assert_eq!(
+        locked_app["components"][0]["source"]["digest"],
+        sha(&module)
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+}

@@ -14,10 +14,15 @@ pub(super) fn manifest(text: &str, file: &Path) -> Result<Manifest, ManifestErro
     let doc: Table = text
         .parse()
         .map_err(|e| ManifestError::new(file, None, format!("not valid TOML: {e}")))?;
+    from_table(&doc, file)
+}
+
+/// The manifest from its TOML tables (see [`super::from_table`]).
+pub(super) fn from_table(doc: &Table, file: &Path) -> Result<Manifest, ManifestError> {
     let root = Fields {
         file,
         path: String::new(),
-        table: &doc,
+        table: doc,
     };
     check_version(&root)?;
     root.deny_unknown(&[

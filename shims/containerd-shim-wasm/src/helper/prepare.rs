@@ -33,7 +33,13 @@ pub fn prepare<E: Engine>(
     let began = Instant::now();
     let application = E::APPLICATION_FILE.filter(|_| init);
     let workload = match application {
-        Some(file) => workload::resolve_application(spec, rootfs, file)?,
+        Some(file) => {
+            let files: Vec<&str> = [Some(file), E::APPLICATION_FALLBACK]
+                .into_iter()
+                .flatten()
+                .collect();
+            workload::resolve_application(spec, rootfs, &files)?
+        }
         None => workload::resolve(spec, rootfs)?,
     };
     if workload.kind == Kind::Wasm {

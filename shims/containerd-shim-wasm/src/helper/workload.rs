@@ -92,12 +92,12 @@ pub fn resolve(spec: &Spec, rootfs: &Path) -> Result<Workload, WorkloadError> {
 }
 
 /// The workload of an engine that runs applications (`Engine::APPLICATION_FILE`): a native
-/// executable when args[0] names one (a sidecar sharing the pod's shim), else the application
-/// file `file` (an absolute path in the container) whatever args[0] says.
+/// executable when args[0] names one (a sidecar sharing the pod's shim), else the first of the
+/// application `files` (absolute paths in the container) the rootfs has, whatever args[0] says.
 pub fn resolve_application(
     spec: &Spec,
     rootfs: &Path,
-    file: &str,
+    files: &[&str],
 ) -> Result<Workload, WorkloadError> {
     match resolve(spec, rootfs) {
         Ok(native) if native.kind == Kind::Native => return Ok(native),
@@ -107,12 +107,21 @@ pub fn resolve_application(
         // all) leaves the application to run.
         _ => {}
     }
-    let host_path =
-        find(rootfs, Path::new("/"), "", file).map_err(|_| WorkloadError::NotFound {
-            path: file.to_string(),
+    let found = files
+        .iter()
+        .find_map(|file| Some((*file, find(rootfs, Path::new("/"), "", file).ok()?)));
+    let Some((file, host_path)) = found else {
+        let (first, others) = files.split_first().unwrap_or((&"", &[]));
+        let nor = others
+            .iter()
+            .map(|f| format!(" nor {f}"))
+            .collect::<String>();
+        return Err(WorkloadError::NotFound {
+            path: format!("{first}{nor}"),
             searched: " (the application this shim runs; args[0] is no native executable either)"
                 .to_string(),
-        })?;
+        });
+    };
     Ok(Workload {
         kind: Kind::Wasm,
         entrypoint: Entrypoint {
@@ -403,20 +412,33 @@ mod tests {
         );
         // SpinKube's command is `/`; any args that are no native executable mean the app.
         for args in [vec!["/"], vec!["/app.wasm"], vec![]] {
-            let w = resolve_application(&spec(&args, &[], "/"), root.path(), "/spin.toml").unwrap();
+            let w =
+                resolve_application(&spec(&args, &[], "/"), root.path(), &["/spin.toml"]).unwrap();
             assert_eq!(w.kind, Kind::Wasm, "{args:?}");
             assert_eq!(w.entrypoint.path, "/spin.toml");
             assert_eq!(w.host_path, root.path().join("spin.toml"));
         }
-        let w = resolve_application(&spec(&["tool"], &[], "/"), root.path(), "/spin.toml").unwrap();
+        let w =
+            resolve_application(&spec(&["tool"], &[], "/"), root.path(), &["/spin.toml"]).unwrap();
         assert_eq!(w.kind, Kind::Native);
-        let err = resolve_application(&spec(&["/"], &[], "/"), root.path(), "/missing.toml")
+        let err = resolve_application(&spec(&["/"], &[], "/"), root.path(), &["/missing.toml"])
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/missing.toml: no such file"), "{err}");
         let huge = format!("BIG={}", "x".repeat(MAX_ARG_STRLEN));
-        let err = resolve_application(&spec(&["/"], &[&huge], "/"), root.path(), "/spin.toml")
+        let err = resolve_application(&spec(&["/"], &[&huge], "/"), root.path(), &["/spin.toml"])
             .unwrap_err();
         assert!(matches!(err, WorkloadError::ArgsTooLarge(_)), "{err}");
+        // The first of the files the rootfs has.
+        let both = ["/spin.toml", "/spin.lock.json"];
+        let w = resolve_application(&spec(&["/"], &[], "/"), root.path(), &both).unwrap();
+        assert_eq!(w.entrypoint.path, "/spin.toml");
+        write(root.path(), "/spin.lock.json", b"{}", 0o644);
+        let w = resolve_application(&spec(&["/"], &[], "/"), root.path(), &both[1..]).unwrap();
+        assert_eq!(w.host_path, root.path().join("spin.lock.json"));
+        let err = resolve_application(&spec(&["/"], &[], "/"), root.path(), &["/a", "/b"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/a nor /b: no such file"), "{err}");
     }
 }

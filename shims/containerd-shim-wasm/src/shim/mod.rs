@@ -29,6 +29,7 @@ pub mod process;
 pub mod reaper;
 pub mod rootfs;
 pub mod runtime;
+pub mod spin_artifact;
 pub mod stats;
 pub mod status;
 pub mod task;

@@ -7,6 +7,9 @@
 //! writes them into that snapshot before the helper mounts it: each module appears at
 //! `/<name>`, its layer's `org.opencontainers.image.title`, or `/<digest>.wasm`.
 //!
+//! A Spin OCI artifact (see [`super::spin_artifact`]) gets its modules named by digest whatever
+//! their titles (the locked app names them so), and its locked app and files besides.
+//!
 //! Only a rootfs that may be such a snapshot is looked at, so an ordinary image costs no call to
 //! containerd: one bind mount (a snapshot without parent: no layer was unpacked), or no mount at
 //! all, where the client mounted the rootfs itself (Docker) and the spec's `root.path` is it.
@@ -19,6 +22,7 @@ use containerd_client::tonic::Request;
 use containerd_client::{Client, with_namespace};
 use serde::Deserialize;
 
+use super::spin_artifact::{self, ARCHIVE_LAYER_TYPE, Contents, DATA_LAYER_TYPE, LOCKED_APP_TYPE};
 use crate::helper::bundle::{load_spec, rootfs_path};
 use crate::request::RootfsMount;
 
@@ -68,7 +72,19 @@ struct Document {
     #[serde(default)]
     manifests: Vec<Descriptor>,
     #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
     layers: Vec<Descriptor>,
+}
+
+impl Document {
+    /// The locked app of a Spin artifact: a layer of its type, or (older pushes) the config.
+    fn spin_locked_app(&self) -> Option<&Descriptor> {
+        self.layers
+            .iter()
+            .chain(&self.config)
+            .find(|d| d.media_type == LOCKED_APP_TYPE)
+    }
 }
 
 /// Writes the Wasm layers of container `id`'s image into `rootfs_dir`; returns their paths in
@@ -89,13 +105,18 @@ pub fn write_modules(
             .with_context(|| format!("connect to containerd at {address}"))?;
         let image = container_image(&client, namespace, id).await?;
         let manifest = manifest_of(&client, namespace, &image).await?;
+        let spin = manifest.spin_locked_app();
         let mut written = Vec::new();
         for layer in manifest
             .layers
             .iter()
             .filter(|l| WASM_LAYER_TYPES.contains(&l.media_type.as_str()))
         {
-            let name = file_name(layer)?;
+            let name = if spin.is_some() {
+                digest_name(layer)
+            } else {
+                file_name(layer)?
+            };
             let bytes = read_blob(&client, namespace, &layer.digest).await?;
             let path = rootfs_dir.join(&name);
             std::fs::write(&path, bytes).with_context(|| {
@@ -107,8 +128,39 @@ pub fn write_modules(
             })?;
             written.push(format!("/{name}"));
         }
+        if let Some(locked) = spin {
+            write_spin_app(&client, namespace, &manifest, &locked.digest, rootfs_dir)
+                .await
+                .with_context(|| format!("image {image}: a Spin application"))?;
+        }
         Ok(written)
     })
+}
+
+/// Writes a Spin artifact's locked app and its components' files (see [`spin_artifact`]).
+async fn write_spin_app(
+    client: &Client,
+    namespace: &str,
+    manifest: &Document,
+    locked_digest: &str,
+    rootfs_dir: &Path,
+) -> anyhow::Result<()> {
+    let locked = read_blob(client, namespace, locked_digest).await?;
+    let mut contents = Contents::default();
+    for layer in &manifest.layers {
+        match layer.media_type.as_str() {
+            DATA_LAYER_TYPE => {
+                let bytes = read_blob(client, namespace, &layer.digest).await?;
+                contents.add_data_layer(&layer.digest, bytes);
+            }
+            ARCHIVE_LAYER_TYPE => {
+                let bytes = read_blob(client, namespace, &layer.digest).await?;
+                contents.add_archive_layer(&layer.digest, &bytes)?;
+            }
+            _ => {}
+        }
+    }
+    spin_artifact::write(&locked, locked_digest, &contents, rootfs_dir)
 }
 
 async fn container_image(client: &Client, namespace: &str, id: &str) -> anyhow::Result<String> {
@@ -130,6 +182,7 @@ async fn manifest_of(client: &Client, namespace: &str, image: &str) -> anyhow::R
     if image.is_empty() {
         return Ok(Document {
             manifests: Vec::new(),
+            config: None,
             layers: Vec::new(),
         });
     }
@@ -211,8 +264,13 @@ fn file_name(layer: &Descriptor) -> anyhow::Result<String> {
         }
         return Ok(title.clone());
     }
+    Ok(digest_name(layer))
+}
+
+/// The file a layer becomes by its digest: `<hex>.wasm`.
+fn digest_name(layer: &Descriptor) -> String {
     let hex = layer.digest.rsplit(':').next().unwrap_or(&layer.digest);
-    Ok(format!("{hex}.wasm"))
+    format!("{hex}.wasm")
 }
 
 #[cfg(test)]
@@ -243,6 +301,26 @@ mod tests {
                 "{bad:?}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_spin_artifact_is_known_by_its_locked_app() {
+        let manifest = |config: &str, layers: &[&str]| -> Document {
+            let descriptor = |media_type: &str| serde_json::json!({ "mediaType": media_type, "digest": format!("sha256:{media_type}") });
+            serde_json::from_value(serde_json::json!({
+                "config": descriptor(config),
+                "layers": layers.iter().map(|t| descriptor(t)).collect::<Vec<_>>(),
+            }))
+            .unwrap()
+        };
+        let image_config = "application/vnd.oci.image.config.v1+json";
+        let pushed = manifest(image_config, &[WASM_LAYER_TYPES[0], LOCKED_APP_TYPE]);
+        let locked = pushed.spin_locked_app().map(|d| d.digest.as_str());
+        assert_eq!(locked, Some(format!("sha256:{LOCKED_APP_TYPE}").as_str()));
+        let older = manifest(LOCKED_APP_TYPE, &[WASM_LAYER_TYPES[0]]);
+        assert!(older.spin_locked_app().is_some());
+        let plain = manifest(image_config, &[WASM_LAYER_TYPES[0]]);
+        assert!(plain.spin_locked_app().is_none());
     }
 
     #[test]
