@@ -65,17 +65,19 @@ pub fn load(
 ) -> anyhow::Result<App> {
     // `/spin.toml`, or the locked app of a Spin OCI artifact.
     let manifest = crate::locked::read_manifest(file, SPIN_MANIFEST)?;
+    // `/spin.toml`, or the locked app of a Spin OCI artifact.
+    let app_file = manifest.file().display();
     manifest.check_http_only()?;
     for name in manifest.variables().keys() {
-        variables::check_name(name).map_err(|why| anyhow!("{SPIN_MANIFEST}: variables: {why}"))?;
+        variables::check_name(name).map_err(|why| anyhow!("{app_file}: variables: {why}"))?;
     }
     let (routes, static_responses) = http_routes(&manifest)?;
     let router = Router::new(manifest.http_base(), routes.iter().cloned())
-        .map_err(|e| anyhow!("{SPIN_MANIFEST}: {e}"))?;
+        .map_err(|e| anyhow!("{app_file}: {e}"))?;
     for duplicate in router.duplicates() {
         log::warn!(
             id = container;
-            "container {container}: {SPIN_MANIFEST}: route {:?} of component {:?} is never used: \
+            "container {container}: {app_file}: route {:?} of component {:?} is never used: \
              component {:?} has the same route",
             duplicate.route,
             duplicate.unused_component,
@@ -89,7 +91,7 @@ pub fn load(
         }
         let component = manifest
             .component(id)
-            .with_context(|| format!("{SPIN_MANIFEST}: no component {id:?}"))?;
+            .with_context(|| format!("{app_file}: no component {id:?}"))?;
         let loaded = load_component(engine, rootfs, &manifest, component, container)?;
         components.insert(id.clone(), loaded);
     }
@@ -109,13 +111,14 @@ type Routes = (Vec<(String, String)>, BTreeMap<String, StaticResponse>);
 
 /// The [`Routes`] of the manifest, refusing what this shim does not serve.
 fn http_routes(manifest: &Manifest) -> anyhow::Result<Routes> {
+    let app_file = manifest.file().display();
     let mut routes = Vec::new();
     let mut static_responses = BTreeMap::new();
     for trigger in manifest.http_triggers() {
         let field = format!("trigger.http[{}]", trigger.index());
         if let HttpExecutor::Wagi { .. } = trigger.executor() {
             bail!(
-                "{SPIN_MANIFEST}: {field}.executor: the wagi executor is not supported: this \
+                "{app_file}: {field}.executor: the wagi executor is not supported: this \
                  shim calls components that export a wasi:http handler"
             );
         }
@@ -132,7 +135,7 @@ fn http_routes(manifest: &Manifest) -> anyhow::Result<Routes> {
                         && hyper::header::HeaderValue::try_from(value.as_str()).is_ok();
                     if !valid {
                         bail!(
-                            "{SPIN_MANIFEST}: {field}.static_response.headers: {name:?} = \
+                            "{app_file}: {field}.static_response.headers: {name:?} = \
                              {value:?} is not a valid HTTP header"
                         );
                     }
@@ -156,41 +159,42 @@ fn load_component(
     container: &str,
 ) -> anyhow::Result<AppComponent> {
     let id = component.id();
-    refuse_unsupported(component)?;
+    let app_file = manifest.file().display();
+    refuse_unsupported(manifest, component)?;
     // What the manifest entry asks for first: cheaper than compiling.
     let allowed_hosts = AllowedHosts::parse(component.allowed_outbound_hosts())
-        .map_err(|e| anyhow!("{SPIN_MANIFEST}: component.{id}.allowed_outbound_hosts: {e}"))?;
+        .map_err(|e| anyhow!("{app_file}: component.{id}.allowed_outbound_hosts: {e}"))?;
     for (name, template) in component.variables() {
         variables::check_name(name)
             .and_then(|()| {
                 variables::check_template(template, manifest.variables()).map_err(|e| e.to_string())
             })
-            .map_err(|why| anyhow!("{SPIN_MANIFEST}: component.{id}.variables.{name}: {why}"))?;
+            .map_err(|why| anyhow!("{app_file}: component.{id}.variables.{name}: {why}"))?;
     }
     let files = files::preopens(rootfs, manifest, id, component.files())?;
     let field = format!("component.{id}.source");
     let path = match component.source() {
         ComponentSource::Local(path) => manifest.resolve(path),
         ComponentSource::Remote { url, .. } => bail!(
-            "{SPIN_MANIFEST}: {field}: {url}: components are read from the image; a URL \
+            "{app_file}: {field}: {url}: components are read from the image; a URL \
              source is not fetched (put the file in the image, or `spin registry push` the app)"
         ),
         ComponentSource::Registry { package, .. } => bail!(
-            "{SPIN_MANIFEST}: {field}: the registry package {package}: components are read \
+            "{app_file}: {field}: the registry package {package}: components are read \
              from the image; registry sources are not fetched"
         ),
     };
     let shown = path.display().to_string();
     // Symlinks in the image must not lead out of the rootfs.
     let host = safe_path::scoped_join(rootfs, &path)
-        .with_context(|| format!("{SPIN_MANIFEST}: {field}: {shown}: resolve it in the rootfs"))?;
-    let bytes = module_size::read_module(&host, &shown)
-        .with_context(|| format!("{SPIN_MANIFEST}: {field}"))?;
+        .with_context(|| format!("{app_file}: {field}: {shown}: resolve it in the rootfs"))?;
+    let bytes =
+        module_size::read_module(&host, &shown).with_context(|| format!("{app_file}: {field}"))?;
     let module = cache::compile(engine, &bytes, "_start", container)
-        .with_context(|| format!("{SPIN_MANIFEST}: {field}: {shown}: component {id:?}"))?;
+        .with_context(|| format!("{app_file}: {field}: {shown}: component {id:?}"))?;
     let SpinModule::Wasm(LinkedWasm::HttpServer(server)) = module else {
         bail!(
-            "{SPIN_MANIFEST}: {field}: {shown} exports no HTTP handler \
+            "{app_file}: {field}: {shown} exports no HTTP handler \
              (wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3), which an HTTP trigger \
              calls"
         );
@@ -211,7 +215,8 @@ fn load_component(
 
 /// What a component may ask for that this shim does not give yet: refused at create rather
 /// than left out silently (the component would fail later, or reach what it should not).
-fn refuse_unsupported(component: &manifest::Component) -> anyhow::Result<()> {
+fn refuse_unsupported(manifest: &Manifest, component: &manifest::Component) -> anyhow::Result<()> {
+    let app_file = manifest.file().display();
     let id = component.id();
     let asked = [
         ("exclude_files", !component.exclude_files().is_empty()),
@@ -219,7 +224,7 @@ fn refuse_unsupported(component: &manifest::Component) -> anyhow::Result<()> {
         ("ai_models", !component.ai_models().is_empty()),
     ];
     if let Some((field, _)) = asked.iter().find(|(_, asked)| *asked) {
-        bail!("{SPIN_MANIFEST}: component.{id}.{field}: not supported by this shim yet");
+        bail!("{app_file}: component.{id}.{field}: not supported by this shim yet");
     }
     Ok(())
 }

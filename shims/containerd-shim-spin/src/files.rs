@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::Preopen;
 
-use crate::engine::SPIN_MANIFEST;
 use crate::manifest::{FileMount, Manifest};
 
 /// Where a component's copied files are, in the container.
@@ -30,7 +29,7 @@ pub fn preopens(
     id: &str,
     mounts: &[FileMount],
 ) -> anyhow::Result<Vec<Preopen>> {
-    let field = format!("{SPIN_MANIFEST}: component.{id}.files");
+    let field = format!("{}: component.{id}.files", manifest.file().display());
     let staged_in_container = PathBuf::from(format!("{STAGED_FILES}/{id}"));
     let staging = Staging {
         dir: in_rootfs(rootfs, &staged_in_container)
