@@ -182,4 +182,7 @@ done
     --file "/spin.toml=$spin_apps/spin-outbound/spin.toml:0644" \
     --file "/outbound.wasm=$components/spin_outbound.wasm:0644" \
     --file "/assets/hello.txt=$spin_apps/spin-outbound/assets/hello.txt:0644" \
+    --file "/index.html=$spin_apps/spin-outbound/index.html:0644" \
+    --file "/notes/a.txt=$spin_apps/spin-outbound/notes/a.txt:0644" \
+    --file "/notes/deep/b.txt=$spin_apps/spin-outbound/notes/deep/b.txt:0644" \
     --out "$out_dir/spin-outbound.tar"

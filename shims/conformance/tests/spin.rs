@@ -395,7 +395,8 @@ fn spin_sdk_7_reaches_the_async_key_value_and_variables() -> Result<()> {
 
 /// `allowed_outbound_hosts`: outgoing HTTP and TCP reach the allowed host and port; another
 /// port is refused (the upstream there sees nothing) with a line naming it on the container's
-/// stderr. The component reads its `files` and nothing else of the image.
+/// stderr. The component reads its `files` (a directory, a glob's files and a single file) and
+/// nothing else of the image.
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
 fn outbound_hosts_and_files_are_what_the_manifest_allows() -> Result<()> {
@@ -433,10 +434,21 @@ fn outbound_hosts_and_files_are_what_the_manifest_allows() -> Result<()> {
         allowed.seen()
     );
 
-    let file = get(port, "/file?path=/assets/hello.txt", &[])?;
-    file.expect_status(200)?;
-    ensure!(file.body == "an asset of spin-outbound\n", "{file:?}");
-    for outside in ["/spin.toml", "/outbound.wasm", "/assets/../spin.toml"] {
+    for (path, content) in [
+        ("/assets/hello.txt", "an asset of spin-outbound\n"),
+        ("/index.html", "<h1>spin-outbound</h1>\n"),
+        ("/notes/a.txt", "note a\n"),
+    ] {
+        let file = get(port, &format!("/file?path={path}"), &[])?;
+        file.expect_status(200)?;
+        ensure!(file.body == content, "{path}: {file:?}");
+    }
+    for outside in [
+        "/spin.toml",
+        "/outbound.wasm",
+        "/assets/../spin.toml",
+        "/notes/deep/b.txt",
+    ] {
         get(port, &format!("/file?path={outside}"), &[])?
             .expect_status(404)
             .with_context(|| format!("the component read {outside}"))?;
