@@ -202,6 +202,7 @@ mod tests {
             preopens: vec![],
             entry: entry.into(),
             network: false,
+            annotations: Default::default(),
         }
     }
 
