@@ -49,4 +49,5 @@ pub mod leftovers;
 pub mod procfs;
 pub mod registry;
 pub mod results;
+pub mod spin_app;
 pub mod target;

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::component_server::Server;
-use shim_conformance::container::{Container, Status};
-use shim_conformance::engines::{Runtime, SPIN};
+use shim_conformance::container::Status;
 use shim_conformance::expect::failed_at_create;
 use shim_conformance::http::{Connection, Message, Upstream, get};
 use shim_conformance::images::{
@@ -15,26 +14,7 @@ use shim_conformance::images::{
     bad_spin,
 };
 use shim_conformance::leftovers::expect_no_leftovers;
-
-/// SpinKube's command for a Spin app's container.
-const COMMAND: &str = "/";
-
-fn spin() -> &'static Runtime {
-    if let Err(e) = SPIN.locate() {
-        panic!("the spin shim is needed for these tests: {e:#}");
-    }
-    &SPIN
-}
-
-fn container(label: &str, image: &'static TestImage, port: u16) -> Container {
-    Container::new(label, spin(), image)
-        .net_host()
-        .env(&format!("SPIN_HTTP_LISTEN_ADDR=127.0.0.1:{port}"))
-}
-
-fn app(label: &str, image: &'static TestImage, port: u16) -> Result<Server> {
-    Server::launch(container(label, image, port), COMMAND, port)
-}
+use shim_conformance::spin_app::{COMMAND, app, container};
 
 /// `response` is a 200 whose body has every one of `lines`, and a `spin-client-addr` from
 /// 127.0.0.1.

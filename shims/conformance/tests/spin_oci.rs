@@ -9,35 +9,11 @@ use image_builder::{
     ImageBuilder, LockedAppPlace, SpinComponent, spin_artifact, wasi_print_module,
 };
 use serde_json::{Value, json};
-use shim_conformance::component_server::Server;
-use shim_conformance::container::Container;
-use shim_conformance::engines::{Runtime, SPIN};
 use shim_conformance::expect::failed_at_create;
 use shim_conformance::http::get;
 use shim_conformance::images::{SPIN_HELLO_OCI, SPIN_ROUTES_OCI, TestImage};
 use shim_conformance::leftovers::expect_no_leftovers;
-
-/// SpinKube's command for a Spin app's container.
-const COMMAND: &str = "/";
-
-fn spin() -> &'static Runtime {
-    if let Err(e) = SPIN.locate() {
-        panic!("the spin shim is needed for these tests: {e:#}");
-    }
-    &SPIN
-}
-
-fn container(label: &str, image: &'static TestImage, port: u16) -> Container {
-    Container::new(label, spin(), image)
-        .net_host()
-        .env(&format!("SPIN_HTTP_LISTEN_ADDR=127.0.0.1:{port}"))
-}
-
-fn app(label: &str, image: &'static TestImage, port: u16) -> Result<(Server, String)> {
-    let container = container(label, image, port);
-    let id = container.id().to_string();
-    Ok((Server::launch(container, COMMAND, port)?, id))
-}
+use shim_conformance::spin_app::{COMMAND, app, container};
 
 /// A Spin artifact of one component `hello` (a plain WASI command) on the route `/...`, after
 /// `change` to its locked app.
@@ -198,7 +174,8 @@ fn a_pushed_spin_app_answers_as_its_spin_toml_image_does() -> Result<()> {
         return Ok(());
     }
     let port = 18283;
-    let (server, id) = app("spin-hello-oci", &SPIN_HELLO_OCI, port)?;
+    let server = app("spin-hello-oci", &SPIN_HELLO_OCI, port)?;
+    let id = server.container.id().to_string();
     for path in ["/", "/hello", "/a/b?c=d"] {
         let response = get(port, path, &[])?;
         response.expect_status(200)?;
@@ -220,7 +197,8 @@ fn a_pushed_apps_files_are_seen_by_its_component() -> Result<()> {
         return Ok(());
     }
     let port = 18287;
-    let (server, id) = app("spin-outbound-oci", &SPIN_OUTBOUND_OCI, port)?;
+    let server = app("spin-outbound-oci", &SPIN_OUTBOUND_OCI, port)?;
+    let id = server.container.id().to_string();
     let small = get(port, "/file?path=/assets/hello.txt", &[])?;
     small.expect_status(200)?;
     ensure!(
@@ -274,7 +252,8 @@ fn a_pushed_app_routes_to_each_component_of_its_layers() -> Result<()> {
         return Ok(());
     }
     let port = 18284;
-    let (server, id) = app("spin-routes-oci", &SPIN_ROUTES_OCI, port)?;
+    let server = app("spin-routes-oci", &SPIN_ROUTES_OCI, port)?;
+    let id = server.container.id().to_string();
     let users = get(port, "/users/42", &[])?;
     users.expect_status(200)?;
     for line in ["users: id=42", "spin-matched-route=/users/:id"] {

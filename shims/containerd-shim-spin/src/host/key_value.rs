@@ -69,10 +69,6 @@ impl Database {
             database: self.clone(),
         }
     }
-
-    pub fn place(&self) -> &str {
-        &self.place
-    }
 }
 
 impl KvStore {
@@ -181,6 +177,5 @@ mod tests {
             again.store("default").get("count").unwrap().as_deref(),
             Some(&b"7"[..])
         );
-        assert_eq!(again.place(), path.display().to_string());
     }
 }
