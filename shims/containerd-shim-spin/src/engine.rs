@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use containerd_shim_wasm::{Engine, WasiContext};
+use containerd_shim_wasm::{Engine, EngineConfig, WasiContext};
 use containerd_shim_wasmtime::engine::{LinkedWasm, WasmtimeEngine};
 
 use crate::{app, componentize, host, trigger};
@@ -33,9 +33,9 @@ impl Engine for SpinEngine {
     const APPLICATION_FALLBACK: Option<&'static str> = Some(crate::locked::LOCKED_APP);
     type Module = SpinModule;
 
-    fn new() -> anyhow::Result<Self> {
+    fn new(config: &EngineConfig) -> anyhow::Result<Self> {
         Ok(Self {
-            wasmtime: WasmtimeEngine::new()?.with_host_interfaces(host::add_to_linker),
+            wasmtime: WasmtimeEngine::new(config)?.with_host_interfaces(host::add_to_linker),
         })
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use containerd_shim_wasm::WasiContext;
+use containerd_shim_wasm::{ContainerSettings, WasiContext};
 use containerd_shim_wasmtime::http::settings::Settings;
 use containerd_shim_wasmtime::http::{InstanceSetup, Responder, ResponseBody, Serving, server};
 use http_body_util::{BodyExt, Full};
@@ -117,6 +117,11 @@ fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
             preopens: component.files.clone(),
             entry: ctx.entry.clone(),
             network: false,
+            // The component's own allowed outbound hosts apply (below), not the container's.
+            settings: ContainerSettings {
+                allowed_outbound_hosts: None,
+                ..ctx.settings.clone()
+            },
             annotations: ctx.annotations.clone(),
         };
         let host = ComponentHost {

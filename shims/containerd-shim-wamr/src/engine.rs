@@ -3,7 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, bail};
-use containerd_shim_wasm::{Engine, Preopen, WasiContext};
+use containerd_shim_wasm::{Engine, EngineConfig, Preopen, WasiContext};
 use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::wamr::{Ending, Kind, Module, Runtime, WasiArgs};
@@ -24,7 +24,8 @@ impl Engine for WamrEngine {
     const READ_ONLY_PREOPENS: bool = false;
     type Module = Module;
 
-    fn new() -> anyhow::Result<Self> {
+    fn new(config: &EngineConfig) -> anyhow::Result<Self> {
+        config.refuse_all(Self::NAME)?;
         Ok(Self {
             runtime: Runtime::get()?,
         })
@@ -165,7 +166,7 @@ mod tests {
 
     /// Why compiling the text-format module `text` for `entry` fails.
     fn compile_error(text: &str, entry: &str) -> String {
-        let engine = WamrEngine::new().unwrap();
+        let engine = WamrEngine::new(&EngineConfig::default()).unwrap();
         match engine.compile(&wat(text), entry) {
             Ok(_) => panic!("compiled for `{entry}`: {text}"),
             Err(e) => format!("{e:#}"),
@@ -174,7 +175,7 @@ mod tests {
 
     /// Runs `_start` of a module made of `funcs`, which may call `$exit` (WASI's proc_exit).
     fn run_start(funcs: &str) -> anyhow::Result<i32> {
-        let engine = WamrEngine::new().unwrap();
+        let engine = WamrEngine::new(&EngineConfig::default()).unwrap();
         let text = format!(
             r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
                 (memory (export "memory") 1) {funcs})"#
@@ -185,6 +186,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            settings: Default::default(),
             annotations: Default::default(),
         };
         engine.run(&engine.compile(&wat(&text), "_start")?, &ctx)
@@ -195,7 +197,7 @@ mod tests {
         // WAMR requires a module that exports `_start` to export its memory (WASI's rule).
         let ok = r#"(module (memory (export "memory") 1) (func (export "_start"))
             (func (export "greet")) (func (export "add") (param i32)))"#;
-        let engine = WamrEngine::new().unwrap();
+        let engine = WamrEngine::new(&EngineConfig::default()).unwrap();
         engine.compile(&wat(ok), "_start").unwrap();
         engine.compile(&wat(ok), "greet").unwrap();
         let err = compile_error(ok, "missing");

@@ -14,10 +14,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::config::{ContainerSettings, EngineConfig};
+
 /// A WebAssembly engine that can run WASI modules.
 ///
 /// ```
-/// use containerd_shim_wasm::{Engine, WasiContext};
+/// use containerd_shim_wasm::{Engine, EngineConfig, WasiContext};
 ///
 /// /// An engine that accepts any module and runs it as a no-op.
 /// #[derive(Clone)]
@@ -26,7 +28,8 @@ use std::path::PathBuf;
 /// impl Engine for Noop {
 ///     const NAME: &'static str = "noop";
 ///     type Module = Vec<u8>;
-///     fn new() -> anyhow::Result<Self> {
+///     fn new(config: &EngineConfig) -> anyhow::Result<Self> {
+///         config.refuse_all(Self::NAME)?;
 ///         Ok(Noop)
 ///     }
 ///     fn compile(&self, bytes: &[u8], _entry: &str) -> anyhow::Result<Vec<u8>> {
@@ -38,6 +41,7 @@ use std::path::PathBuf;
 /// }
 ///
 /// // The binary's `main` is then `containerd_shim_wasm::run::<Noop>("1.0")`.
+/// assert!(Noop::new(&EngineConfig::default()).is_ok());
 /// assert!(Noop.can_run(b"\0asm\x01\0\0\0"));
 /// assert!(!Noop.can_run(b"\x7fELF"));
 /// ```
@@ -75,8 +79,14 @@ pub trait Engine: Clone + 'static {
     /// place.
     const APPLICATION_FALLBACK: Option<&'static str> = None;
 
-    /// Builds the engine. Called once per process that needs it.
-    fn new() -> anyhow::Result<Self>;
+    /// What the engine enforces beyond WASI: a container asking for more is refused at create,
+    /// naming the engine and the setting. The default promises nothing.
+    const CAPABILITIES: Capabilities = Capabilities::NONE;
+
+    /// Builds the engine with the node's settings (the runtime options that change how
+    /// modules compile and run); a setting the engine cannot honour is an error naming the
+    /// option. Called once per process that needs it.
+    fn new(config: &EngineConfig) -> anyhow::Result<Self>;
 
     /// Loads the application of an engine with an [`Engine::APPLICATION_FILE`]: `file` is that
     /// file inside `rootfs` (the container's rootfs, mounted in the create helper). Reads what
@@ -171,6 +181,10 @@ pub struct WasiContext {
     /// the container's network namespace. Off unless the container asks for it with the
     /// annotation [`NETWORK_ANNOTATION`] set to `allow`.
     pub network: bool,
+    /// Limits inside the sandbox and the hosts the module may reach (see
+    /// [`Engine::CAPABILITIES`]): the library has refused at create whatever the engine said
+    /// it cannot enforce. With `network` set and no allowed hosts, every host is allowed.
+    pub settings: ContainerSettings,
     /// The container's annotations under [`ANNOTATION_PREFIX`], for settings that belong to
     /// one engine (e.g. how the wasmtime shim's HTTP server reuses instances). Settings the
     /// library reads itself (network, preopens) are in the fields above.
@@ -182,6 +196,47 @@ pub const ANNOTATION_PREFIX: &str = "io.containerd.wasm.";
 
 /// The container annotation that gives a module network access: `io.containerd.wasm.network=allow`.
 pub const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";
+
+/// What an engine enforces of [`ContainerSettings`] and of the network rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Caps each linear memory at `max_memory` (growing past it fails, as it would in a
+    /// full address space: `memory.grow` returns -1 or the engine traps).
+    pub max_memory: bool,
+    /// Caps each table at `max_table_elements`.
+    pub max_table_elements: bool,
+    /// Stops a command module at its `deadline`, exit status [`crate::config::DEADLINE_EXIT_STATUS`].
+    pub deadline: bool,
+    /// Answers a request of an HTTP server that passes its `request_deadline`.
+    pub request_deadline: bool,
+    /// How far the engine confines the module's sockets.
+    pub sockets: Sockets,
+}
+
+impl Capabilities {
+    /// Nothing enforced: settings are refused, and so are modules that import socket
+    /// functions without the network allowed to every host.
+    pub const NONE: Self = Self {
+        max_memory: false,
+        max_table_elements: false,
+        deadline: false,
+        request_deadline: false,
+        sockets: Sockets::Unconfined,
+    };
+}
+
+/// How an engine confines the sockets a module opens (WASI sockets, outgoing HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sockets {
+    /// To the allowed hosts, by scheme, name, address and port; nothing without the network.
+    ByHost,
+    /// To allowed IP addresses and networks, any port (WAMR's address pool); nothing without
+    /// the network. Allowed hosts with a name or a port are refused.
+    ByAddress,
+    /// Not at all: a module importing socket functions is refused unless the network is
+    /// allowed to every host.
+    Unconfined,
+}
 
 /// A host directory made visible to the module under `guest_path`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! See `docs/architecture.md` for the layers and where each Task verb lives.
 
 // The contract with engines.
+pub mod config;
 pub mod engine;
 pub mod entrypoint;
 
@@ -27,8 +28,10 @@ mod stdio;
 #[cfg(test)]
 mod test_support;
 
+pub use config::{ContainerSettings, EngineConfig};
 pub use engine::{
-    ANNOTATION_PREFIX, Engine, NETWORK_ANNOTATION, Preopen, WASM_MAGIC, WasiContext, is_component,
+    ANNOTATION_PREFIX, Capabilities, Engine, NETWORK_ANNOTATION, Preopen, Sockets, WASM_MAGIC,
+    WasiContext, is_component,
 };
 pub use init::executor::TRAP_EXIT_STATUS;
 // The parsers of what users write in a spec, public for the property tests

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Options;
+
 use crate::stdio::StdioPaths;
 
 /// The first argument that turns the shim binary into the helper (re-executed, without the
@@ -28,6 +30,8 @@ pub struct CreateRequest {
     /// The modules of a Wasm OCI artifact, written into the rootfs by the shim (their paths in
     /// the container): with exactly one and no `process.args`, the one the container runs.
     pub wasm_modules: Vec<String>,
+    /// The runtime options (`config.rs`), parsed and validated by the shim.
+    pub options: Options,
     pub debug: bool,
 }
 
@@ -41,6 +45,8 @@ pub struct ExecRequest {
     pub process: serde_json::Value,
     pub stdio: StdioPaths,
     pub console_socket: Option<PathBuf>,
+    /// The runtime options the container was created with.
+    pub options: Options,
     pub debug: bool,
 }
 
@@ -74,6 +80,13 @@ impl HelperRequest {
         match self {
             HelperRequest::Create(r) => &r.bundle,
             HelperRequest::Exec(r) => &r.state_root,
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        match self {
+            HelperRequest::Create(r) => &r.options,
+            HelperRequest::Exec(r) => &r.options,
         }
     }
 

@@ -13,7 +13,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,8 +22,12 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The environment variable that sets the shim's log level (as for other Rust shims).
-const LEVEL_ENV: &str = "RUST_LOG";
+/// The environment variable that sets what the shim logs (as for other Rust programs):
+/// `env_logger`'s directives, e.g. `info,containerd_shim_wasm=debug`.
+pub const LEVEL_ENV: &str = "RUST_LOG";
+
+/// What the process logs, from [`LEVEL_ENV`]; set once (the helper sets it for its request).
+static FILTER: std::sync::OnceLock<env_filter::Filter> = std::sync::OnceLock::new();
 
 /// How long the logger drops records after containerd stopped reading the FIFO. Each write to
 /// a FIFO without a reader raises SIGPIPE, which the `containerd-shim` crate's signal thread
@@ -64,26 +67,47 @@ impl ShimLogger {
     pub fn install_for_shim(debug: bool) -> std::io::Result<()> {
         let fifo = OpenOptions::new().write(true).open("log")?;
         Self::install(fifo);
-        log::set_max_level(shim_level(std::env::var(LEVEL_ENV).ok().as_deref(), debug));
+        set_filter(debug);
         Ok(())
     }
 }
 
-/// The level for a shim: `configured` (a `RUST_LOG` value) or info, raised to debug by `debug`.
-fn shim_level(configured: Option<&str>, debug: bool) -> LevelFilter {
-    let configured = configured
-        .and_then(|level| LevelFilter::from_str(level).ok())
-        .unwrap_or(LevelFilter::Info);
-    if debug {
-        configured.max(LevelFilter::Debug)
-    } else {
-        configured
+/// Makes `RUST_LOG` (info if unset or invalid) this process's filter, its default level
+/// raised to debug by `debug` (containerd in debug mode).
+pub fn set_filter(debug: bool) {
+    let filter =
+        FILTER.get_or_init(|| shim_filter(std::env::var(LEVEL_ENV).ok().as_deref(), debug));
+    log::set_max_level(filter.filter());
+}
+
+/// The filter of `configured` (a `RUST_LOG` value), see [`set_filter`].
+fn shim_filter(configured: Option<&str>, debug: bool) -> env_filter::Filter {
+    let mut builder = env_filter::Builder::new();
+    builder.filter_level(LevelFilter::Info);
+    if let Some(directives) = configured
+        && builder.try_parse(directives).is_err()
+    {
+        builder = env_filter::Builder::new();
+        builder.filter_level(LevelFilter::Info);
     }
+    let mut filter = builder.build();
+    if debug && filter.filter() < LevelFilter::Debug {
+        let mut raised = env_filter::Builder::new();
+        if let Some(directives) = configured {
+            let _ = raised.try_parse(directives);
+        }
+        raised.filter_level(LevelFilter::Debug);
+        filter = raised.build();
+    }
+    filter
 }
 
 impl Log for ShimLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        match FILTER.get() {
+            Some(filter) => filter.enabled(metadata),
+            None => metadata.level() <= log::max_level(),
+        }
     }
 
     fn log(&self, record: &Record) {
@@ -243,11 +267,20 @@ mod tests {
     }
 
     #[test]
-    fn the_level_is_rust_log_raised_to_debug_in_debug_mode() {
-        assert_eq!(shim_level(None, false), LevelFilter::Info);
-        assert_eq!(shim_level(Some("warn"), false), LevelFilter::Warn);
-        assert_eq!(shim_level(Some("nonsense"), false), LevelFilter::Info);
-        assert_eq!(shim_level(Some("warn"), true), LevelFilter::Debug);
-        assert_eq!(shim_level(Some("trace"), true), LevelFilter::Trace);
+    fn rust_log_takes_directives_and_debug_mode_raises_the_default() {
+        let level = |configured, debug| shim_filter(configured, debug).filter();
+        assert_eq!(level(None, false), LevelFilter::Info);
+        assert_eq!(level(Some("warn"), false), LevelFilter::Warn);
+        assert_eq!(level(Some("nonsense=bogus,="), false), LevelFilter::Info);
+        assert_eq!(level(Some("warn"), true), LevelFilter::Debug);
+        assert_eq!(level(Some("trace"), true), LevelFilter::Trace);
+
+        let filter = shim_filter(Some("info,containerd_shim_wasm::helper=debug"), false);
+        let at = |level, target| {
+            filter.enabled(&Metadata::builder().level(level).target(target).build())
+        };
+        assert!(at(log::Level::Debug, "containerd_shim_wasm::helper::cache"));
+        assert!(!at(log::Level::Debug, "containerd_shim_wasm::shim::task"));
+        assert!(at(log::Level::Info, "containerd_shim_wasm::shim::task"));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, bail};
-use containerd_shim_wasm::{Engine, Preopen, WasiContext};
+use containerd_shim_wasm::{Engine, EngineConfig, Preopen, WasiContext};
 use wasmedge_sdk::error::{CoreCommonError, CoreError, WasmEdgeError};
 use wasmedge_sdk::wasi::WasiModule;
 use wasmedge_sdk::{AsInstance, ExternalInstanceType, FuncType, Instance, LogManager, Module};
@@ -26,7 +26,8 @@ impl Engine for WasmEdgeEngine {
     /// A loaded and validated module; WasmEdge instantiates it at run time.
     type Module = Module;
 
-    fn new() -> anyhow::Result<Self> {
+    fn new(config: &EngineConfig) -> anyhow::Result<Self> {
+        config.refuse_all(Self::NAME)?;
         // libwasmedge logs failures (a trap, a directory it cannot preopen) to stderr, which
         // in the container is the task's stderr. They reach the shim log as our errors instead.
         LogManager::log_off();
@@ -202,13 +203,14 @@ mod tests {
             preopens: vec![],
             entry: entry.into(),
             network: false,
+            settings: Default::default(),
             annotations: Default::default(),
         }
     }
 
     #[test]
     fn compile_checks_the_entry_and_the_imports() {
-        let engine = WasmEdgeEngine::new().unwrap();
+        let engine = WasmEdgeEngine::new(&EngineConfig::default()).unwrap();
         let ok = wat(r#"(module (func (export "_start")) (func (export "greet")))"#);
         engine.compile(&ok, "_start").unwrap();
         engine.compile(&ok, "greet").unwrap();
@@ -243,7 +245,7 @@ mod tests {
 
     #[test]
     fn exit_codes_and_traps() {
-        let engine = WasmEdgeEngine::new().unwrap();
+        let engine = WasmEdgeEngine::new(&EngineConfig::default()).unwrap();
         let run = |text: &str, entry: &str| {
             let module = engine.compile(&wat(text), entry).unwrap();
             engine.run(&module, &context(entry))

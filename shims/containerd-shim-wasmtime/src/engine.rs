@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use anyhow::bail;
-use containerd_shim_wasm::{Engine, WasiContext};
+use containerd_shim_wasm::{Engine, EngineConfig, WasiContext};
 use wasmtime::component::Component;
 use wasmtime::{Config, Module, Precompiled};
 
@@ -56,7 +56,8 @@ impl Engine for WasmtimeEngine {
     const NAME: &'static str = "wasmtime";
     type Module = LinkedWasm;
 
-    fn new() -> anyhow::Result<Self> {
+    fn new(config: &EngineConfig) -> anyhow::Result<Self> {
+        config.refuse_all(Self::NAME)?;
         let engine = wasmtime::Engine::new(&base_config())?;
         Ok(Self {
             engine,
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn compile_checks_the_entry_and_the_imports() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let ok = wat(r#"(module (func (export "_start")) (func (export "greet")))"#);
         engine.compile(&ok, "_start").unwrap();
         engine.compile(&ok, "greet").unwrap();
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn precompiled_artifacts_load_and_foreign_bytes_are_refused() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let bytes = wat(r#"(module (func (export "_start")))"#);
         let artifact = engine.precompile(&bytes).unwrap();
         engine.load_precompiled(&artifact, "_start").unwrap();
@@ -219,20 +220,23 @@ mod tests {
         let key = engine.precompile_key().unwrap();
         assert_eq!(
             Some(key),
-            WasmtimeEngine::new().unwrap().precompile_key(),
+            WasmtimeEngine::new(&EngineConfig::default())
+                .unwrap()
+                .precompile_key(),
             "stable key"
         );
     }
 
     #[test]
     fn exit_codes_and_traps() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let ctx = WasiContext {
             args: vec!["m.wasm".into()],
             env: vec![],
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            settings: Default::default(),
             annotations: Default::default(),
         };
         let exits = wat(
@@ -280,13 +284,14 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            settings: Default::default(),
             annotations: Default::default(),
         }
     }
 
     #[test]
     fn command_components_are_recognised_and_run() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         for (status, exit) in [(0, 0), (1, 1)] {
             let command = engine
                 .compile(&command_component(status), "_start")
@@ -298,7 +303,7 @@ mod tests {
 
     #[test]
     fn components_of_no_known_world_or_with_an_entry_are_refused() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let err = engine.compile(&wat("(component)"), "_start").err().unwrap();
         assert!(
             err.to_string().contains("none of wasi:cli/run@0.2"),
@@ -316,7 +321,7 @@ mod tests {
 
     #[test]
     fn module_and_component_artifacts_never_load_as_each_other() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let module = engine
             .precompile(&wat(r#"(module (func (export "_start")))"#))
             .unwrap();
@@ -349,7 +354,7 @@ mod tests {
 
     #[test]
     fn worlds_are_told_by_their_exports_at_any_patch_version() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         for (export, expected) in [
             ("wasi:cli/run@0.2.0", World::Command(Wasi::P2)),
             ("wasi:cli/run@0.2.12", World::Command(Wasi::P2)),
@@ -375,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_missing_import_is_named_with_what_the_shim_offers() {
-        let engine = WasmtimeEngine::new().unwrap();
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
         let component = wat(r#"(component
               (import "wasi:nonexistent/thing@1.0.0" (instance (export "f" (func))))
               (core module $m (func (export "run") (result i32) (i32.const 0)))

@@ -35,9 +35,14 @@ pub const ROOT_ENV: &str = "WASM_SHIM_CACHE_DIR";
 /// Where the cache lives unless [`ROOT_ENV`] says otherwise.
 pub const DEFAULT_ROOT: &str = "/var/lib/containerd-shim-wasm/cache";
 
-/// The cache directory for engine `E` with compatibility `key`, per the environment.
+/// The cache directory for engine `E` with compatibility `key`: the runtime option `CacheDir`,
+/// else the environment's [`ROOT_ENV`], else [`DEFAULT_ROOT`].
 pub fn dir_for<E: Engine>(key: &str) -> Option<PathBuf> {
-    let root = std::env::var(ROOT_ENV).unwrap_or_else(|_| DEFAULT_ROOT.to_string());
+    let root = crate::config::for_process()
+        .cache_dir
+        .clone()
+        .or_else(|| std::env::var(ROOT_ENV).ok())
+        .unwrap_or_else(|| DEFAULT_ROOT.to_string());
     (root != "off").then(|| Path::new(&root).join(E::NAME).join(key))
 }
 
@@ -230,7 +235,7 @@ mod tests {
     impl Engine for Counting {
         const NAME: &'static str = "counting";
         type Module = Vec<u8>;
-        fn new() -> anyhow::Result<Self> {
+        fn new(_: &crate::config::EngineConfig) -> anyhow::Result<Self> {
             Ok(Self::default())
         }
         fn compile(&self, bytes: &[u8], _entry: &str) -> anyhow::Result<Vec<u8>> {

@@ -22,6 +22,7 @@
 pub mod builder;
 pub mod bundle;
 pub mod cache;
+pub mod capabilities;
 pub mod create;
 pub mod exec;
 pub mod exec_seccomp;

@@ -1,9 +1,10 @@
 //! The largest module the shim will load, so that a hostile or broken image cannot make the
 //! create helper read and compile gigabytes.
 //!
-//! The limit is the node's, not the container's: `WASM_SHIM_MAX_MODULE_SIZE` in containerd's
-//! environment (the shim inherits it), in bytes with an optional `K`, `M` or `G` suffix
-//! (powers of 1024), or `off`. Without it the limit is [`DEFAULT_MAX_MODULE_SIZE`].
+//! The limit is the node's, not the container's: the runtime option `MaxModuleSize` or else
+//! `WASM_SHIM_MAX_MODULE_SIZE` in containerd's environment (the shim inherits it), in bytes
+//! with an optional `K`, `M` or `G` suffix (powers of 1024), or `off`. Without either the
+//! limit is [`DEFAULT_MAX_MODULE_SIZE`].
 
 use std::fs::File;
 use std::io::Read;
@@ -19,6 +20,9 @@ pub const DEFAULT_MAX_MODULE_SIZE: u64 = 128 << 20;
 
 /// The limit in force: `None` when it is switched off.
 pub fn max_module_size() -> anyhow::Result<Option<u64>> {
+    if let Some(limit) = crate::config::for_process().max_module_size()? {
+        return Ok(limit);
+    }
     match std::env::var(MAX_MODULE_SIZE_ENV) {
         Ok(value) => parse_size(&value)
             .with_context(|| format!("{MAX_MODULE_SIZE_ENV}={value:?} in the shim's environment")),

@@ -14,6 +14,7 @@ use nix::fcntl::OFlag;
 use oci_spec::runtime::Spec;
 
 use super::workload;
+use crate::config::ContainerSettings;
 use crate::engine::{ANNOTATION_PREFIX, Engine, NETWORK_ANNOTATION, WasiContext, is_component};
 use crate::entrypoint::Entrypoint;
 use crate::init::executor::{Prepared, ShimExecutor};
@@ -75,15 +76,18 @@ fn prepare_wasm<E: Engine>(
     let path = &workload.entrypoint.path;
     let engine = match engine {
         Some(engine) => engine,
-        None => E::new().with_context(|| format!("start the {} engine", E::NAME))?,
+        None => E::new(&crate::config::for_process().engine_config()?)
+            .with_context(|| format!("start the {} engine", E::NAME))?,
     };
+    let ctx = wasi_context(spec, &workload.entrypoint)?;
+    super::capabilities::refuse_what_the_engine_cannot_enforce::<E>(&ctx.settings)?;
     let before = open_descriptors()?;
     let module = if application {
         engine
             .load_application(rootfs, &workload.host_path, container)
             .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))?
     } else {
-        compile_module(&engine, workload, container)?
+        compile_module(&engine, workload, container, &ctx)?
     };
     let engine_fds = open_descriptors()?
         .into_iter()
@@ -92,7 +96,7 @@ fn prepare_wasm<E: Engine>(
     Ok(Prepared::Wasm {
         engine,
         module: Arc::new(module),
-        ctx: wasi_context(spec, &workload.entrypoint)?,
+        ctx,
         engine_fds,
     })
 }
@@ -103,6 +107,7 @@ fn compile_module<E: Engine>(
     engine: &E,
     workload: &workload::Workload,
     container: &str,
+    ctx: &WasiContext,
 ) -> anyhow::Result<E::Module> {
     let path = &workload.entrypoint.path;
     let bytes = super::module_size::read_module(&workload.host_path, path)?;
@@ -120,6 +125,8 @@ fn compile_module<E: Engine>(
             E::NAME
         );
     }
+    super::capabilities::refuse_unconfined_sockets::<E>(&bytes, ctx)
+        .with_context(|| format!("{path}: the {} engine cannot run it", E::NAME))?;
     // Not "invalid" whatever happened: a valid binary may need what this engine lacks, and
     // the engine's error says which.
     super::cache::compile(engine, &bytes, &workload.entrypoint.func, container)
@@ -171,15 +178,18 @@ fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> anyhow::Result<WasiCont
         .filter(|(key, _)| key.starts_with(ANNOTATION_PREFIX))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
+    let settings = ContainerSettings::from_annotations(&annotations, crate::config::for_process())?;
     let network = annotations
         .get(NETWORK_ANNOTATION)
-        .is_some_and(|value| value == "allow");
+        .is_some_and(|value| value == "allow")
+        || settings.allowed_outbound_hosts.is_some();
     Ok(WasiContext {
         args,
         env,
         preopens,
         entry: entrypoint.func.clone(),
         network,
+        settings,
         annotations,
     })
 }

@@ -8,15 +8,17 @@ use std::os::fd::FromRawFd;
 use anyhow::Context;
 use log::error;
 
+use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::request::{Created, HelperRequest};
 
 /// The descriptor the shim log has in the helper and in a Wasm container's init process.
 pub const LOG_FD: i32 = 3;
 
-/// The whole life of the helper process. `engine` is the zygote's, made before
-/// the fork; without one the helper makes its own.
-pub fn helper_main<E: Engine>(request_json: &str, engine: Option<E>) -> ! {
+/// The whole life of the helper process. `engine` is the zygote's, made before the fork with
+/// the settings beside it; without one, or when the request's options ask for other
+/// settings, the helper makes its own.
+pub fn helper_main<E: Engine>(request_json: &str, engine: Option<(E, EngineConfig)>) -> ! {
     // Descriptor 3 becomes the log before anything else can take that number.
     // SAFETY: descriptors 2 and 3 are ours; dup2 does not touch memory.
     let log_ok = unsafe { libc::dup2(2, LOG_FD) } == LOG_FD;
@@ -27,11 +29,12 @@ pub fn helper_main<E: Engine>(request_json: &str, engine: Option<E>) -> ! {
     }
     let answer = match serde_json::from_str::<HelperRequest>(request_json) {
         Ok(request) => {
-            log::set_max_level(if request.debug() {
-                log::LevelFilter::Debug
-            } else {
-                log::LevelFilter::Info
-            });
+            crate::shim_log::set_filter(request.debug());
+            crate::config::set_for_process(request.options());
+            let wanted = request.options().engine_config().ok();
+            let engine = engine
+                .filter(|(_, config)| wanted.as_ref() == Some(config))
+                .map(|(engine, _)| engine);
             let done = std::env::set_current_dir(request.working_dir())
                 .with_context(|| format!("enter {}", request.working_dir().display()))
                 .and_then(|()| match &request {

@@ -22,6 +22,7 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
+use crate::config::EngineConfig;
 use crate::engine::Engine;
 
 /// The first argument that turns the shim binary into the zygote; the second is the shim's
@@ -45,8 +46,12 @@ pub fn zygote_main<E: Engine>(shim_pid: &str) -> ! {
         // The shim died before the flag was set.
         std::process::exit(0);
     }
-    // A failure here is reported by the worker, which then makes its own engine.
-    let engine = E::new().ok();
+    // With the options containerd gave `start`; a failure here is reported by the worker,
+    // which then makes its own engine.
+    let engine = crate::config::from_start_environment()
+        .engine_config()
+        .ok()
+        .and_then(|config| Some((E::new(&config).ok()?, config)));
     // SAFETY: descriptor 0 is the request socket the shim gave us, owned by nobody else.
     let requests = unsafe { OwnedFd::from_raw_fd(0) };
     loop {
@@ -92,7 +97,7 @@ pub fn zygote_main<E: Engine>(shim_pid: &str) -> ! {
 }
 
 /// Worker side: report, read the request, then be the helper with the zygote's engine.
-fn worker_main<E: Engine>(socket: OwnedFd, engine: Option<E>) -> ! {
+fn worker_main<E: Engine>(socket: OwnedFd, engine: Option<(E, EngineConfig)>) -> ! {
     // SAFETY: prctl with these arguments only sets the name of this process.
     unsafe { libc::prctl(libc::PR_SET_NAME, WORKER_NAME.as_ptr()) };
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {

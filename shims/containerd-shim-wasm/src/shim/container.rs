@@ -75,6 +75,7 @@ impl Container {
             request.state_root.clone(),
             request.stdio.clone(),
         );
+        let options = request.options.clone();
         let created = runtime
             .run_helper(&HelperRequest::Create(request))
             .and_then(|(pid, kind)| {
@@ -108,7 +109,7 @@ impl Container {
             state: StateRef::new(&state_root, &id),
             runtime: Arc::clone(runtime),
             rootfs: Mutex::new(rootfs),
-            execs: Execs::new(&id),
+            execs: Execs::new(&id, options),
             deleted: Mutex::new(false),
         });
         let watched = Arc::clone(&container);

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use anyhow::anyhow;
 use log::warn;
 
+use crate::config::Options;
 use crate::request::Kind;
 use crate::request::{ExecRequest, HelperRequest};
 use crate::shim::console::{ConsoleSocket, connect_console};
@@ -37,6 +38,8 @@ pub struct Exec {
 /// The exec processes of one container, by exec id, from `Exec` until their delete.
 pub struct Execs {
     container_id: String,
+    /// The runtime options of the container, for the helper of each exec.
+    options: Options,
     map: Mutex<HashMap<String, Arc<Exec>>>,
 }
 
@@ -50,9 +53,10 @@ impl Exec {
 }
 
 impl Execs {
-    pub fn new(container_id: &str) -> Self {
+    pub fn new(container_id: &str, options: Options) -> Self {
         Self {
             container_id: container_id.to_string(),
+            options,
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -164,6 +168,7 @@ impl Execs {
             process: exec.spec.clone(),
             stdio: process.stdio.clone(),
             console_socket: console_socket.as_ref().map(|s| s.path().to_path_buf()),
+            options: self.options.clone(),
             debug,
         });
         let adoption = reaper.expect_adoption();

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
@@ -78,6 +79,23 @@ pub fn shim_config() -> Config {
     }
 }
 
+/// The runtime options containerd writes to `start`'s standard input (as a protobuf `Any`), as
+/// the JSON the serving shim's helper zygote reads to build its engine. Empty when there are
+/// none or they are not valid: `create` gets them again and reports the error.
+fn options_from_stdin() -> String {
+    let mut bytes = Vec::new();
+    if std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).is_err() || bytes.is_empty() {
+        return String::new();
+    }
+    let Ok(any) = Any::parse_from_bytes(&bytes) else {
+        return String::new();
+    };
+    crate::config::Options::from_any(Some(&any), "the shim")
+        .ok()
+        .and_then(|options| serde_json::to_string(&options).ok())
+        .unwrap_or_default()
+}
+
 impl containerd_shim::Shim for WasmShim {
     type T = TaskService<Events>;
 
@@ -113,8 +131,15 @@ impl containerd_shim::Shim for WasmShim {
             return Ok(address);
         }
         let began = began.map(|ns| ns.to_string()).unwrap_or_default();
-        let (_pid, address) =
-            containerd_shim::spawn(opts, &grouping, vec![(START_NS_ENV, began.as_str())])?;
+        let options = options_from_stdin();
+        let (_pid, address) = containerd_shim::spawn(
+            opts,
+            &grouping,
+            vec![
+                (START_NS_ENV, began.as_str()),
+                (crate::config::OPTIONS_ENV, options.as_str()),
+            ],
+        )?;
         write_address(&address)?;
         Ok(address)
     }

@@ -1,40 +1,32 @@
-//! Runtime options from containerd's config. containerd sends the runtime's `options` table
-//! as the runc options message (`containerd.runc.v1.Options`), whatever the runtime: that is
-//! where `SystemdCgroup` and `Root` arrive.
+//! Where the runtime options (`config.rs`) put a container's state, and how `delete` finds it
+//! again.
 
 use std::path::{Path, PathBuf};
 
-use containerd_shim::protos::protobuf::Message;
-use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::shim::oci::Options;
+use crate::config::Options;
 
 /// Where the shim keeps per-container state by default: `<base>/<engine>/<namespace>/<id>`.
 const DEFAULT_STATE_BASE: &str = "/run/containerd";
 
-/// The options this shim honours.
+/// The options a container is created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
     /// Manage cgroups through systemd (`SystemdCgroup = true`), cgroupsPath `slice:prefix:name`.
     pub systemd_cgroup: bool,
     /// The state root for the namespace, from `Root` or the default.
     pub state_root: PathBuf,
+    /// All of them, for the helper.
+    pub options: Options,
 }
 
 impl RuntimeOptions {
-    /// Parses `options` (possibly absent). Other option messages (e.g. CRI's
-    /// `runtimeoptions.v1.Options`) carry nothing for us and give the defaults.
-    pub fn parse(options: Option<&Any>, engine: &str, namespace: &str) -> anyhow::Result<Self> {
-        let runc = match options {
-            Some(any) if any.type_url.ends_with("containerd.runc.v1.Options") => {
-                Options::parse_from_bytes(&any.value)
-                    .map_err(|e| anyhow::anyhow!("runtime options ({}): {e}", any.type_url))?
-            }
-            _ => Options::default(),
-        };
-        Ok(Self {
-            systemd_cgroup: runc.systemd_cgroup,
-            state_root: state_root(&runc.root, engine, namespace),
-        })
+    /// The state root and cgroup driver of `options`.
+    pub fn new(options: Options, engine: &str, namespace: &str) -> Self {
+        Self {
+            systemd_cgroup: options.systemd_cgroup,
+            state_root: state_root(&options.root, engine, namespace),
+            options,
+        }
     }
 }
 
@@ -69,6 +61,22 @@ pub fn state_root(root: &str, engine: &str, namespace: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use containerd_shim::protos::protobuf::Message;
+    use containerd_shim::protos::protobuf::well_known_types::any::Any;
+    use containerd_shim::protos::shim::oci::Options;
+
+    fn parse(
+        options: Option<&Any>,
+        runtime: &str,
+        engine: &str,
+        namespace: &str,
+    ) -> anyhow::Result<RuntimeOptions> {
+        Ok(RuntimeOptions::new(
+            crate::config::Options::from_any(options, runtime)?,
+            engine,
+            namespace,
+        ))
+    }
 
     fn any(options: &Options, type_url: &str) -> Any {
         Any {
@@ -91,7 +99,7 @@ mod tests {
 
     #[test]
     fn defaults_without_options() {
-        let opts = RuntimeOptions::parse(None, "wasmtime", "default").unwrap();
+        let opts = parse(None, "rt", "wasmtime", "default").unwrap();
         assert!(!opts.systemd_cgroup);
         assert_eq!(
             opts.state_root,
@@ -106,8 +114,9 @@ mod tests {
             root: "/var/run/wasm".into(),
             ..Default::default()
         };
-        let opts = RuntimeOptions::parse(
+        let opts = parse(
             Some(&any(&runc, "containerd.runc.v1.Options")),
+            "rt",
             "wasmtime",
             "k8s.io",
         )
@@ -117,23 +126,20 @@ mod tests {
     }
 
     #[test]
-    fn foreign_options_are_ignored_and_garbage_is_an_error() {
+    fn foreign_options_and_garbage_are_errors() {
         let other = Any {
-            type_url: "runtimeoptions.v1.Options".into(),
+            type_url: "example.v1.Options".into(),
             value: vec![1, 2, 3],
             ..Default::default()
         };
-        assert!(
-            !RuntimeOptions::parse(Some(&other), "wamr", "x")
-                .unwrap()
-                .systemd_cgroup
-        );
+        let err = parse(Some(&other), "rt", "wamr", "x").unwrap_err();
+        assert!(err.to_string().contains("example.v1.Options"), "{err}");
         let bad = Any {
             type_url: "containerd.runc.v1.Options".into(),
             value: vec![0xff, 0xff, 0xff],
             ..Default::default()
         };
-        let err = RuntimeOptions::parse(Some(&bad), "wamr", "x").unwrap_err();
+        let err = parse(Some(&bad), "rt", "wamr", "x").unwrap_err();
         assert!(
             err.to_string()
                 .contains("runtime options (containerd.runc.v1.Options)"),

@@ -14,12 +14,14 @@ use containerd_shim::protos::events::task::{
     TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::ttrpc::{self, Code};
 use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use log::{debug, error, info};
 
+use crate::config::Options;
 use crate::request::{CreateRequest, RootfsMount};
 use crate::shim::container::Container;
 use crate::shim::error::ContainerError;
@@ -52,6 +54,9 @@ pub struct TaskService<S: EventSink> {
     /// effect (the last process exits, the client deletes the task, containerd asks the shim
     /// to shut down) must not end the shim before that Kill has answered.
     pub kills: RwLock<()>,
+    /// The runtime options of the last create and what they parsed to: every container of a
+    /// shim has its runtime's options, so they are parsed once.
+    parsed_options: Mutex<Option<(Option<Any>, Options)>>,
 }
 
 fn rpc_error(code: Code, message: impl Into<String>) -> ttrpc::Error {
@@ -108,7 +113,26 @@ impl<S: EventSink> TaskService<S> {
             containers: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
             kills: RwLock::new(()),
+            parsed_options: Mutex::new(None),
         }
+    }
+
+    /// The options of a create request, parsed (or as parsed for the previous create).
+    fn runtime_options(&self, any: Option<&Any>) -> anyhow::Result<RuntimeOptions> {
+        let mut parsed = self
+            .parsed_options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let options = match parsed.as_ref() {
+            Some((seen, options)) if seen.as_ref() == any => options.clone(),
+            _ => {
+                let runtime = format!("the {} shim", self.engine);
+                let options = Options::from_any(any, &runtime)?;
+                *parsed = Some((any.cloned(), options.clone()));
+                options
+            }
+        };
+        Ok(RuntimeOptions::new(options, &self.engine, &self.namespace))
     }
 
     /// Reserves `id` for a Create until the returned guard is dropped; refused while a
@@ -173,7 +197,7 @@ impl<S: EventSink> TaskService<S> {
     }
 
     fn create_container(&self, req: &api::CreateTaskRequest) -> anyhow::Result<Arc<Container>> {
-        let options = RuntimeOptions::parse(req.options.as_ref(), &self.engine, &self.namespace)?;
+        let options = self.runtime_options(req.options.as_ref())?;
         let bundle = PathBuf::from(&req.bundle);
         options::record_state_root(&bundle, &options.state_root)?;
         let rootfs = RootfsMount::from_request(&req.rootfs);
@@ -190,6 +214,7 @@ impl<S: EventSink> TaskService<S> {
             rootfs,
             state_root: options.state_root,
             systemd_cgroup: options.systemd_cgroup,
+            options: options.options,
             stdio: StdioPaths::from_request(&req.stdin, &req.stdout, &req.stderr),
             console_socket: None,
             wasm_modules,
