@@ -358,7 +358,7 @@ impl ContainerSettings {
                     .split([',', ' ', '\n'])
                     .filter(|entry| !entry.is_empty())
                     .collect();
-                Some(AllowedHosts::parse(&entries).with_context(|| format!("{source}"))?)
+                Some(AllowedHosts::parse(&entries).with_context(|| source.clone())?)
             }
             None => None,
         };

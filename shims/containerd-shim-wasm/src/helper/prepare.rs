@@ -96,7 +96,7 @@ fn prepare_wasm<E: Engine>(
     Ok(Prepared::Wasm {
         engine,
         module: Arc::new(module),
-        ctx,
+        ctx: Box::new(ctx),
         engine_fds,
     })
 }

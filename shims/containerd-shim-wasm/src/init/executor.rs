@@ -25,7 +25,7 @@ pub enum Prepared<E: Engine> {
         engine: E,
         module: Arc<E::Module>,
         /// What the module sees, made by the helper from the spec.
-        ctx: WasiContext,
+        ctx: Box<WasiContext>,
         /// Descriptors the engine opened for the module and still uses (wasmtime maps the
         /// precompiled artifact's file and makes memory images from it): kept open.
         engine_fds: Vec<RawFd>,
