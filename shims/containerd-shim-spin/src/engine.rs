@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use containerd_shim_wasm::{Engine, EngineConfig, WasiContext};
+use containerd_shim_wasm::{Capabilities, Engine, EngineConfig, WasiContext};
 use containerd_shim_wasmtime::engine::{LinkedWasm, WasmtimeEngine};
 
 use crate::{app, componentize, host, trigger};
@@ -32,6 +32,9 @@ impl Engine for SpinEngine {
     const APPLICATION_FILE: Option<&'static str> = Some(SPIN_MANIFEST);
     const APPLICATION_FALLBACK: Option<&'static str> = Some(crate::locked::LOCKED_APP);
     type Module = SpinModule;
+    // Those of the wasmtime engine that serves the components; an app's outbound hosts are
+    // its components' `allowed_outbound_hosts` (trigger.rs refuses the container's list).
+    const CAPABILITIES: Capabilities = WasmtimeEngine::CAPABILITIES;
 
     fn new(config: &EngineConfig) -> anyhow::Result<Self> {
         Ok(Self {
@@ -78,9 +81,16 @@ impl Engine for SpinEngine {
         Ok(SpinModule::App(app::load(self, rootfs, file, container)?))
     }
 
+    fn runs_to_completion(&self, module: &SpinModule) -> bool {
+        match module {
+            SpinModule::App(_) => false,
+            SpinModule::Wasm(wasm) => self.wasmtime.runs_to_completion(wasm),
+        }
+    }
+
     fn run(&self, module: &SpinModule, ctx: &WasiContext) -> anyhow::Result<i32> {
         match module {
-            SpinModule::App(app) => trigger::serve(app, ctx),
+            SpinModule::App(app) => trigger::serve(app, ctx, self.wasmtime.config()),
             SpinModule::Wasm(wasm) => self.wasmtime.run(wasm, ctx),
         }
     }

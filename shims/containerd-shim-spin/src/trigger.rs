@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use bytes::Bytes;
-use containerd_shim_wasm::{ContainerSettings, WasiContext};
+use containerd_shim_wasm::{ContainerSettings, EngineConfig, WasiContext};
 use containerd_shim_wasmtime::http::settings::Settings;
 use containerd_shim_wasmtime::http::{InstanceSetup, Responder, ResponseBody, Serving, server};
 use http_body_util::{BodyExt, Full};
@@ -31,8 +31,8 @@ pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:80";
 /// Serves `app` until SIGTERM/SIGINT; 0 once in-flight requests have finished. An application
 /// that cannot start (a required variable without value, a store that cannot be opened) ends
 /// with 1, why on the container's stderr, where `ctr`, `docker logs` and `kubectl logs` show it.
-pub fn serve(app: &App, ctx: &WasiContext) -> anyhow::Result<i32> {
-    let (settings, serving, router, responders) = match prepare(app, ctx) {
+pub fn serve(app: &App, ctx: &WasiContext, options: &EngineConfig) -> anyhow::Result<i32> {
+    let (settings, serving, router, responders) = match prepare(app, ctx, options) {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("spin-shim: application {:?} cannot start: {e:#}", app.name);
@@ -76,14 +76,21 @@ type Prepared = (Settings, Serving, Router, BTreeMap<String, Responder>);
 
 /// The server's settings, the routes of the components retained, and each component's
 /// responder, its host state made from the container's environment and `/runtime-config.toml`.
-fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
+fn prepare(app: &App, ctx: &WasiContext, options: &EngineConfig) -> anyhow::Result<Prepared> {
+    if ctx.settings.allowed_outbound_hosts.is_some() {
+        bail!(
+            "{}: a Spin app's outbound hosts are each component's allowed_outbound_hosts in its \
+             manifest, not the container's list",
+            containerd_shim_wasm::config::ALLOWED_OUTBOUND_HOSTS_ANNOTATION
+        );
+    }
     let settings = Settings::read(
         &ctx.env,
         &ctx.annotations,
         LISTEN_ADDR_ENV,
         DEFAULT_LISTEN_ADDR,
     )?;
-    let serving = Serving::new()?;
+    let serving = Serving::new(options)?;
     // Read here, in the container, so that the file and the stores may be on volumes.
     let runtime_config = RuntimeConfig::read(Path::new(RUNTIME_CONFIG))?;
     let mut stores = Stores::default();
@@ -117,6 +124,7 @@ fn prepare(app: &App, ctx: &WasiContext) -> anyhow::Result<Prepared> {
             preopens: component.files.clone(),
             entry: ctx.entry.clone(),
             network: false,
+            container: ctx.container.clone(),
             // The component's own allowed outbound hosts apply (below), not the container's.
             settings: ContainerSettings {
                 allowed_outbound_hosts: None,

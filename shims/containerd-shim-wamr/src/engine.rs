@@ -3,7 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, bail};
-use containerd_shim_wasm::{Engine, EngineConfig, Preopen, WasiContext};
+use containerd_shim_wasm::{Capabilities, Engine, EngineConfig, Preopen, Sockets, WasiContext};
 use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::wamr::{Ending, Kind, Module, Runtime, WasiArgs};
@@ -22,6 +22,15 @@ impl Engine for WamrEngine {
     const NAME: &'static str = "wamr";
     // WAMR's WASI has no read-only preopen (see `map_dir`).
     const READ_ONLY_PREOPENS: bool = false;
+    // Memories capped through the instantiation arguments; the deadline is the library's;
+    // WAMR's tables have no cap, and its WASI no socket functions as this crate builds it.
+    const CAPABILITIES: Capabilities = Capabilities {
+        max_memory: true,
+        max_table_elements: false,
+        deadline: true,
+        request_deadline: false,
+        sockets: Sockets::NoSockets,
+    };
     type Module = Module;
 
     fn new(config: &EngineConfig) -> anyhow::Result<Self> {
@@ -77,7 +86,10 @@ impl Engine for WamrEngine {
                 .map(map_dir)
                 .collect::<anyhow::Result<_>>()?,
         )?;
-        let instance = module.instantiate(&wasi).context("instantiate")?;
+        let max_memory_pages = ctx.settings.max_memory.map(memory_pages);
+        let instance = module
+            .instantiate(&wasi, max_memory_pages)
+            .context("instantiate")?;
         let ending = instance
             .call(&ctx.entry, WASM_STACK_SIZE)
             .with_context(|| format!("entry point `{}`", ctx.entry))?;
@@ -87,6 +99,12 @@ impl Engine for WamrEngine {
             Ending::Exited(code) => code as i32,
         })
     }
+}
+
+/// The 64 KiB pages that hold `bytes`, rounded up (at most the 4 GiB of a 32-bit memory).
+fn memory_pages(bytes: u64) -> u32 {
+    const PAGE: u64 = 64 * 1024;
+    u32::try_from(bytes.div_ceil(PAGE).min(1 << 16)).unwrap_or(1 << 16)
 }
 
 /// The imports of `bytes` that are not a host function of WAMR's, as `module::name (kind)`.
@@ -186,6 +204,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            container: "test".into(),
             settings: Default::default(),
             annotations: Default::default(),
         };

@@ -168,8 +168,13 @@ impl Module {
             .collect()
     }
 
-    /// Instantiates the module with its own WASI context.
-    pub fn instantiate(&self, wasi: &WasiArgs) -> Result<Instance<'_>> {
+    /// Instantiates the module with its own WASI context; each memory capped at
+    /// `max_memory_pages` of 64 KiB when given.
+    pub fn instantiate(
+        &self,
+        wasi: &WasiArgs,
+        max_memory_pages: Option<u32>,
+    ) -> Result<Instance<'_>> {
         let mut args = ptr::null_mut();
         // SAFETY: WAMR allocates the arguments object; InstantiationArgs frees it.
         if !unsafe { sys::wasm_runtime_instantiation_args_create(&mut args) } {
@@ -201,6 +206,9 @@ impl Module {
                 dir_count,
             );
             sys::wasm_runtime_instantiation_args_set_wasi_stdio(args.0, 0, 1, 2);
+            if let Some(pages) = max_memory_pages {
+                sys::wasm_runtime_instantiation_args_set_max_memory_pages(args.0, pages);
+            }
             sys::wasm_runtime_instantiate_ex2(self.raw.as_ptr(), args.0, error.ptr(), error.len())
         };
         let raw = NonNull::new(raw).ok_or_else(|| anyhow!("{}", error.message()))?;
@@ -426,7 +434,7 @@ mod tests {
         let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
         let before = open_fds();
         for _ in 0..3 {
-            let instance = module.instantiate(&wasi).unwrap();
+            let instance = module.instantiate(&wasi, None).unwrap();
             assert_eq!(
                 instance.call("_start", 64 * 1024).unwrap(),
                 Ending::Returned

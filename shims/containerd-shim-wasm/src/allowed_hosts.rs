@@ -98,39 +98,6 @@ impl AllowedHosts {
     }
 }
 
-impl AllowedHosts {
-    /// The IP networks (address, prefix length) of an engine that confines sockets by address
-    /// alone (any port, any scheme): `*` is every IPv4 and IPv6 address. An entry naming a
-    /// host or a port is the error, since such an engine could not hold to it.
-    pub fn networks(&self) -> Result<Vec<(IpAddr, u8)>, AllowedHostError> {
-        let mut networks = Vec::new();
-        for entry in &self.entries {
-            let fail = |why: &str| AllowedHostError {
-                entry: entry.text.clone(),
-                why: why.to_string(),
-            };
-            if entry.ports != Ports::Any {
-                return Err(fail(
-                    "this engine confines sockets by address only: write the port as *",
-                ));
-            }
-            match entry.host {
-                HostPattern::Any => networks.extend([
-                    (IpAddr::from([0, 0, 0, 0]), 0),
-                    (IpAddr::from([0u16; 8]), 0),
-                ]),
-                HostPattern::Network(ip, bits) => networks.push((ip, bits)),
-                HostPattern::Name(_) | HostPattern::Subdomains(_) => {
-                    return Err(fail(
-                        "this engine confines sockets by address only: give an IP address or network",
-                    ));
-                }
-            }
-        }
-        Ok(networks)
-    }
-}
-
 impl fmt::Display for AllowedHosts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let texts: Vec<&str> = self.entries.iter().map(|e| e.text.as_str()).collect();

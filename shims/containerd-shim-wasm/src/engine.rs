@@ -148,6 +148,13 @@ pub trait Engine: Clone + 'static {
         self.load_precompiled(&bytes, entry)
     }
 
+    /// Whether `module` runs to completion (a command), so that a deadline applies to it; a
+    /// server (an HTTP component, a Spin app) runs until stopped, and its requests have their
+    /// own deadline.
+    fn runs_to_completion(&self, _module: &Self::Module) -> bool {
+        true
+    }
+
     /// Runs `module` to completion and returns its exit status (`proc_exit`'s code, 0 when
     /// the entry point returns). An error (a trap) is reported by the caller as a failure.
     fn run(&self, module: &Self::Module, ctx: &WasiContext) -> anyhow::Result<i32>;
@@ -181,6 +188,8 @@ pub struct WasiContext {
     /// the container's network namespace. Off unless the container asks for it with the
     /// annotation [`NETWORK_ANNOTATION`] set to `allow`.
     pub network: bool,
+    /// The container's id, for messages about it (a refused host, a deadline).
+    pub container: String,
     /// Limits inside the sandbox and the hosts the module may reach (see
     /// [`Engine::CAPABILITIES`]): the library has refused at create whatever the engine said
     /// it cannot enforce. With `network` set and no allowed hosts, every host is allowed.
@@ -230,9 +239,9 @@ impl Capabilities {
 pub enum Sockets {
     /// To the allowed hosts, by scheme, name, address and port; nothing without the network.
     ByHost,
-    /// To allowed IP addresses and networks, any port (WAMR's address pool); nothing without
-    /// the network. Allowed hosts with a name or a port are refused.
-    ByAddress,
+    /// The engine gives modules no function that opens a socket (a module importing one fails
+    /// to link): the network rule and any allowed hosts hold, as nothing goes out.
+    NoSockets,
     /// Not at all: a module importing socket functions is refused unless the network is
     /// allowed to every host.
     Unconfined,

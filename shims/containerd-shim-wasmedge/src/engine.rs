@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, bail};
-use containerd_shim_wasm::{Engine, EngineConfig, Preopen, WasiContext};
+use containerd_shim_wasm::{Capabilities, Engine, EngineConfig, Preopen, WasiContext};
 use wasmedge_sdk::error::{CoreCommonError, CoreError, WasmEdgeError};
 use wasmedge_sdk::wasi::WasiModule;
 use wasmedge_sdk::{AsInstance, ExternalInstanceType, FuncType, Instance, LogManager, Module};
@@ -22,6 +22,13 @@ const WASI_MODULE: &str = "wasi_snapshot_preview1";
 pub struct WasmEdgeEngine;
 
 impl Engine for WasmEdgeEngine {
+    // The deadline is the library's; WasmEdge's memories and tables are not capped here, and
+    // its WASI's socket functions (sock_open, sock_connect, ...) cannot be confined: a module
+    // importing them runs only with the whole network allowed.
+    const CAPABILITIES: Capabilities = Capabilities {
+        deadline: true,
+        ..Capabilities::NONE
+    };
     const NAME: &'static str = "wasmedge";
     /// A loaded and validated module; WasmEdge instantiates it at run time.
     type Module = Module;
@@ -203,6 +210,7 @@ mod tests {
             preopens: vec![],
             entry: entry.into(),
             network: false,
+            container: "test".into(),
             settings: Default::default(),
             annotations: Default::default(),
         }

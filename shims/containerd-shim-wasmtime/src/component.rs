@@ -73,7 +73,7 @@ pub fn check_entry(entry: &str) -> anyhow::Result<()> {
 }
 
 /// The container's args, env and stdio; its directories when `with_preopens`; the network
-/// only when the container allows it.
+/// only when the container allows it, to its allowed outbound hosts when it lists them.
 pub fn wasi_builder(ctx: &WasiContext, with_preopens: bool) -> anyhow::Result<WasiCtxBuilder> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio().args(&ctx.args).envs(&ctx.env);
@@ -91,11 +91,19 @@ pub fn wasi_builder(ctx: &WasiContext, with_preopens: bool) -> anyhow::Result<Wa
                 })?;
         }
     }
-    if ctx.network {
-        wasi.inherit_network()
-            .allow_ip_name_lookup(true)
-            .allow_tcp(true)
-            .allow_udp(true);
+    match &ctx.settings.allowed_outbound_hosts {
+        Some(hosts) => crate::outbound::allow_sockets(
+            &mut wasi,
+            &std::sync::Arc::new(hosts.clone()),
+            &format!("container {}", ctx.container),
+        ),
+        None if ctx.network => {
+            wasi.inherit_network()
+                .allow_ip_name_lookup(true)
+                .allow_tcp(true)
+                .allow_udp(true);
+        }
+        None => {}
     }
     Ok(wasi)
 }
@@ -104,6 +112,7 @@ pub fn wasi_builder(ctx: &WasiContext, with_preopens: bool) -> anyhow::Result<Wa
 pub struct CommandState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: wasmtime::StoreLimits,
 }
 
 impl WasiView for CommandState {
@@ -164,8 +173,10 @@ pub fn run_command(
     let state = CommandState {
         wasi: wasi_builder(ctx, true)?.build(),
         table: ResourceTable::new(),
+        limits: crate::limits::store_limits(&ctx.settings),
     };
     let mut store = Store::new(engine, state);
+    crate::limits::apply(&mut store, |state| &mut state.limits, None);
     let returned = match command {
         LinkedCommand::P2(pre) => {
             let instance = pre

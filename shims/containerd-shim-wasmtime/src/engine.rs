@@ -5,9 +5,9 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use anyhow::bail;
-use containerd_shim_wasm::{Engine, EngineConfig, WasiContext};
+use containerd_shim_wasm::{Capabilities, Engine, EngineConfig, Sockets, WasiContext};
 use wasmtime::component::Component;
-use wasmtime::{Config, Module, Precompiled};
+use wasmtime::{Config, Module, OptLevel, Precompiled};
 
 use crate::component::{self, LinkedCommand, World};
 use crate::http::{self, HttpComponent};
@@ -20,6 +20,8 @@ pub const WASMTIME_VERSION: &str = "48";
 #[derive(Clone)]
 pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
+    /// The runtime options it was built with, for the serving engine of HTTP servers.
+    config: EngineConfig,
     /// An embedder's host interfaces for HTTP servers (the Spin shim's `fermyon:spin/*`).
     host_interfaces: Option<http::AddHostInterfaces>,
 }
@@ -36,8 +38,9 @@ pub enum LinkedWasm {
 
 /// The settings every engine of this shim shares, so that code compiled by one loads in
 /// another (the HTTP server's engine adds only the pooling allocator, which compiled code
-/// does not depend on).
-pub fn base_config() -> Config {
+/// does not depend on): the runtime options' features and optimisation level, and epoch
+/// interruption for request deadlines (`limits`).
+pub fn base_config(options: &EngineConfig) -> anyhow::Result<Config> {
     let mut config = Config::new();
     // Compilation runs in the create helper, which must stay single-threaded because
     // libcontainer forks it right after.
@@ -49,20 +52,74 @@ pub fn base_config() -> Config {
         .wasm_component_model_more_async_builtins(true)
         .wasm_component_model_async_stackful(true)
         .wasm_component_model_error_context(true);
-    config
+    config.epoch_interruption(true);
+    for (feature, on) in &options.wasm_features {
+        let Some((_, set)) = FEATURES.iter().find(|(name, _)| name == feature) else {
+            let names: Vec<&str> = FEATURES.iter().map(|(name, _)| *name).collect();
+            bail!(
+                "the runtime option WasmFeatures: unknown proposal {feature:?}; the wasmtime \
+                 engine knows {}",
+                names.join(", ")
+            );
+        };
+        set(&mut config, *on);
+    }
+    if let Some(level) = &options.opt_level {
+        config.cranelift_opt_level(match level.as_str() {
+            "none" => OptLevel::None,
+            "speed" => OptLevel::Speed,
+            "speed_and_size" => OptLevel::SpeedAndSize,
+            other => {
+                bail!("the runtime option OptLevel = {other:?}: none, speed or speed_and_size")
+            }
+        });
+    }
+    Ok(config)
 }
+
+/// The proposals `WasmFeatures` switches, by the names wasmtime's `-W` flags use.
+type SetFeature = fn(&mut Config, bool) -> &mut Config;
+const FEATURES: [(&str, SetFeature); 15] = [
+    ("bulk_memory", Config::wasm_bulk_memory),
+    ("component_model_async", Config::wasm_component_model_async),
+    ("exceptions", Config::wasm_exceptions),
+    ("extended_const", Config::wasm_extended_const),
+    ("function_references", Config::wasm_function_references),
+    ("gc", Config::wasm_gc),
+    ("memory64", Config::wasm_memory64),
+    ("multi_memory", Config::wasm_multi_memory),
+    ("multi_value", Config::wasm_multi_value),
+    ("reference_types", Config::wasm_reference_types),
+    ("relaxed_simd", Config::wasm_relaxed_simd),
+    ("simd", Config::wasm_simd),
+    ("tail_call", Config::wasm_tail_call),
+    ("threads", Config::wasm_threads),
+    ("wide_arithmetic", Config::wasm_wide_arithmetic),
+];
 
 impl Engine for WasmtimeEngine {
     const NAME: &'static str = "wasmtime";
     type Module = LinkedWasm;
 
+    const CAPABILITIES: Capabilities = Capabilities {
+        max_memory: true,
+        max_table_elements: true,
+        deadline: true,
+        request_deadline: true,
+        sockets: Sockets::ByHost,
+    };
+
     fn new(config: &EngineConfig) -> anyhow::Result<Self> {
-        config.refuse_all(Self::NAME)?;
-        let engine = wasmtime::Engine::new(&base_config())?;
+        let engine = wasmtime::Engine::new(&base_config(config)?)?;
         Ok(Self {
             engine,
+            config: config.clone(),
             host_interfaces: None,
         })
+    }
+
+    fn runs_to_completion(&self, module: &LinkedWasm) -> bool {
+        !matches!(module, LinkedWasm::HttpServer(_))
     }
 
     fn runs_components(&self) -> bool {
@@ -134,7 +191,7 @@ impl Engine for WasmtimeEngine {
         match module {
             LinkedWasm::Module(module) => p1::run(&self.engine, module, ctx),
             LinkedWasm::Command(command) => component::run_command(&self.engine, command, ctx),
-            LinkedWasm::HttpServer(server) => http::serve(server, ctx),
+            LinkedWasm::HttpServer(server) => http::serve(server, ctx, &self.config),
         }
     }
 }
@@ -147,6 +204,11 @@ impl WasmtimeEngine {
             host_interfaces: Some(add),
             ..self
         }
+    }
+
+    /// The runtime options the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     fn link_module(&self, module: Module, entry: &str) -> anyhow::Result<LinkedWasm> {
@@ -236,6 +298,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            container: "test".into(),
             settings: Default::default(),
             annotations: Default::default(),
         };
@@ -284,6 +347,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network: false,
+            container: "test".into(),
             settings: Default::default(),
             annotations: Default::default(),
         }
@@ -391,5 +455,49 @@ mod tests {
         let err = format!("{:#}", engine.compile(&component, "_start").err().unwrap());
         assert!(err.contains("wasi:nonexistent/thing@1.0.0"), "{err}");
         assert!(err.contains("offers WASI 0.2.x and 0.3.x"), "{err}");
+    }
+
+    #[test]
+    fn runtime_options_switch_proposals_and_bad_ones_are_named() {
+        let tail_call =
+            wat(r#"(module (func $f return_call $f) (func (export "_start") (call $f)))"#);
+        let default = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
+        default.compile(&tail_call, "_start").unwrap();
+        let options = EngineConfig {
+            wasm_features: [("tail_call".to_string(), false)].into(),
+            opt_level: Some("none".into()),
+            ..EngineConfig::default()
+        };
+        let without = WasmtimeEngine::new(&options).unwrap();
+        let error = format!("{:#}", without.compile(&tail_call, "_start").err().unwrap());
+        assert!(error.contains("tail call"), "{error}");
+        assert_ne!(default.precompile_key(), without.precompile_key());
+
+        let unknown = EngineConfig {
+            wasm_features: [("teleportation".to_string(), true)].into(),
+            ..EngineConfig::default()
+        };
+        let error = WasmtimeEngine::new(&unknown).err().unwrap().to_string();
+        assert!(
+            error.contains("WasmFeatures") && error.contains("teleportation"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_memory_cap_fails_growth_inside_the_sandbox() {
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
+        // Exits with 0 when growing by 32 pages (2 MiB) fails, 1 when it succeeds.
+        let grows = wat(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "_start")
+                  (call $exit (i32.ne (memory.grow (i32.const 32)) (i32.const -1)))))"#,
+        );
+        let module = engine.compile(&grows, "_start").unwrap();
+        let mut ctx = context();
+        assert_eq!(engine.run(&module, &ctx).unwrap(), 1);
+        ctx.settings.max_memory = Some(1 << 20);
+        assert_eq!(engine.run(&module, &ctx).unwrap(), 0);
     }
 }

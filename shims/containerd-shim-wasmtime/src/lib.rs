@@ -6,4 +6,6 @@
 pub mod component;
 pub mod engine;
 pub mod http;
+pub mod limits;
+mod outbound;
 mod p1;

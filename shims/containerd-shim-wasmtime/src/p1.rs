@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::WasiContext;
-use wasmtime::{ExternType, InstancePre, Linker, Module, Store};
+use wasmtime::{ExternType, InstancePre, Linker, Module, Store, StoreLimits};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 
@@ -10,7 +10,13 @@ use crate::component::wasi_builder;
 
 /// A module linked against WASI preview 1, ready to instantiate.
 pub struct LinkedModule {
-    pre: InstancePre<WasiP1Ctx>,
+    pre: InstancePre<ModuleState>,
+}
+
+/// A module's store data: WASI and the container's limits.
+pub struct ModuleState {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
 }
 
 /// Checks the entry export and links WASI preview 1.
@@ -25,7 +31,7 @@ pub fn link(
         None => bail!("the module has no exported function `{entry}`"),
     }
     let mut linker = Linker::new(engine);
-    p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
+    p1::add_to_linker_sync(&mut linker, |state: &mut ModuleState| &mut state.wasi)?;
     let pre = linker.instantiate_pre(&module)?;
     Ok(LinkedModule { pre })
 }
@@ -37,7 +43,12 @@ pub fn run(
     ctx: &WasiContext,
 ) -> anyhow::Result<i32> {
     let began = std::time::Instant::now();
-    let mut store = Store::new(engine, wasi_builder(ctx, true)?.build_p1());
+    let state = ModuleState {
+        wasi: wasi_builder(ctx, true)?.build_p1(),
+        limits: crate::limits::store_limits(&ctx.settings),
+    };
+    let mut store = Store::new(engine, state);
+    crate::limits::apply(&mut store, |state| &mut state.limits, None);
     let instance = module
         .pre
         .instantiate(&mut store)

@@ -45,17 +45,9 @@ pub fn refuse_what_the_engine_cannot_enforce<E: Engine>(
             E::NAME
         );
     }
-    if let Some(hosts) = &settings.allowed_outbound_hosts {
+    if settings.allowed_outbound_hosts.is_some() {
         match can.sockets {
-            Sockets::ByHost => {}
-            Sockets::ByAddress => {
-                if let Err(e) = hosts.networks() {
-                    bail!(
-                        "{ALLOWED_OUTBOUND_HOSTS_ANNOTATION}: {e} (the {} engine)",
-                        E::NAME
-                    );
-                }
-            }
+            Sockets::ByHost | Sockets::NoSockets => {}
             Sockets::Unconfined => bail!(
                 "{ALLOWED_OUTBOUND_HOSTS_ANNOTATION}: the {} engine cannot confine sockets to \
                  some hosts; allow every host ({NETWORK_ANNOTATION}=allow) or run the module \
@@ -133,13 +125,13 @@ mod tests {
     }
 
     #[derive(Clone)]
-    struct ByAddress;
+    struct NoSockets;
 
-    impl Engine for ByAddress {
-        const NAME: &'static str = "by-address";
+    impl Engine for NoSockets {
+        const NAME: &'static str = "no-sockets";
         const CAPABILITIES: Capabilities = Capabilities {
             deadline: true,
-            sockets: Sockets::ByAddress,
+            sockets: Sockets::NoSockets,
             ..Capabilities::NONE
         };
         type Module = ();
@@ -168,14 +160,15 @@ mod tests {
         let error = refuse_what_the_engine_cannot_enforce::<Unconfined>(&deadline).unwrap_err();
         assert!(error.to_string().contains(DEADLINE_ANNOTATION), "{error}");
         assert!(error.to_string().contains("unconfined engine"), "{error}");
-        refuse_what_the_engine_cannot_enforce::<ByAddress>(&deadline).unwrap();
+        refuse_what_the_engine_cannot_enforce::<NoSockets>(&deadline).unwrap();
 
-        let by_ip = settings(&[(ALLOWED_OUTBOUND_HOSTS_ANNOTATION, "*://10.0.0.0/8:*")]);
-        refuse_what_the_engine_cannot_enforce::<ByAddress>(&by_ip).unwrap();
-        assert!(refuse_what_the_engine_cannot_enforce::<Unconfined>(&by_ip).is_err());
-        let by_name = settings(&[(ALLOWED_OUTBOUND_HOSTS_ANNOTATION, "https://example.com")]);
-        let error = refuse_what_the_engine_cannot_enforce::<ByAddress>(&by_name).unwrap_err();
-        assert!(error.to_string().contains("https://example.com"), "{error}");
+        let hosts = settings(&[(ALLOWED_OUTBOUND_HOSTS_ANNOTATION, "*://10.0.0.0/8:*")]);
+        refuse_what_the_engine_cannot_enforce::<NoSockets>(&hosts).unwrap();
+        let error = refuse_what_the_engine_cannot_enforce::<Unconfined>(&hosts).unwrap_err();
+        assert!(error.to_string().contains("unconfined engine"), "{error}");
+        let memory = settings(&[(MAX_MEMORY_ANNOTATION, "1M")]);
+        let error = refuse_what_the_engine_cannot_enforce::<NoSockets>(&memory).unwrap_err();
+        assert!(error.to_string().contains(MAX_MEMORY_ANNOTATION), "{error}");
     }
 
     fn context(network: bool) -> WasiContext {
@@ -185,6 +178,7 @@ mod tests {
             preopens: vec![],
             entry: "_start".into(),
             network,
+            container: "c".into(),
             settings: ContainerSettings::default(),
             annotations: Default::default(),
         }
@@ -207,7 +201,7 @@ mod tests {
         );
         assert!(!error.contains("sock_accept"), "{error}");
         refuse_unconfined_sockets::<Unconfined>(&module, &context(true)).unwrap();
-        refuse_unconfined_sockets::<ByAddress>(&module, &context(false)).unwrap();
+        refuse_unconfined_sockets::<NoSockets>(&module, &context(false)).unwrap();
         let quiet = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
         refuse_unconfined_sockets::<Unconfined>(&quiet, &context(false)).unwrap();
     }

@@ -79,7 +79,7 @@ fn prepare_wasm<E: Engine>(
         None => E::new(&crate::config::for_process().engine_config()?)
             .with_context(|| format!("start the {} engine", E::NAME))?,
     };
-    let ctx = wasi_context(spec, &workload.entrypoint)?;
+    let ctx = wasi_context(spec, &workload.entrypoint, container)?;
     super::capabilities::refuse_what_the_engine_cannot_enforce::<E>(&ctx.settings)?;
     let before = open_descriptors()?;
     let module = if application {
@@ -153,7 +153,11 @@ fn open_descriptors() -> anyhow::Result<Vec<RawFd>> {
 /// The module's view of the container: args, env, and the preopened directories (the rootfs
 /// and the working directory as `.`, unless narrowed: see [`super::preopens`]), made here
 /// once and handed to the init process, which runs the module with it as it is.
-fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> anyhow::Result<WasiContext> {
+fn wasi_context(
+    spec: &Spec,
+    entrypoint: &Entrypoint,
+    container: &str,
+) -> anyhow::Result<WasiContext> {
     let process = spec.process().as_ref();
     let mut args: Vec<String> = process.and_then(|p| p.args().clone()).unwrap_or_default();
     if let Some(arg0) = args.first_mut() {
@@ -189,6 +193,7 @@ fn wasi_context(spec: &Spec, entrypoint: &Entrypoint) -> anyhow::Result<WasiCont
         preopens,
         entry: entrypoint.func.clone(),
         network,
+        container: container.to_string(),
         settings,
         annotations,
     })
@@ -208,7 +213,7 @@ mod tests {
             "/work",
             true,
         );
-        let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet")).unwrap();
+        let ctx = wasi_context(&spec, &Entrypoint::parse("app.wasm#greet"), "c").unwrap();
         assert_eq!(ctx.args, ["app.wasm", "a b"]);
         assert_eq!(ctx.entry, "greet");
         assert_eq!(
@@ -236,7 +241,7 @@ mod tests {
                 value,
             );
             assert_eq!(
-                wasi_context(&spec, &entry).unwrap().network,
+                wasi_context(&spec, &entry, "c").unwrap().network,
                 allowed,
                 "{value}"
             );
@@ -254,7 +259,7 @@ mod tests {
             "io.kubernetes.cri.sandbox-id",
             "abc",
         );
-        let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm")).unwrap();
+        let ctx = wasi_context(&spec, &Entrypoint::parse("/m.wasm"), "c").unwrap();
         assert_eq!(
             ctx.annotations,
             BTreeMap::from([(
@@ -269,6 +274,7 @@ mod tests {
         let ctx = wasi_context(
             &spec(&["/m.wasm"], &[], "/", false),
             &Entrypoint::parse("/m.wasm"),
+            "c",
         )
         .unwrap();
         assert_eq!(ctx.preopens.len(), 1);

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use log::{debug, error};
+use log::{debug, error, warn};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use oci_spec::runtime::Spec;
 
 use super::seccomp::ExecFilter;
+use crate::config::DEADLINE_EXIT_STATUS;
 use crate::engine::{Engine, WasiContext};
 
 /// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
@@ -112,6 +113,11 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     if let Err(e) = exit_on_termination_signals() {
         error!(id; "container {id}: cannot install signal handlers: {e}");
     }
+    if let Some(deadline) = ctx.settings.deadline
+        && engine.runs_to_completion(module)
+    {
+        stop_at_deadline(id, &ctx.args[0], deadline);
+    }
     let began = std::time::Instant::now();
     let status = match engine.run(module, ctx) {
         Ok(status) => status,
@@ -122,6 +128,29 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
     };
     debug!(id; "container {id}: {} ran for {:?} (instantiation included), status {status}", ctx.args[0], began.elapsed());
     status
+}
+
+/// Ends this process (the container's) with [`DEADLINE_EXIT_STATUS`] once `deadline` has
+/// passed, saying so on its stderr and in the shim log. A thread of its own, not the engine's
+/// interruption: it stops a module blocked in a host call (a sleep, a read) as surely as one
+/// that loops, on every engine.
+fn stop_at_deadline(id: &str, module: &str, deadline: std::time::Duration) {
+    let (watched, module) = (id.to_string(), module.to_string());
+    let spawned = std::thread::Builder::new()
+        .name("deadline".into())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            let message = format!("deadline of {deadline:?} exceeded: {module} stopped");
+            let _ = writeln!(std::io::stderr(), "{message}");
+            warn!(id = watched.as_str(); "container {watched}: {message}");
+            let _ = std::io::stdout().flush();
+            // SAFETY: _exit ends the process at once; no destructor runs on any thread.
+            unsafe { libc::_exit(DEADLINE_EXIT_STATUS) }
+        });
+    if let Err(e) = spawned {
+        error!(id; "container {id}: cannot watch its deadline, stopping it now: {e}");
+        std::process::exit(DEADLINE_EXIT_STATUS);
+    }
 }
 
 /// A native program's capabilities change at its execve: a process of a non-root user keeps

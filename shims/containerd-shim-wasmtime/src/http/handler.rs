@@ -17,10 +17,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use tokio::sync::{Semaphore, oneshot};
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Store, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -30,10 +29,13 @@ use wasmtime_wasi_http::{
 };
 
 use crate::component::wasi_builder;
+use crate::limits::{self, store_limits};
+use crate::outbound::allow_sockets;
 
 /// A server instance's store data.
 pub struct RequestState {
     wasi: WasiCtx,
+    limits: StoreLimits,
     http: WasiHttpCtx,
     table: ResourceTable,
     outgoing: OutgoingPolicy,
@@ -58,21 +60,29 @@ pub struct InstanceSetup {
 }
 
 impl RequestState {
-    /// WASI with `ctx`'s preopens (servers get none unless their embedder gives some), and
-    /// `setup`'s outbound hosts and host state.
+    /// WASI with `ctx`'s preopens (servers get none unless their embedder gives some), its
+    /// limits and outbound hosts, or `setup`'s outbound hosts, and `setup`'s host state.
     pub fn new(ctx: &WasiContext, setup: &InstanceSetup) -> anyhow::Result<Self> {
         let mut wasi = wasi_builder(ctx, true)?;
         if let Some(hosts) = &setup.allowed_hosts {
             allow_sockets(&mut wasi, hosts, &setup.name);
         }
+        let (hosts, name) = match &setup.allowed_hosts {
+            Some(hosts) => (Some(hosts.clone()), setup.name.clone()),
+            None => (
+                ctx.settings.allowed_outbound_hosts.clone().map(Arc::new),
+                format!("container {}", ctx.container),
+            ),
+        };
         Ok(Self {
             wasi: wasi.build(),
+            limits: store_limits(&ctx.settings),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             outgoing: OutgoingPolicy {
                 allowed: ctx.network,
-                hosts: setup.allowed_hosts.clone(),
-                name: setup.name.clone(),
+                hosts,
+                name,
             },
             host_data: setup.host_data.as_ref().map(|make| make()),
         })
@@ -87,42 +97,18 @@ impl RequestState {
             .and_then(|data| data.downcast_mut())
             .expect("the embedder gave the instance the state of its host interfaces")
     }
-}
 
-/// Sockets (and name lookups) for an instance whose outbound hosts are `hosts`: a connection
-/// goes to an address one of them allows, and a refusal is logged.
-fn allow_sockets(wasi: &mut WasiCtxBuilder, hosts: &Arc<AllowedHosts>, name: &str) {
-    if !hosts.allows_some_socket() {
-        return;
+    /// A store for an instance, holding to the container's limits, with `deadline` (the
+    /// request's) from now.
+    pub fn store(
+        engine: &wasmtime::Engine,
+        state: Self,
+        deadline: Option<Duration>,
+    ) -> Store<Self> {
+        let mut store = Store::new(engine, state);
+        limits::apply(&mut store, |state| &mut state.limits, deadline);
+        store
     }
-    let (hosts, name) = (hosts.clone(), name.to_string());
-    wasi.allow_ip_name_lookup(true)
-        .allow_tcp(true)
-        .allow_udp(true)
-        .socket_addr_check(move |addr, used_for| {
-            let allowed = match used_for {
-                // The implicit bind of a connect or a send (the wildcard address, an ephemeral
-                // port): the allowed hosts say where a socket goes, and it goes nowhere yet.
-                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
-                    addr.ip().is_unspecified() && addr.port() == 0
-                }
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
-                    hosts.allows_socket(addr)
-                }
-                // Outbound hosts grant no server sockets.
-                SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
-            };
-            if !allowed {
-                refused(&name, &format!("{used_for:?} {addr}"), &hosts);
-            }
-            Box::pin(std::future::ready(allowed))
-        });
-}
-
-/// Logs an outbound refusal on the container's stderr and in the shim log.
-fn refused(name: &str, what: &str, hosts: &AllowedHosts) {
-    eprintln!("wasmtime-shim: {name}: {what} refused: not in its allowed outbound hosts {hosts}");
-    log::warn!("{name}: {what} refused: not in its allowed outbound hosts {hosts}");
 }
 
 impl WasiView for RequestState {
@@ -165,7 +151,7 @@ impl OutgoingPolicy {
             .unwrap_or(0);
         let allowed = hosts.allows_request(scheme, host, port);
         if !allowed {
-            refused(
+            crate::outbound::refused(
                 &self.name,
                 &format!("a request to {scheme}://{host}:{port}"),
                 hosts,
@@ -263,9 +249,15 @@ impl Handler {
     ) -> Result<Response<HyperOutgoingBody>, Infallible> {
         let method = request.method().clone();
         let uri = request.uri().clone();
+        let deadline = self.ctx.settings.request_deadline;
         match self.respond(request).await {
             Ok(response) => Ok(response),
-            Err(e) => Ok(internal_error(&method, &uri, &e)),
+            Err(e) => match deadline {
+                Some(deadline) if limits::is_deadline(&e) => {
+                    Ok(gateway_timeout(&method, &uri, deadline))
+                }
+                _ => Ok(internal_error(&method, &uri, &e)),
+            },
         }
     }
 
@@ -274,9 +266,10 @@ impl Handler {
         request: Request<Incoming>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let slot = self.slots.clone().acquire_owned().await?;
-        let mut store = Store::new(
+        let mut store = RequestState::store(
             self.pre.engine(),
             RequestState::new(&self.ctx, &self.setup)?,
+            self.ctx.settings.request_deadline,
         );
         let (sender, receiver) = oneshot::channel();
         let incoming = store
@@ -308,6 +301,27 @@ impl Handler {
             },
         }
     }
+}
+
+/// What a client gets when the guest gave no response within the request deadline: 504; why
+/// goes to the container's stderr and the shim log.
+pub fn gateway_timeout<E>(
+    method: &Method,
+    uri: &Uri,
+    deadline: Duration,
+) -> Response<UnsyncBoxBody<Bytes, E>> {
+    eprintln!(
+        "wasmtime-shim: {method} {uri}: answering 504: request deadline of {deadline:?} exceeded"
+    );
+    log::warn!("{method} {uri}: request deadline of {deadline:?} exceeded, answered 504");
+    let body = Full::new(Bytes::from_static(
+        b"gateway timeout: request deadline exceeded\n",
+    ))
+    .map_err(|never| match never {})
+    .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    response
 }
 
 /// What a client gets when the guest gave no response: 500, as wasmtime serve answers; why

@@ -13,9 +13,10 @@ pub mod settings;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use containerd_shim_wasm::WasiContext;
+use containerd_shim_wasm::{EngineConfig, WasiContext};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
@@ -91,9 +92,13 @@ fn wasi_p2_linker(
 }
 
 /// Serves the component until SIGTERM/SIGINT; 0 once in-flight requests have finished.
-pub fn serve(server: &HttpComponent, ctx: &WasiContext) -> anyhow::Result<i32> {
+pub fn serve(
+    server: &HttpComponent,
+    ctx: &WasiContext,
+    options: &EngineConfig,
+) -> anyhow::Result<i32> {
     let settings = Settings::new(&ctx.env, &ctx.annotations)?;
-    let serving = Serving::new()?;
+    let serving = Serving::new(options)?;
     // The server sees no directory: a fresh instance per request should not cost directory
     // opens, and wasmtime serve gives none either.
     let ctx = WasiContext {
@@ -125,19 +130,29 @@ pub struct Serving {
     engine: wasmtime::Engine,
     pub allocator: pooling::Allocator,
     slots: Arc<Semaphore>,
+    /// Whether the epoch advances (once a responder has a request deadline).
+    ticking: std::sync::Once,
 }
 
 impl Serving {
-    pub fn new() -> anyhow::Result<Self> {
-        let (engine, allocator, refused) =
-            pooling::serving_engine(crate::engine::base_config(), pooling::pool_config())?;
+    /// The serving engine for the runtime options `options` (those of the engine that
+    /// compiled the components).
+    pub fn new(options: &EngineConfig) -> anyhow::Result<Self> {
+        let instances = options
+            .pooling_max_instances
+            .unwrap_or(pooling::MAX_INSTANCES);
+        let (engine, allocator, refused) = pooling::serving_engine(
+            crate::engine::base_config(options)?,
+            pooling::pool_config(instances, options.pooling_max_memory_size),
+        )?;
         if let Some(why) = refused {
             eprintln!("wasmtime-shim: pooling allocator unavailable, allocating on demand: {why}");
         }
         Ok(Self {
             engine,
             allocator,
-            slots: Arc::new(Semaphore::new(pooling::MAX_INSTANCES as usize)),
+            slots: Arc::new(Semaphore::new(instances as usize)),
+            ticking: std::sync::Once::new(),
         })
     }
 
@@ -150,12 +165,18 @@ impl Serving {
         setup: InstanceSetup,
         reuse: Reuse,
     ) -> anyhow::Result<Responder> {
+        if ctx.settings.request_deadline.is_some() {
+            let mut started = Ok(());
+            self.ticking
+                .call_once(|| started = crate::limits::start_ticker(&self.engine));
+            started?;
+        }
         // Pooling does not change compiled code: the create helper's compilation moves over
         // as is.
         let artifact = server.component.serialize()?;
         // SAFETY: the bytes were serialized just now by this wasmtime build.
         let component = unsafe { Component::deserialize(&self.engine, &artifact) }?;
-        Ok(match server.wasi {
+        let kind = match server.wasi {
             Wasi::P2 => {
                 if reuse.reuses() {
                     eprintln!(
@@ -163,14 +184,14 @@ impl Serving {
                          0.2 server takes a fresh instance per request"
                     );
                 }
-                Responder::P2(Arc::new(Handler::new(
+                Kind::P2(Arc::new(Handler::new(
                     proxy_pre(&self.engine, server, &component)?,
                     ctx,
                     setup,
                     self.slots.clone(),
                 )))
             }
-            Wasi::P3 => Responder::P3(
+            Wasi::P3 => Kind::P3(
                 Arc::new(Service::new(
                     service::service_pre(&self.engine, server, &component)?,
                     ctx,
@@ -180,6 +201,10 @@ impl Serving {
                 )),
                 reuse,
             ),
+        };
+        Ok(Responder {
+            kind,
+            deadline: ctx.settings.request_deadline,
         })
     }
 }
@@ -188,27 +213,44 @@ impl Serving {
 pub type ResponseBody = UnsyncBoxBody<Bytes, anyhow::Error>;
 
 /// Answers the requests of one server component.
-pub enum Responder {
+pub struct Responder {
+    kind: Kind,
+    /// The container's request deadline.
+    deadline: Option<Duration>,
+}
+
+enum Kind {
     P2(Arc<Handler>),
     P3(Arc<Service>, Reuse),
 }
 
 impl Responder {
-    /// The component's response, or a 500 when it trapped or gave none (logged on the
-    /// container's stderr).
+    /// The component's response; a 500 when it trapped or gave none, a 504 when it gave none
+    /// within the request deadline (logged on the container's stderr).
     pub async fn respond(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let Some(deadline) = self.deadline else {
+            return self.respond_in_time(request).await;
+        };
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        match tokio::time::timeout(deadline, self.respond_in_time(request)).await {
+            Ok(response) => response,
+            Err(_) => handler::gateway_timeout(&method, &uri, deadline),
+        }
+    }
+
+    async fn respond_in_time(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let boxed = |response: Response<_>| {
             response.map(|body: UnsyncBoxBody<Bytes, _>| {
                 body.map_err(|code| anyhow::anyhow!("{code:?}"))
                     .boxed_unsync()
             })
         };
-        match self {
-            Responder::P2(handler) => match handler.clone().handle(request).await {
+        match &self.kind {
+            Kind::P2(handler) => match handler.clone().handle(request).await {
                 Ok(response) => boxed(response),
                 Err(never) => match never {},
             },
-            Responder::P3(service, _) => match service.clone().handle(request).await {
+            Kind::P3(service, _) => match service.clone().handle(request).await {
                 Ok(response) => boxed(response),
                 Err(never) => match never {},
             },
@@ -217,9 +259,9 @@ impl Responder {
 
     /// Instances made and their instantiation times, for the log at exit.
     pub fn summary(&self) -> String {
-        match self {
-            Responder::P2(handler) => handler.stats.summary(),
-            Responder::P3(service, reuse) => format!("{reuse:?}; {}", service.stats().summary()),
+        match &self.kind {
+            Kind::P2(handler) => handler.stats.summary(),
+            Kind::P3(service, reuse) => format!("{reuse:?}; {}", service.stats().summary()),
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Instances that can exist at once; requests beyond it wait for a slot.
+/// Instances that can exist at once unless the runtime option `PoolingMaxInstances` says
+/// otherwise; requests beyond it wait for a slot.
 pub const MAX_INSTANCES: u32 = 1000;
 
 /// How instances are allocated, for the server's log.
@@ -13,16 +14,20 @@ pub enum Allocator {
     OnDemand,
 }
 
-/// Pool sizes for [`MAX_INSTANCES`] concurrent component instances. A Rust component holds a
-/// few core instances (its module plus the canonical ABI shims), one memory and a couple of
-/// tables, so the core pools are sized by those factors.
-pub fn pool_config() -> PoolingAllocationConfig {
+/// Pool sizes for `instances` concurrent component instances. A Rust component holds a few
+/// core instances (its module plus the canonical ABI shims), one memory and a couple of
+/// tables, so the core pools are sized by those factors. `max_memory_size`: the largest
+/// memory of an instance (wasmtime's default without it).
+pub fn pool_config(instances: u32, max_memory_size: Option<u64>) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(4 * MAX_INSTANCES)
-        .total_memories(2 * MAX_INSTANCES)
-        .total_tables(2 * MAX_INSTANCES)
-        .total_stacks(MAX_INSTANCES);
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(2))
+        .total_stacks(instances);
+    if let Some(bytes) = max_memory_size {
+        pool.max_memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
     pool
 }
 
@@ -47,19 +52,21 @@ pub fn serving_engine(
 mod tests {
     use super::*;
 
+    fn base() -> wasmtime::Config {
+        crate::engine::base_config(&Default::default()).unwrap()
+    }
+
     #[test]
     fn the_pool_is_reserved() {
-        let (_, allocator, why) =
-            serving_engine(crate::engine::base_config(), pool_config()).unwrap();
+        let (_, allocator, why) = serving_engine(base(), pool_config(MAX_INSTANCES, None)).unwrap();
         assert_eq!(allocator, Allocator::Pooling, "{why:?}");
     }
 
     #[test]
     fn an_unreservable_pool_falls_back_to_on_demand() {
         // Far beyond the 128 TiB of a process's address space: the pool cannot be set up.
-        let mut pool = pool_config();
-        pool.total_memories(u32::MAX).max_memory_size(1 << 40);
-        let (engine, allocator, why) = serving_engine(crate::engine::base_config(), pool).unwrap();
+        let pool = pool_config(u32::MAX / 4, Some(1 << 40));
+        let (engine, allocator, why) = serving_engine(base(), pool).unwrap();
         assert_eq!(allocator, Allocator::OnDemand);
         assert!(why.is_some_and(|why| !why.is_empty()));
         drop(engine);

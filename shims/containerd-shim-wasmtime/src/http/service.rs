@@ -120,7 +120,14 @@ impl HandlerState for Instances {
             .map_err(|e| wasmtime::Error::from_anyhow(e.into()))?;
         let state =
             RequestState::new(&self.ctx, &self.setup).map_err(wasmtime::Error::from_anyhow)?;
-        let mut store = Store::new(&self.engine, state);
+        // A reused instance outlives any one request: only a fresh one per request has the
+        // request's deadline in its store (the responder's timeout covers the others).
+        let deadline = self
+            .ctx
+            .settings
+            .request_deadline
+            .filter(|_| !self.reuse.reuses());
+        let mut store = RequestState::store(&self.engine, state, deadline);
         let started = Instant::now();
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.stats.record(started.elapsed());
