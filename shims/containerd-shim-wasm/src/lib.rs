@@ -23,6 +23,7 @@ mod container_state;
 mod pidfd;
 mod proc_text;
 mod request;
+pub mod settings;
 mod shim_log;
 mod stdio;
 #[cfg(test)]

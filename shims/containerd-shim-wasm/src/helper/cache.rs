@@ -163,6 +163,11 @@ impl Entry {
             return self.discard("checksum mismatch (damaged or truncated)");
         }
         drop(stored);
+        // The entry's time says when it was last used, for the size cap's eviction.
+        let _ = File::options()
+            .write(true)
+            .open(&self.path)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()));
         let checked = Instant::now();
         match engine.load_precompiled_file(&self.path, entry) {
             Ok(module) => {
@@ -199,8 +204,57 @@ impl Entry {
     fn store(&self, artifact: &[u8]) -> anyhow::Result<()> {
         let _ = fs::remove_file(&self.sum_path);
         write_and_rename(&self.path, artifact)?;
-        write_and_rename(&self.sum_path, checksum(artifact).as_bytes())
+        write_and_rename(&self.sum_path, checksum(artifact).as_bytes())?;
+        if let Some(cap) = crate::config::for_process().cache_max_size()?
+            && let Some(engine_dir) = self.path.parent().and_then(Path::parent)
+        {
+            let removed = evict_beyond(engine_dir, cap, &self.path);
+            if removed > 0 {
+                info!(
+                    id = self.container.as_str();
+                    "container {}: removed {removed} least recently used entries of the precompile cache {} (CacheMaxSize {cap} bytes)",
+                    self.container,
+                    engine_dir.display()
+                );
+            }
+        }
+        Ok(())
     }
+}
+
+/// Removes the least recently used artifacts (`*.cwasm` under `engine_dir`'s key
+/// directories, oldest modification time first, with their checksums) until they take at
+/// most `cap` bytes, keeping `newest`; how many it removed. A container that has one mapped
+/// keeps it until it exits.
+fn evict_beyond(engine_dir: &Path, cap: u64, newest: &Path) -> usize {
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = fs::read_dir(engine_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|key| fs::read_dir(key.path()).into_iter().flatten().flatten())
+        .filter(|file| file.path().extension().is_some_and(|ext| ext == "cwasm"))
+        .filter_map(|file| {
+            let meta = file.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), file.path()))
+        })
+        .collect();
+    let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+    entries.sort();
+    let mut removed = 0;
+    for (_, size, path) in entries {
+        if total <= cap {
+            break;
+        }
+        if path == newest {
+            continue;
+        }
+        let _ = fs::remove_file(path.with_extension("sum"));
+        if fs::remove_file(&path).is_ok() {
+            total -= size;
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it to `path`.
@@ -352,5 +406,30 @@ mod tests {
                 .with_extension("sum")
                 .exists()
         );
+    }
+
+    #[test]
+    fn the_size_cap_removes_the_least_recently_used_entries() {
+        let root = tempfile::tempdir().unwrap();
+        let key = root.path().join("key");
+        fs::create_dir(&key).unwrap();
+        let now = std::time::SystemTime::now();
+        for (name, age) in [("old", 30), ("mid", 20), ("new", 10)] {
+            let path = key.join(format!("{name}.cwasm"));
+            fs::write(&path, [0u8; 100]).unwrap();
+            fs::write(path.with_extension("sum"), "100 0").unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(now - std::time::Duration::from_secs(age))
+                .unwrap();
+        }
+        // The newest entry written counts but is kept whatever its age.
+        assert_eq!(evict_beyond(root.path(), 200, &key.join("new.cwasm")), 1);
+        assert!(!key.join("old.cwasm").exists() && !key.join("old.sum").exists());
+        assert!(key.join("mid.cwasm").exists());
+        assert_eq!(evict_beyond(root.path(), 50, &key.join("mid.cwasm")), 1);
+        assert!(key.join("mid.cwasm").exists() && !key.join("new.cwasm").exists());
     }
 }
