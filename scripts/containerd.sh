@@ -140,6 +140,21 @@ write_config() {
 	write_cni_config
 }
 
+# The options of the handler wasmtime-limited, as the table's lines. containerd 1.6's CRI
+# plugin sends a runtime type other than runc's only `ConfigPath` of the table (1.7 and 2.x
+# send the whole table too), so on 1.6 the options go in a file the table names.
+readonly limited_options_file=$state_dir/wasmtime-limited.toml
+limited_options() {
+	local options='Deadline = "1s"
+MaxMemory = "32M"'
+	if [[ $containerd_version == 1.6 ]]; then
+		printf '%s\n' "$options" >"$limited_options_file"
+		printf '      ConfigPath = %s\n' "$(toml_string "$limited_options_file")"
+	else
+		printf '%s\n' "$options" | sed 's/^/      /'
+	fi
+}
+
 # containerd 1.x: config version 2, one CRI plugin.
 write_config_v2() {
 	cat <<EOF
@@ -212,6 +227,15 @@ disabled_plugins = [
       runtime_type = "io.containerd.spin.v2"
       pod_annotations = ["io.containerd.wasm.*"]
       container_annotations = ["io.containerd.wasm.*"]
+
+    # The wasmtime shim with runtime options (docs/configuration.md; cri/tests/runtime_options.rs).
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime-limited]
+      runtime_type = "io.containerd.wasmtime.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime-limited.options]
+$(limited_options)
 EOF
 	if [[ $containerd_version == 1.7 ]]; then
 		nri_disabled
@@ -288,6 +312,15 @@ disabled_plugins = [
       runtime_type = "io.containerd.spin.v2"
       pod_annotations = ["io.containerd.wasm.*"]
       container_annotations = ["io.containerd.wasm.*"]
+
+    # The wasmtime shim with runtime options (docs/configuration.md; cri/tests/runtime_options.rs).
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime-limited]
+      runtime_type = "io.containerd.wasmtime.v1"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime-limited.options]
+$(limited_options)
 EOF
 	nri_disabled
 }

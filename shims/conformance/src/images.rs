@@ -307,6 +307,14 @@ pub static AUTH_GATEWAY: TestImage = TestImage::tarball(
     "auth-gateway.tar",
 );
 
+/// `/tcp-echo.wasm`, a wasm32-wasip2 command on `wasi:sockets`: a TCP listener, or with
+/// `connect ADDR TEXT` a client (test-images/tcp-echo).
+pub static TCP_ECHO: TestImage = TestImage::tarball(
+    "docker.io/library/tcp-echo:latest",
+    "wasip2/wasm",
+    "tcp-echo.tar",
+);
+
 /// Files that no shim can run, in an image with neither entrypoint nor command.
 pub static BAD_INPUTS: TestImage = TestImage::built(
     "docker.io/library/shim-conformance-bad-inputs:latest",

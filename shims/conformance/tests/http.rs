@@ -18,7 +18,7 @@ use shim_conformance::expect::EXIT_SIGKILL;
 use shim_conformance::http::{
     Connection, Message, Upstream, expect_every_answer, get, get_all_at_once,
 };
-use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, WASI_DEMO_APP_COMPONENT};
+use shim_conformance::images::{AUTH_GATEWAY, HTTP_HELLO, TCP_ECHO, WASI_DEMO_APP_COMPONENT};
 
 /// The http-hello server, as it comes (no extra environment, no outgoing network).
 fn hello_server(label: &str, port: u16) -> Result<Server> {
@@ -377,6 +377,121 @@ fn a_wasi_cli_run_component_runs_like_a_module() -> Result<()> {
             "`{}`: expected COMPONENT_VAR=set among the variables; got {}",
             env.command,
             env.describe()
+        );
+    }
+    Ok(())
+}
+
+const ALLOWED_OUTBOUND_HOSTS: &str = "io.containerd.wasm.allowed-outbound-hosts";
+
+/// A request still unanswered at the container's request deadline gets 504, and the server
+/// goes on answering the next ones.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_request_past_its_deadline_gets_504() -> Result<()> {
+    let port = 18095;
+    let container = Container::new("http-hello-deadline", wasmtime(), &HTTP_HELLO)
+        .net_host()
+        .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"))
+        .annotation("io.containerd.wasm.http.request-deadline", "500ms");
+    let server = Server::launch(container, "/http-hello.wasm", port)?;
+    let began = Instant::now();
+    get(port, "/sleep?ms=5000", &[])?.expect_status(504)?;
+    if began.elapsed() > Duration::from_secs(3) {
+        bail!("the 504 came after {:?}", began.elapsed());
+    }
+    expect_hello(&get(port, "/after", &[])?, "GET", "/after")?;
+    let out = server.stop()?;
+    if !out.stderr.contains("answering 504") {
+        bail!(
+            "the deadline is not on the container's stderr: {}",
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+/// The gateway of container `label` on `port`, whose only allowed outbound host is `allowed`.
+fn confined_gateway(label: &str, port: u16, upstream: &Upstream, allowed: &str) -> Result<Server> {
+    let container = Container::new(label, wasmtime(), &AUTH_GATEWAY)
+        .net_host()
+        .env(&format!("{ADDR_ENV}=127.0.0.1:{port}"))
+        .env(&format!(
+            "UPSTREAM_URL=http://127.0.0.1:{}/api",
+            upstream.port
+        ))
+        .env(&format!("JWT_SECRET={SECRET}"))
+        .annotation(ALLOWED_OUTBOUND_HOSTS, allowed);
+    Server::launch(container, "/auth-gateway.wasm", port)
+}
+
+/// With allowed outbound hosts (and no network annotation), outgoing HTTP reaches those
+/// hosts and no other; the refusal names the container and the host.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn outgoing_http_reaches_only_the_allowed_hosts() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let allowed = format!("http://127.0.0.1:{}", upstream.port);
+    let server = confined_gateway("auth-gateway-allowed", 18096, &upstream, &allowed)?;
+    get_with_token(18096, "/orders/1", &token("carol", 3600, SECRET))?.expect_status(200)?;
+    server.stop()?;
+
+    let other = "http://127.0.0.1:1,https://*.example.com";
+    let server = confined_gateway("auth-gateway-elsewhere", 18097, &upstream, other)?;
+    let id = server.container.id().to_string();
+    get_with_token(18097, "/orders/2", &token("carol", 3600, SECRET))?.expect_status(502)?;
+    let out = server.stop()?;
+    if upstream.seen() != 1 {
+        bail!(
+            "the upstream saw {} requests, not the allowed one only",
+            upstream.seen()
+        );
+    }
+    let refusal = format!(
+        "container {id}: a request to http://127.0.0.1:{}",
+        upstream.port
+    );
+    if !out.stderr.contains(&refusal) || !out.stderr.contains("refused") {
+        bail!(
+            "no refusal naming the container and the host: {}",
+            out.describe()
+        );
+    }
+    Ok(())
+}
+
+/// A `wasi:sockets` TCP connection (tcp-echo's client) goes to an allowed host and port,
+/// and is refused anywhere else, with the refusal on the container's stderr.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_socket_reaches_only_the_allowed_hosts() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let target = format!("127.0.0.1:{}", upstream.port);
+    let connect = |label: &str, allowed: &str| {
+        Container::new(label, wasmtime(), &TCP_ECHO)
+            .net_host()
+            .annotation(ALLOWED_OUTBOUND_HOSTS, allowed)
+            .run(&[
+                "/tcp-echo.wasm",
+                "connect",
+                &target,
+                "GET /raw HTTP/1.0\r\n\r\n",
+            ])
+    };
+    let out = connect("tcp-allowed", &format!("tcp://127.0.0.1:{}", upstream.port))?;
+    out.expect_code(0)?;
+    if !out.stdout.starts_with("HTTP/1.1 200 OK") || !out.stdout.contains("GET /raw HTTP/1.0") {
+        bail!("the allowed connection got no answer: {}", out.describe());
+    }
+    let out = connect("tcp-elsewhere", "tcp://127.0.0.1:1,tcp://10.0.0.0/8:*")?;
+    out.expect_code(1)?;
+    if !out.stderr.contains(&format!("TcpConnect {target} refused")) {
+        bail!("no refusal of the connection: {}", out.describe());
+    }
+    if upstream.seen() != 1 {
+        bail!(
+            "the upstream saw {} connections, not the allowed one only",
+            upstream.seen()
         );
     }
     Ok(())
