@@ -17,9 +17,10 @@ pub const ADDR_ENV: &str = "WASMTIME_HTTP_PROXY_SOCKET_ADDR";
 /// The annotation that lets a container reach the network.
 pub const NETWORK_ANNOTATION: &str = "io.containerd.wasm.network";
 
-/// How long a server may take to listen: its first start compiles the component, which for a
-/// ~20 MB CPython component (componentize-py) takes tens of seconds on a busy 2-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a component may take to start (a server to listen): its first start compiles it,
+/// which for a ~20 MB CPython component (componentize-py) takes tens of seconds on a busy
+/// 2-core machine.
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Components are a wasmtime feature: the other engines run core modules only.
 pub fn wasmtime() -> &'static Runtime {

@@ -178,6 +178,14 @@ impl Container {
         self.ctr_command(&["run", "--rm"], args)?.output()
     }
 
+    /// [`Container::run`] for a run that may take up to `timeout`: the first run of a large
+    /// component compiles it.
+    pub fn run_within(&self, args: &[&str], timeout: Duration) -> Result<CmdOutput> {
+        self.ctr_command(&["run", "--rm"], args)?
+            .timeout(timeout)
+            .output()
+    }
+
     /// `ctr run --rm` with `stdin` piped in; ctr closes the container's stdin (CloseIO) when
     /// its own reaches EOF.
     ///

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use image_builder::{ImageBuilder, wasi_print_module};
@@ -79,10 +79,12 @@ fn precompiling_targets() -> Vec<Target> {
         .collect()
 }
 
-/// Identity of the file at `path`: a rebuilt entry is a new file renamed into place.
-fn identity(path: &Path) -> Result<(u64, i64, i64)> {
+/// Identity of the file at `path`: a rebuilt entry is a new file renamed into place, with an
+/// inode and a birth time of its own. Not the mtime: loading an entry touches it, for the
+/// cache's least-recently-used eviction.
+fn identity(path: &Path) -> Result<(u64, Option<SystemTime>)> {
     let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-    Ok((meta.ino(), meta.mtime(), meta.mtime_nsec()))
+    Ok((meta.ino(), meta.created().ok()))
 }
 
 #[test]

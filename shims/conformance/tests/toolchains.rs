@@ -8,7 +8,7 @@
 //! The first start compiles the component (seconds for CPython); the server tests wait for it.
 
 use anyhow::{Result, ensure};
-use shim_conformance::component_server::{Server, wasmtime};
+use shim_conformance::component_server::{START_TIMEOUT, Server, wasmtime};
 use shim_conformance::container::Container;
 use shim_conformance::http::{Connection, get};
 use shim_conformance::images::{JS_HTTP, PYTHON_CLI, PYTHON_HTTP_P2, PYTHON_HTTP_P3, TestImage};
@@ -18,8 +18,9 @@ use shim_conformance::images::{JS_HTTP, PYTHON_CLI, PYTHON_HTTP_P2, PYTHON_HTTP_
 fn a_python_command_prints_its_args_and_exits_with_its_code() -> Result<()> {
     let program = "/python-cli.wasm";
     let command = |label: &str| Container::new(label, wasmtime(), &PYTHON_CLI);
+    // The first run compiles CPython.
     command("python-cli-args")
-        .run(&[program, "a", "b"])?
+        .run_within(&[program, "a", "b"], START_TIMEOUT)?
         .expect(0, "hello from python a b\n")?;
     command("python-cli-exit")
         .run(&[program, "exit", "42"])?

@@ -27,7 +27,6 @@ use containerd_shim::protos::shim::oci::Options as RuncOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::allowed_hosts::AllowedHosts;
-use crate::helper::module_size::parse_size;
 
 /// The runtime options of a shim, as the operator wrote them (validated by [`Options::parse`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +112,12 @@ impl EngineConfig {
     }
 }
 
+/// The create options of containerd's old `io.containerd.runtime.v1.linux` runtime, which
+/// `ctr run --uidmap` of containerd 1.6 sends to any runtime but runc's, for the owner of the
+/// stdio FIFOs (`IoUid`, `IoGid`). They configure no engine, and the shim opens the FIFOs
+/// itself, outside the container's user namespace: they give the defaults.
+const LEGACY_CREATE_OPTIONS: &str = "containerd.linux.runc.CreateOptions";
+
 impl Options {
     /// The options in `any` (none: the defaults), validated; `runtime` names the runtime in
     /// errors.
@@ -143,6 +148,8 @@ impl Options {
                     .with_context(|| format!("the runtime options of {runtime}"))?,
                 (None, None) => Self::default(),
             }
+        } else if any.type_url.ends_with(LEGACY_CREATE_OPTIONS) {
+            Self::default()
         } else {
             bail!(
                 "runtime options of type {} are not understood by {runtime}: give an options \
@@ -372,6 +379,27 @@ impl ContainerSettings {
     }
 }
 
+/// `123`, `64K`, `16M`, `1G` (powers of 1024) or `off`.
+pub fn parse_size(value: &str) -> anyhow::Result<Option<u64>> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (digits, shift) = match value.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&value[..at], 10),
+        Some((at, 'm' | 'M')) => (&value[..at], 20),
+        Some((at, 'g' | 'G')) => (&value[..at], 30),
+        _ => (value, 0),
+    };
+    let number: u64 = digits
+        .parse()
+        .with_context(|| format!("{value:?} is not a size (bytes, or a number with K, M or G)"))?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .with_context(|| format!("{value:?} is too large"))?;
+    Ok(Some(bytes))
+}
+
 /// `250ms`, `30s`, `5m`, `1h`: a whole number and a unit.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
@@ -398,6 +426,18 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_off() {
+        assert_eq!(parse_size("123").unwrap(), Some(123));
+        assert_eq!(parse_size("64K").unwrap(), Some(64 << 10));
+        assert_eq!(parse_size("16m").unwrap(), Some(16 << 20));
+        assert_eq!(parse_size(" 1G ").unwrap(), Some(1 << 30));
+        assert_eq!(parse_size("OFF").unwrap(), None);
+        for bad in ["", "M", "1.5M", "-1", "12T", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     fn runtime_options(path: Option<&str>, body: Option<&str>) -> Any {
         let mut message = Empty::new();
@@ -515,5 +555,19 @@ mod tests {
         let options = Options::from_any(Some(&any), "rt").unwrap();
         assert!(options.systemd_cgroup);
         assert_eq!(options.root, "/var/run/wasm");
+    }
+
+    #[test]
+    fn the_legacy_create_options_of_ctr_uidmap_give_the_defaults() {
+        // IoUid = 100000 and IoGid = 100000 (fields 10 and 11), as `ctr run --uidmap` sends.
+        let any = Any {
+            type_url: LEGACY_CREATE_OPTIONS.into(),
+            value: vec![0x50, 0xa0, 0x8d, 0x06, 0x58, 0xa0, 0x8d, 0x06],
+            ..Default::default()
+        };
+        assert_eq!(
+            Options::from_any(Some(&any), "rt").unwrap(),
+            Options::default()
+        );
     }
 }

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use crate::config::parse_size;
+
 /// The environment variable that sets the limit.
 pub const MAX_MODULE_SIZE_ENV: &str = "WASM_SHIM_MAX_MODULE_SIZE";
 
@@ -28,27 +30,6 @@ pub fn max_module_size() -> anyhow::Result<Option<u64>> {
             .with_context(|| format!("{MAX_MODULE_SIZE_ENV}={value:?} in the shim's environment")),
         Err(_) => Ok(Some(DEFAULT_MAX_MODULE_SIZE)),
     }
-}
-
-/// `123`, `64K`, `16M`, `1G` (powers of 1024) or `off`.
-pub fn parse_size(value: &str) -> anyhow::Result<Option<u64>> {
-    let value = value.trim();
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    let (digits, shift) = match value.char_indices().last() {
-        Some((at, 'k' | 'K')) => (&value[..at], 10),
-        Some((at, 'm' | 'M')) => (&value[..at], 20),
-        Some((at, 'g' | 'G')) => (&value[..at], 30),
-        _ => (value, 0),
-    };
-    let number: u64 = digits
-        .parse()
-        .with_context(|| format!("{value:?} is not a size (bytes, or a number with K, M or G)"))?;
-    let bytes = number
-        .checked_mul(1 << shift)
-        .with_context(|| format!("{value:?} is too large"))?;
-    Ok(Some(bytes))
 }
 
 /// Reads the module at `host_path` (shown as `shown` in errors) unless it is larger than the
@@ -93,18 +74,6 @@ fn read_limited(host_path: &Path, shown: &str, limit: Option<u64>) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_take_binary_suffixes_and_off() {
-        assert_eq!(parse_size("123").unwrap(), Some(123));
-        assert_eq!(parse_size("64K").unwrap(), Some(64 << 10));
-        assert_eq!(parse_size("16m").unwrap(), Some(16 << 20));
-        assert_eq!(parse_size(" 1G ").unwrap(), Some(1 << 30));
-        assert_eq!(parse_size("OFF").unwrap(), None);
-        for bad in ["", "M", "1.5M", "-1", "12T", "99999999999999999999G"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
 
     #[test]
     fn a_module_over_the_limit_is_refused_with_its_size() {
