@@ -68,8 +68,10 @@ impl Engine for WasmEdgeEngine {
             Some(preopens.iter().map(String::as_str).collect()),
         )
         .context("create the WASI module")?;
+        // libwasmedge's C API counts `proc_exit` as success (wasmedge-sys gives `Ok`), and its
+        // WASI module keeps the code (0 until `proc_exit` sets one): read it either way.
         match call_entry(&mut wasi, module, &ctx.entry) {
-            Ok(()) => Ok(0),
+            Ok(()) => Ok(exit_status(wasi.exit_code())),
             Err(e) if is_proc_exit(&e) => Ok(exit_status(wasi.exit_code())),
             Err(e) => Err(e).with_context(|| format!("entry point `{}`", ctx.entry)),
         }
