@@ -175,7 +175,7 @@ impl Container {
 
     /// `ctr run --rm`: runs `args` (process.args, args[0] included) to completion.
     pub fn run(&self, args: &[&str]) -> Result<CmdOutput> {
-        self.ctr_command(&["run", "--rm"], args)?.output()
+        self.run_within(args, DEFAULT_TIMEOUT)
     }
 
     /// [`Container::run`] for a run that may take up to `timeout`: the first run of a large
