@@ -102,9 +102,19 @@ cargo_with_libwasmedge() {
 		how_to_get_wasmedge
 		exit 1
 	fi
-	say "using libwasmedge $(installed_version) (headers $include_dir, library $lib_dir)"
+	local version
+	version=$(installed_version)
+	say "using libwasmedge ${version:-of unknown version} (headers $include_dir, library $lib_dir)"
+	# The crates' bindings are generated for one release; another may build and then
+	# misbehave (a changed struct or a function's meaning), so the difference is said loudly.
+	if [[ $version != "$wasmedge_version" ]]; then
+		say "WARNING: libwasmedge ${version:-of unknown version} is not $wasmedge_version, the" \
+			"release wasmedge-sys was made for and this shim was verified with;" \
+			"the build or the shim may fail"
+	fi
+	# --locked: the crate's own Cargo.lock (it is outside the workspace's) must be current.
 	WASMEDGE_INCLUDE_DIR="$include_dir" WASMEDGE_LIB_DIR="$lib_dir" CARGO_TARGET_DIR="$target_dir" \
-		cargo "$@" --release --manifest-path "$manifest"
+		cargo "$@" --release --locked --manifest-path "$manifest"
 }
 
 case "${1:-build}" in
@@ -123,7 +133,7 @@ check)
 	# wasmedge-sys copies its pregenerated bindings instead of looking for the library when it
 	# sees DOCS_RS; a target dir of its own keeps that mode away from real builds.
 	DOCS_RS=1 CARGO_TARGET_DIR="$target_dir/wasmedge-check" \
-		cargo clippy --release --manifest-path "$manifest" --all-targets -- -D warnings
+		cargo clippy --release --locked --manifest-path "$manifest" --all-targets -- -D warnings
 	cargo fmt --manifest-path "$manifest" -- --check
 	;;
 *)

@@ -207,35 +207,7 @@ disabled_plugins = [
     default_runtime_name = "runc"
     snapshotter = "overlayfs"
 
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-    # CRI passes pod and container annotations to the runtime spec only when they match
-    # these patterns: the shims read io.containerd.wasm.* (e.g. network=allow) from there.
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime]
-      runtime_type = "io.containerd.wasmtime.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wamr]
-      runtime_type = "io.containerd.wamr.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    # SpinKube's handler name and runtime (RuntimeClass wasmtime-spin-v2, handler spin).
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spin]
-      runtime_type = "io.containerd.spin.v2"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    # The wasmtime shim with runtime options (docs/configuration.md; cri/tests/runtime_options.rs).
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime-limited]
-      runtime_type = "io.containerd.wasmtime.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime-limited.options]
-$(limited_options)
+$(runtime_tables 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes')
 EOF
 	if [[ $containerd_version == 1.7 ]]; then
 		nri_disabled
@@ -294,35 +266,41 @@ disabled_plugins = [
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
 
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime]
-      runtime_type = "io.containerd.wasmtime.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wamr]
-      runtime_type = "io.containerd.wamr.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    # SpinKube's handler name and runtime (RuntimeClass wasmtime-spin-v2, handler spin).
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.spin]
-      runtime_type = "io.containerd.spin.v2"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    # The wasmtime shim with runtime options (docs/configuration.md; cri/tests/runtime_options.rs).
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime-limited]
-      runtime_type = "io.containerd.wasmtime.v1"
-      pod_annotations = ["io.containerd.wasm.*"]
-      container_annotations = ["io.containerd.wasm.*"]
-
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmtime-limited.options]
-$(limited_options)
+$(runtime_tables 'plugins."io.containerd.cri.v1.runtime".containerd.runtimes')
 EOF
 	nri_disabled
+}
+
+# CRI's runtime handlers, the same in config v2 and v3 but for the plugin's name (the
+# runtimes table RUNTIMES: plugins."…".containerd.runtimes).
+runtime_tables() {
+	local runtimes=$1 handler type
+	cat <<EOF
+    [$runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+EOF
+	# CRI passes pod and container annotations to the runtime spec only when they match the
+	# patterns: the shims read io.containerd.wasm.* (e.g. network=allow) from there. spin is
+	# SpinKube's handler name and runtime (RuntimeClass wasmtime-spin-v2); wasmtime-limited
+	# is the wasmtime shim with runtime options (docs/configuration.md,
+	# cri/tests/runtime_options.rs).
+	for handler in wasmtime:wasmtime.v1 wamr:wamr.v1 wasmedge:wasmedge.v1 spin:spin.v2 \
+		wasmtime-limited:wasmtime.v1; do
+		type=${handler#*:}
+		handler=${handler%%:*}
+		cat <<EOF
+
+    [$runtimes.$handler]
+      runtime_type = "io.containerd.$type"
+      pod_annotations = ["io.containerd.wasm.*"]
+      container_annotations = ["io.containerd.wasm.*"]
+EOF
+	done
+	cat <<EOF
+
+    [$runtimes.wasmtime-limited.options]
+$(limited_options)
+EOF
 }
 
 # NRI (off by default in 1.7, on in 2.x) would put its socket in the host's /run.

@@ -17,7 +17,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the echo of a line written to stdin may take to come back.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
-check_on!(attach_streams_stdin_and_stdout: wasmtime, wamr, runc);
+check_on!(attach_streams_stdin_and_stdout: wasmtime, wamr, wasmedge, runc);
 
 fn attach_streams_stdin_and_stdout(handler: &str) -> Result<()> {
     for_each_kind("attach", handler, attach_one)

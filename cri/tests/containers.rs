@@ -1,6 +1,7 @@
 //! A Wasm container and a native sidecar in one pod: lifecycle, status, listing, stats,
 //! logs, and one shim for the whole pod.
 
+use cri_conformance::check_on;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -112,17 +113,7 @@ fn one_shim_runs_the_pause_the_wasm_app_and_the_sidecar(handler: &str) -> Result
     footprint.expect_gone()
 }
 
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wasmtime_pod_runs_in_one_shim() -> Result<()> {
-    one_shim_runs_the_pause_the_wasm_app_and_the_sidecar("wasmtime")
-}
-
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wamr_pod_runs_in_one_shim() -> Result<()> {
-    one_shim_runs_the_pause_the_wasm_app_and_the_sidecar("wamr")
-}
+check_on!(one_shim_runs_the_pause_the_wasm_app_and_the_sidecar: wasmtime, wamr, wasmedge);
 
 fn expect_usage(what: &str, stats: &ContainerStats) -> Result<()> {
     let cpu = stats

@@ -14,7 +14,7 @@ use k8s_cri::v1::{ContainerState, DnsConfig};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-check_on!(dns_config_is_the_containers_resolv_conf: wasmtime, wamr, runc);
+check_on!(dns_config_is_the_containers_resolv_conf: wasmtime, wamr, wasmedge, runc);
 
 /// The pod's DNS configuration. Nothing resolves names in the tests: the server is never
 /// asked (and is on loopback).

@@ -2,6 +2,7 @@
 //! from its rootfs, here the same one with other args) and into the native sidecar, with
 //! output, exit code, and a timeout that ends a command running too long.
 
+use cri_conformance::check_on;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
@@ -89,17 +90,7 @@ fn exec_sync_runs_in_both_containers(handler: &str) -> Result<()> {
     Ok(())
 }
 
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wasmtime_exec_sync_runs_in_both_containers() -> Result<()> {
-    exec_sync_runs_in_both_containers("wasmtime")
-}
-
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wamr_exec_sync_runs_in_both_containers() -> Result<()> {
-    exec_sync_runs_in_both_containers("wamr")
-}
+check_on!(exec_sync_runs_in_both_containers: wasmtime, wamr, wasmedge);
 
 /// An exec probe's timeout: CRI kills the exec when it is over and fails the call, and the
 /// container goes on running.

@@ -28,14 +28,15 @@ const CONTAINER_PORT: u16 = 8080;
 /// start their pods at once on purpose, take turns instead.
 static HOST_PORT_SETUP: Mutex<()> = Mutex::new(());
 
-check_on!(host_port_reaches_the_listener: wasmtime, wamr, runc);
+check_on!(host_port_reaches_the_listener: wasmtime, wamr, wasmedge, runc);
 
 /// A host port per handler and kind: the tests run at once, on one node.
 fn host_port(handler: &str, kind: Kind) -> u16 {
     let handler = match handler {
         "wasmtime" => 0,
         "wamr" => 1,
-        _ => 2,
+        "wasmedge" => 2,
+        _ => 3,
     };
     30080 + handler * 2 + u16::from(kind == Kind::Native)
 }

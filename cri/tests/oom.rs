@@ -21,7 +21,7 @@ const OVER_MIB: &str = "256";
 const UNDER_MIB: &str = "8";
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-check_on!(over_the_memory_limit_is_oom_killed: wasmtime, wamr, runc);
+check_on!(over_the_memory_limit_is_oom_killed: wasmtime, wamr, wasmedge, runc);
 
 fn over_the_memory_limit_is_oom_killed(handler: &str) -> Result<()> {
     for_each_kind("oom", handler, |pod, kind, containers| {

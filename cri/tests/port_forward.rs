@@ -30,7 +30,7 @@ const CLOSED_PORT: u16 = 8089;
 const DATA: u8 = 0;
 const ERROR: u8 = 1;
 
-check_on!(port_forward_reaches_the_listener: wasmtime, wamr, runc);
+check_on!(port_forward_reaches_the_listener: wasmtime, wamr, wasmedge, runc);
 
 fn port_forward_reaches_the_listener(handler: &str) -> Result<()> {
     let mut failures = Vec::new();

@@ -17,7 +17,7 @@ use k8s_cri::v1::ContainerState;
 /// Long enough for the log to be moved and reopened between the two lines.
 const SLEEP_SECS: u64 = 5;
 
-check_on!(reopen_container_log_starts_a_new_file: wasmtime, wamr, runc);
+check_on!(reopen_container_log_starts_a_new_file: wasmtime, wamr, wasmedge, runc);
 
 fn reopen_container_log_starts_a_new_file(handler: &str) -> Result<()> {
     for_each_kind("reopen", handler, reopen_one)

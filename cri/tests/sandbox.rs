@@ -1,6 +1,7 @@
 //! RunPodSandbox on our runtime handlers: the pause container runs natively in the shim,
 //! holds the pod's network namespace, and the pod gets an IP on the pod network.
 
+use cri_conformance::check_on;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -119,14 +120,4 @@ fn under_shim_with_containerd_pid(shim: u32, pid: u32) -> Option<u32> {
         })
 }
 
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wasmtime_sandbox_runs_with_a_pod_ip() -> Result<()> {
-    sandbox_runs_with_a_pod_ip("wasmtime")
-}
-
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wamr_sandbox_runs_with_a_pod_ip() -> Result<()> {
-    sandbox_runs_with_a_pod_ip("wamr")
-}
+check_on!(sandbox_runs_with_a_pod_ip: wasmtime, wamr, wasmedge);

@@ -57,19 +57,19 @@ const EXEC_TIMEOUT_SECS: i64 = 10;
 /// The exit status of the demos when a command fails (test-images/common/demo_commands.rs).
 const FAILURE_EXIT_CODE: i32 = 1;
 
-check_on!(seccomp_runtime_default: wasmtime, wamr, runc);
-check_on!(seccomp_localhost_profile: wasmtime, wamr, runc);
-check_on!(seccomp_unconfined: wasmtime, wamr, runc);
-check_on!(run_as_user_and_groups: wasmtime, wamr, runc);
-check_on!(readonly_rootfs: wasmtime, wamr, runc);
-check_on!(capabilities_drop_all_add_one: wasmtime, wamr, runc);
-check_on!(no_new_privs: wasmtime, wamr, runc);
-check_on!(privileged: wasmtime, wamr, runc);
-check_on!(masked_and_readonly_paths: wasmtime, wamr, runc);
-check_on!(pod_sysctls: wasmtime, wamr, runc);
-check_on!(mount_propagation: wasmtime, wamr, runc);
-check_on!(mount_propagation_private: wasmtime, wamr, runc);
-check_on!(systemd_cgroup_parent: wasmtime, wamr, runc);
+check_on!(seccomp_runtime_default: wasmtime, wamr, wasmedge, runc);
+check_on!(seccomp_localhost_profile: wasmtime, wamr, wasmedge, runc);
+check_on!(seccomp_unconfined: wasmtime, wamr, wasmedge, runc);
+check_on!(run_as_user_and_groups: wasmtime, wamr, wasmedge, runc);
+check_on!(readonly_rootfs: wasmtime, wamr, wasmedge, runc);
+check_on!(capabilities_drop_all_add_one: wasmtime, wamr, wasmedge, runc);
+check_on!(no_new_privs: wasmtime, wamr, wasmedge, runc);
+check_on!(privileged: wasmtime, wamr, wasmedge, runc);
+check_on!(masked_and_readonly_paths: wasmtime, wamr, wasmedge, runc);
+check_on!(pod_sysctls: wasmtime, wamr, wasmedge, runc);
+check_on!(mount_propagation: wasmtime, wamr, wasmedge, runc);
+check_on!(mount_propagation_private: wasmtime, wamr, wasmedge, runc);
+check_on!(systemd_cgroup_parent: wasmtime, wamr, wasmedge, runc);
 
 /// What a command must do.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Stopping as the kubelet does: StopContainer with a grace period (SIGTERM, then SIGKILL
 //! once it is over), and stop and remove calls that are idempotent, as CRI requires.
 
+use cri_conformance::check_on;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -63,17 +64,7 @@ fn stop_sends_sigterm_then_sigkill_after_the_grace_period(handler: &str) -> Resu
     Ok(())
 }
 
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wasmtime_stop_sends_sigterm_then_sigkill_after_the_grace_period() -> Result<()> {
-    stop_sends_sigterm_then_sigkill_after_the_grace_period("wasmtime")
-}
-
-#[test]
-#[ignore = "needs the private containerd: run make test"]
-fn wamr_stop_sends_sigterm_then_sigkill_after_the_grace_period() -> Result<()> {
-    stop_sends_sigterm_then_sigkill_after_the_grace_period("wamr")
-}
+check_on!(stop_sends_sigterm_then_sigkill_after_the_grace_period: wasmtime, wamr, wasmedge);
 
 /// The kubelet's teardown, with every call repeated: stop and remove containers, then the
 /// pod; nothing of it is left afterwards, and repeating any step succeeds.

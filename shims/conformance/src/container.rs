@@ -328,6 +328,18 @@ impl Container {
         Ok(())
     }
 
+    /// `ctr task pause`: freezes every process of the container.
+    pub fn pause(&self) -> Result<()> {
+        Ctr::new(["task", "pause", &self.id]).output()?.success()?;
+        Ok(())
+    }
+
+    /// `ctr task resume`: thaws what [`Container::pause`] froze.
+    pub fn resume(&self) -> Result<()> {
+        Ctr::new(["task", "resume", &self.id]).output()?.success()?;
+        Ok(())
+    }
+
     /// `ctr task kill --all -s SIGNAL`: every process of the container.
     pub fn kill_all(&self, signal: &str) -> Result<()> {
         Ctr::new(["task", "kill", "--all", "-s", signal, &self.id])

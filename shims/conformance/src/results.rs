@@ -31,6 +31,9 @@ pub enum Outcome {
     Fail,
     /// The engine's shim is not built; `reason` is the engine's `when_missing`.
     Skipped,
+    /// The engine cannot do what the test checks, so it did not run there; `reason` is the
+    /// engine's (`Runtime::unsupported`).
+    Unsupported,
 }
 
 /// One line of the results file.
@@ -73,9 +76,11 @@ pub fn record_test(test: &str, targets: &[Target], failures: &[Option<String>]) 
     };
     for (target, failure) in targets.iter().zip(failures) {
         let workload = target.workload.name();
-        record(&match failure {
-            None => line(target.runtime.name, workload, Outcome::Pass, ""),
-            Some(reason) => line(target.runtime.name, workload, Outcome::Fail, reason),
+        let unsupported = target.runtime.unsupported(test);
+        record(&match (failure, unsupported) {
+            (_, Some(reason)) => line(target.runtime.name, workload, Outcome::Unsupported, reason),
+            (None, None) => line(target.runtime.name, workload, Outcome::Pass, ""),
+            (Some(reason), None) => line(target.runtime.name, workload, Outcome::Fail, reason),
         });
     }
     let wasm_shim_workloads: BTreeSet<&str> = targets

@@ -209,7 +209,8 @@ pub fn check_cases<T: Sync>(
     conclude(checked, failed);
 }
 
-/// Runs `check` on every target at once, one thread each; the failure of each target.
+/// Runs `check` on every target at once, one thread each; the failure of each target. A
+/// target whose runtime does not support the test is not checked (it is recorded as such).
 fn on_each_at_once(
     targets: &[Target],
     test: &str,
@@ -218,11 +219,14 @@ fn on_each_at_once(
     std::thread::scope(|scope| {
         let running: Vec<_> = targets
             .iter()
-            .map(|target| scope.spawn(move || check(target, test)))
+            .map(|target| {
+                (target.runtime.unsupported(test).is_none())
+                    .then(|| scope.spawn(move || check(target, test)))
+            })
             .collect();
         running
             .into_iter()
-            .map(|handle| failure(handle.join()))
+            .map(|handle| failure(handle.map_or(Ok(Ok(())), |handle| handle.join())))
             .collect()
     })
 }
@@ -234,6 +238,9 @@ pub fn check_targets_in_turn(targets: &[Target], check: impl Fn(&Target, &str) -
     let failures: Vec<Option<String>> = targets
         .iter()
         .map(|target| {
+            if target.runtime.unsupported(&test).is_some() {
+                return None;
+            }
             failure(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
                 || check(target, &test),
             )))

@@ -115,6 +115,29 @@ fn ps_lists_the_task_process() {
     });
 }
 
+/// A task paused in the middle of a sleep is PAUSED until resumed, then sleeps on and exits
+/// as it would have: the freeze interrupts the engine's wait (EINTR in the WASI clock poll),
+/// which must not reach the module as a failed sleep.
+#[test]
+#[ignore = "needs the private containerd: run `make test`"]
+fn a_paused_task_resumes_its_sleep_and_exits_normally() {
+    check_targets(&all_targets(), |target, test| {
+        let container = target.container(test);
+        let mut running = container.spawn(&target.args(&["sleep", "2"]))?;
+        running.wait_for_stdout("sleeping 2", Duration::from_secs(20))?;
+        container.pause()?;
+        container.wait_for_status(Status::Paused, Duration::from_secs(5))?;
+        // Frozen past the end of the sleep: it is still paused, not exited.
+        std::thread::sleep(Duration::from_millis(2500));
+        container.wait_for_status(Status::Paused, Duration::ZERO)?;
+        container.resume()?;
+        running
+            .wait(Duration::from_secs(20))?
+            .expect(0, "sleeping 2\nslept\n")?;
+        Ok(())
+    });
+}
+
 /// A detached container sleeping long enough to be inspected (killed when dropped).
 fn sleeping(target: &Target, test: &str) -> Result<Container> {
     let container = target.container(test);

@@ -11,11 +11,15 @@ use wasmedge_sdk::{AsInstance, ExternalInstanceType, FuncType, Instance, LogMana
 use wasmedge_sdk::{Store, Vm};
 use wasmedge_sys::instance::function::AsFunc;
 
-/// The wasmedge-sdk release this shim is built on (kept in step with Cargo.toml).
-pub const WASMEDGE_SDK_VERSION: &str = "0.17";
-
 /// The module name WasmEdge registers its WASI preview 1 functions under.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// The guest path of the working directory's preopen. wasi-libc resolves a path against the
+/// preopen with the longest matching prefix, and "." and "/" both match every path; other
+/// engines keep the preopens' order, where the later "." wins the tie, but WasmEdge sorts
+/// them by address, so either would win at random. Without it, relative paths resolve from
+/// "/" every time (docs/engines.md: not supported).
+const CWD_PREOPEN: &str = ".";
 
 /// WasmEdge with its default configuration (the WebAssembly 2.0 proposals on).
 #[derive(Clone)]
@@ -60,6 +64,7 @@ impl Engine for WasmEdgeEngine {
         let preopens = ctx
             .preopens
             .iter()
+            .filter(|dir| dir.guest_path != CWD_PREOPEN)
             .map(preopen_spec)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut wasi = WasiModule::create(

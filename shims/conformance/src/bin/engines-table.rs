@@ -122,6 +122,8 @@ test ran.
 - **fail**: it failed, with the first line of why (naming the workload and the containerd
   versions when it failed on some of them only);
 - **skipped (not built)**: the engine's shim was not built (the reason is below);
+- **not supported**: the engine cannot do what the test checks, with why (the test does not
+  run on it: `Runtime::unsupported` in `shims/conformance/src/engines.rs`);
 - **n/a**: the test does not run on that runtime (e.g. Wasm-only cases on runc).
 ";
 
@@ -151,6 +153,9 @@ fn cell(records: Option<&Vec<&Record>>, ran_on: &BTreeSet<Version>) -> String {
             format!(" ({})", context.join(", "))
         };
         return format!("**fail**{context}: {}", one_line(&first.reason));
+    }
+    if let Some(unsupported) = records.iter().find(|r| r.outcome == Outcome::Unsupported) {
+        return format!("not supported: {}", one_line(&unsupported.reason));
     }
     if records.iter().all(|r| r.outcome == Outcome::Skipped) {
         return "skipped (not built)".to_owned();
@@ -271,6 +276,13 @@ mod tests {
             record("exit_status", "wasmtime", "native", Outcome::Pass, ""),
             record("exit_status", "wasmtime", "wasm", Outcome::Fail, "got 0"),
             record("exit_status", "runc", "native", Outcome::Pass, ""),
+            record(
+                "exit_status",
+                "wasmedge",
+                "wasm",
+                Outcome::Unsupported,
+                "no such thing",
+            ),
         ];
         let table = render(&records);
         assert!(table.contains("## Exit codes\n"), "{table}");
@@ -283,7 +295,9 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("| Exit status | 1.6.20 | **fail** (wasm): got 0 | n/a | n/a | pass |"),
+            table.contains(
+                "| Exit status | 1.6.20 | **fail** (wasm): got 0 | n/a | not supported: no such thing | pass |"
+            ),
             "{table}"
         );
         // Rows are sorted, whatever order the records came in.
