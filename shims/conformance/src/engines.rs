@@ -62,13 +62,22 @@ pub const ENGINES: &[Runtime] = &[
         runs_wasm: true,
         when_missing: "libwasmedge not installed \
             (`make build-wasmedge` builds the shim where it is, or says how to get it)",
-        unsupported: &[Unsupported {
-            test: "cwd_from_the_spec_is_the_working_directory",
-            reason: "relative paths resolve from /: WasmEdge orders preopens by address, \
-                so a preopen \".\" of the cwd would tie with / at random",
-        }],
+        unsupported: &[
+            Unsupported {
+                test: "cwd_from_the_spec_is_the_working_directory",
+                reason: NO_CWD_ON_WASMEDGE,
+            },
+            Unsupported {
+                test: "exec_runs_in_its_own_working_directory",
+                reason: NO_CWD_ON_WASMEDGE,
+            },
+        ],
     },
 ];
+
+/// Why a WasmEdge module's relative paths resolve from `/` (see its engine's `CWD_PREOPEN`).
+const NO_CWD_ON_WASMEDGE: &str = "relative paths resolve from /: WasmEdge orders preopens by \
+    address, so a cwd preopen (\".\") would win at random";
 
 /// Why a shim of the workspace would be missing.
 const NOT_BUILT: &str = "not built (`cargo build --release`)";

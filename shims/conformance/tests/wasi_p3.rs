@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use shim_conformance::component_server::{ADDR_ENV, NETWORK_ANNOTATION, Server, wasmtime};
 use shim_conformance::container::{Container, Status};
-use shim_conformance::engines::ENGINES;
 use shim_conformance::http::{
     Connection, Message, Upstream, expect_every_answer, get, get_all_at_once,
 };
 use shim_conformance::images::{CLI_P3, HTTP_HELLO_P3};
+use shim_conformance::target::{Target, check_targets, wasm_targets};
 
 const PROGRAM: &str = "/http-hello-p3.wasm";
 const MAX_REUSE_ANNOTATION: &str = "io.containerd.wasm.http.max-instance-reuse";
@@ -260,25 +260,27 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() -> Result<()> {
     Ok(())
 }
 
-/// WAMR runs core modules: a component fails `create`, saying what it is and which shim runs
-/// it, rather than "invalid".
+/// WAMR and WasmEdge run core modules: a component fails `create`, saying what it is and
+/// which shim runs it, rather than "invalid".
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
-fn wamr_refuses_wasi_0_3_components_saying_why() -> Result<()> {
-    let Some(wamr) = ENGINES.iter().find(|engine| engine.name == "wamr") else {
-        bail!("wamr is not in ENGINES");
-    };
-    wamr.locate()?;
-    for (image, program) in [(&CLI_P3, "/cli-p3.wasm"), (&HTTP_HELLO_P3, PROGRAM)] {
-        let out = Container::new("wamr-p3", wamr, image).run(&[program])?;
-        ensure!(
-            out.code != Some(0)
-                && out.stderr.contains("a WebAssembly component")
-                && out.stderr.contains("io.containerd.wasmtime.v1"),
-            "`{}`: expected create to fail naming the component and the wasmtime shim; got {}",
-            out.command,
-            out.describe()
-        );
-    }
-    Ok(())
+fn core_module_engines_refuse_wasi_0_3_components_saying_why() {
+    let core_module_engines: Vec<Target> = wasm_targets()
+        .into_iter()
+        .filter(|target| target.runtime.name != wasmtime().name)
+        .collect();
+    check_targets(&core_module_engines, |target, test| {
+        for (image, program) in [(&CLI_P3, "/cli-p3.wasm"), (&HTTP_HELLO_P3, PROGRAM)] {
+            let out = Container::new(test, target.runtime, image).run(&[program])?;
+            ensure!(
+                out.code != Some(0)
+                    && out.stderr.contains("a WebAssembly component")
+                    && out.stderr.contains("io.containerd.wasmtime.v1"),
+                "`{}`: expected create to fail naming the component and the wasmtime shim; got {}",
+                out.command,
+                out.describe()
+            );
+        }
+        Ok(())
+    });
 }
