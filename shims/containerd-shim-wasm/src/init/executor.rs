@@ -123,6 +123,9 @@ fn run_module<E: Engine>(id: &str, engine: &E, module: &E::Module, ctx: &WasiCon
         Ok(status) => status,
         Err(e) => {
             error!(id; "container {id}: {} failed: {e:#}", ctx.args[0]);
+            // Also where users look (`ctr run`, `docker logs`, `kubectl logs`): the container's
+            // stderr, with the engine's Wasm backtrace when it gives one.
+            let _ = writeln!(std::io::stderr(), "{}: {e:#}", ctx.args[0]);
             TRAP_EXIT_STATUS
         }
     };
