@@ -54,7 +54,7 @@ fn the_runtime_options_table_reaches_the_shim() -> Result<()> {
 
     let (code, stderr) = run_to_exit(&mut pod, &ContainerSpec::wasm("growing", &["grow", "64"]))?;
     ensure!(
-        code == 137 && stderr.iter().any(|line| line.contains("memory allocation")),
+        code == 134 && stderr.iter().any(|line| line.contains("memory allocation")),
         "the option MaxMemory = \"32M\": exit code {code}, stderr {stderr:?}"
     );
 

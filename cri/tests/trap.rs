@@ -1,5 +1,6 @@
-//! A Wasm container that traps, as `kubectl logs` and `kubectl get pod` see it: a failed exit
-//! code, and why in the container's log (the trap, with wasmtime's backtrace naming the
+//! A Wasm container that traps, as `kubectl logs` and `kubectl get pod` see it: exit code 134
+//! (128 + SIGABRT, as a native abort) with reason `Error`, not 137 (read as a kill or an OOM
+//! kill), and why in the container's log (the trap, with wasmtime's backtrace naming the
 //! module's function), not only in containerd's own log.
 
 use std::time::Duration;
@@ -21,13 +22,14 @@ fn a_trap_is_in_the_container_log(handler: &str) -> Result<()> {
     let (stdout, stderr) = logged_output(&pod.log_path("app"))?;
     let backtrace = handler == "wasmtime";
     let mut failures = Vec::new();
-    if status.exit_code == 0
+    if status.exit_code != 134
+        || status.reason != "Error"
         || !stdout.is_empty()
         || !stderr.contains("unreachable")
         || (backtrace && !stderr.contains("wasi_demo_app::trap"))
     {
         failures.push(format!(
-            "expected a failed exit code and the trap{} in the log's stderr; got exit code {} \
+            "expected exit code 134 (Error) and the trap{} in the log's stderr; got exit code {} \
              ({}), stdout {stdout:?}, stderr {stderr:?}",
             if backtrace { " with its backtrace" } else { "" },
             status.exit_code,

@@ -11,6 +11,9 @@ use crate::ctr::CmdOutput;
 pub const EXIT_SIGTERM: i32 = 143;
 /// Exit status of a task killed by SIGKILL (128 + 9).
 pub const EXIT_SIGKILL: i32 = 137;
+/// Exit status of a task whose module trapped (128 + SIGABRT, as a native program that
+/// aborts): told apart from a kill and an OOM kill.
+pub const EXIT_TRAP: i32 = 134;
 
 /// A Wasm module stops this soon after SIGTERM (the project's decision: within a second),
 /// whether it sleeps or spins.

@@ -13,7 +13,7 @@ use shim_conformance::container::{
 };
 use shim_conformance::containerd_log::LogTail;
 use shim_conformance::ctr::RunningCtr;
-use shim_conformance::expect::{self, EXIT_SIGKILL, failed_at_create, message_explains};
+use shim_conformance::expect::{self, EXIT_SIGKILL, EXIT_TRAP, failed_at_create, message_explains};
 use shim_conformance::images::{BAD_INPUTS, HOSTILE, TestImage, bad, hostile};
 use shim_conformance::leftovers::expect_no_leftovers;
 use shim_conformance::target::{
@@ -127,7 +127,7 @@ fn files_no_shim_can_run() {
 }
 
 /// A module whose start function traps passes create (it is valid and links), and the trap
-/// comes when it is instantiated after `start`: the task exits with 137, the trap is in the
+/// comes when it is instantiated after `start`: the task exits with 134, the trap is in the
 /// shim log, and the pod's shim goes on.
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
@@ -138,7 +138,7 @@ fn start_function_that_traps() {
         let bad = Container::new(test, target.runtime, &HOSTILE)
             .in_sandbox(sandbox.id())
             .annotation(CONTAINER_TYPE, "container");
-        bad.run(&[hostile::START_TRAPS])?.expect(EXIT_SIGKILL, "")?;
+        bad.run(&[hostile::START_TRAPS])?.expect(EXIT_TRAP, "")?;
         log.wait_for(
             &format!("a trap message of {}", bad.id()),
             |record| {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, ensure};
 use shim_conformance::container::Container;
 use shim_conformance::containerd_log::LogTail;
 use shim_conformance::ctr::CmdOutput;
-use shim_conformance::expect::{EXIT_SIGKILL, failed_at_create};
+use shim_conformance::expect::{EXIT_TRAP, failed_at_create};
 use shim_conformance::target::{Target, check_targets, wasm_targets};
 
 const DEADLINE: &str = "io.containerd.wasm.deadline";
@@ -78,7 +78,7 @@ fn a_memory_cap_fails_growth_inside_the_sandbox() {
             return failed_at_create(&out, &[MAX_MEMORY, "wasmedge"], &["cannot enforce"]);
         }
         // The module's allocator sees the failed growth and aborts (a trap), not an OOM kill.
-        out.expect_code(EXIT_SIGKILL)?;
+        out.expect_code(EXIT_TRAP)?;
         ensure!(
             out.stdout == "growing 64 MiB\n" && out.stderr.contains("memory allocation"),
             "the failed allocation is not reported: {}",
@@ -149,7 +149,7 @@ fn bad_settings_fail_at_create_naming_them() {
 }
 
 /// A table cap below a table's initial size stops the module when it is instantiated (at
-/// start, 137, the reason in the shim log); a cap above it lets the module run. The demo's
+/// start, 134, the reason in the shim log); a cap above it lets the module run. The demo's
 /// function table has more than 100 elements (147 when this was written).
 #[test]
 #[ignore = "needs the private containerd: run `make test`"]
@@ -165,7 +165,7 @@ fn a_table_cap_stops_a_module_whose_table_exceeds_it() {
                 &["cannot enforce"],
             );
         }
-        out.expect_code(EXIT_SIGKILL)?;
+        out.expect_code(EXIT_TRAP)?;
         let id = capped.id();
         log.wait_for(
             &format!("record with id=\"{id}\" about the table limit"),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use shim_conformance::containerd_log::LogTail;
 use shim_conformance::engines::RUNC;
+use shim_conformance::expect::EXIT_TRAP;
 use shim_conformance::target::{
     Target, Workload, all_targets, check_targets, native_targets, wasm_targets,
 };
@@ -22,7 +23,8 @@ fn exit_codes_are_the_task_status() {
     });
 }
 
-/// A trap fails the task, and says why on the container's stderr, where `ctr`, `docker logs`
+/// A trap fails the task with 134 (128 + SIGABRT, as a native abort; not 137, a kill), and says
+/// why on the container's stderr, where `ctr`, `docker logs`
 /// and `kubectl logs` show it: the trap, and on wasmtime the Wasm backtrace with the
 /// function names of the module's name section (the demo traps in `wasi_demo_app::trap`).
 #[test]
@@ -31,14 +33,13 @@ fn wasm_trap_fails_the_task() {
     check_targets(&wasm_targets(), |target, test| {
         let out = target.run(test, &["trap"])?;
         let backtrace = target.runtime.name == "wasmtime";
-        if out.code == Some(0)
-            || out.code.is_none()
+        if out.code != Some(EXIT_TRAP)
             || !out.stdout.is_empty()
             || !out.stderr.contains("unreachable")
             || (backtrace && !out.stderr.contains("wasi_demo_app::trap"))
         {
             bail!(
-                "`{}`: expected a failure exit code, no output and the trap on stderr{}; got {}",
+                "`{}`: expected exit code {EXIT_TRAP}, no output and the trap on stderr{}; got {}",
                 out.command,
                 if backtrace { " with its backtrace" } else { "" },
                 out.describe()

@@ -16,8 +16,11 @@ use super::seccomp::ExecFilter;
 use crate::config::DEADLINE_EXIT_STATUS;
 use crate::engine::{Engine, WasiContext};
 
-/// The status of a container whose module trapped or failed to instantiate, as runwasi uses.
-pub const TRAP_EXIT_STATUS: i32 = 137;
+/// The status of a container whose module trapped or failed to instantiate: 128 + SIGABRT,
+/// as `wasmtime run` ends on a trap and as a native program that aborts ends. runwasi gives
+/// 137, which reads as a SIGKILL or an OOM kill (the kubelet's first guess for 137), so a
+/// trapped module would be taken for one; the trap's message is on the container's stderr.
+pub const TRAP_EXIT_STATUS: i32 = 134;
 
 /// The workload a container runs, prepared before its init process is created.
 pub enum Prepared<E: Engine> {
