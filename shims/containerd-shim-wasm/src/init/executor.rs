@@ -18,8 +18,8 @@ use crate::engine::{Engine, WasiContext};
 
 /// The status of a container whose module trapped or failed to instantiate: 128 + SIGABRT,
 /// as `wasmtime run` ends on a trap and as a native program that aborts ends. runwasi gives
-/// 137, which reads as a SIGKILL or an OOM kill (the kubelet's first guess for 137), so a
-/// trapped module would be taken for one; the trap's message is on the container's stderr.
+/// 137, the status of a SIGKILL and of an OOM kill, so a trapped module would be taken for
+/// one of those; the trap's message is on the container's stderr.
 pub const TRAP_EXIT_STATUS: i32 = 134;
 
 /// The workload a container runs, prepared before its init process is created.
