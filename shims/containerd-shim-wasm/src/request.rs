@@ -101,8 +101,24 @@ impl HelperRequest {
 /// The helper's answer: one JSON line on stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Created {
-    Ok { pid: i32, kind: Kind },
-    Err { message: String },
+    Ok {
+        pid: i32,
+        kind: Kind,
+        /// Where the helper's time went, for the verb's trace (`shim/telemetry`).
+        #[serde(default)]
+        phases: Vec<Phase>,
+    },
+    Err {
+        message: String,
+    },
+}
+
+/// A phase of the helper's work (rootfs mount, module load, ...), by the wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub start: std::time::SystemTime,
+    pub end: std::time::SystemTime,
 }
 
 /// How a container's workload is run.

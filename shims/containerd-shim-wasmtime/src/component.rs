@@ -3,9 +3,11 @@
 
 use anyhow::{Context, anyhow, bail};
 use containerd_shim_wasm::WasiContext;
-use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{GuestProfiler, Store};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::debugging::DebuggedRun;
 
 /// The WASI release a component's world belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +115,7 @@ pub struct CommandState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: wasmtime::StoreLimits,
+    profiler: Option<GuestProfiler>,
 }
 
 impl WasiView for CommandState {
@@ -174,26 +177,55 @@ pub fn run_command(
         wasi: wasi_builder(ctx, true)?.build(),
         table: ResourceTable::new(),
         limits: crate::limits::store_limits(&ctx.settings),
+        profiler: None,
     };
     let mut store = Store::new(engine, state);
     crate::limits::apply(&mut store, |state| &mut state.limits, None);
+    let debugged = DebuggedRun::start(
+        &mut store,
+        ctx,
+        |state| &mut state.profiler,
+        |interval| {
+            let component = match command {
+                LinkedCommand::P2(pre) => pre.instance_pre().component(),
+                LinkedCommand::P3(pre) => pre.instance_pre().component(),
+            };
+            Ok(GuestProfiler::new_component(
+                engine,
+                &ctx.args[0],
+                interval,
+                component.clone(),
+                [],
+            )?)
+        },
+    )?;
+    let result = call_run(&mut store, command, ctx, began);
+    debugged.finish(&mut store, ctx, result)
+}
+
+fn call_run(
+    store: &mut Store<CommandState>,
+    command: &LinkedCommand,
+    ctx: &WasiContext,
+    began: std::time::Instant,
+) -> anyhow::Result<i32> {
     let returned = match command {
         LinkedCommand::P2(pre) => {
             let instance = pre
-                .instantiate(&mut store)
+                .instantiate(&mut *store)
                 .map_err(anyhow::Error::from)
                 .context("instantiate")?;
             log::debug!("{}: instantiated in {:?}", ctx.args[0], began.elapsed());
-            instance.wasi_cli_run().call_run(&mut store)
+            instance.wasi_cli_run().call_run(&mut *store)
         }
-        LinkedCommand::P3(pre) => run_p3(pre, &mut store, &ctx.args[0], began)?,
+        LinkedCommand::P3(pre) => run_p3(pre, store, &ctx.args[0], began)?,
     };
     match returned {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(exit.0),
-            None => Err(anyhow!(e)),
+            None => Err(anyhow::Error::from(e)),
         },
     }
 }

@@ -53,6 +53,12 @@ pub fn base_config(options: &EngineConfig) -> anyhow::Result<Config> {
         .wasm_component_model_async_stackful(true)
         .wasm_component_model_error_context(true);
     config.epoch_interruption(true);
+    // A trap carries a core dump of the store, written only when the container asks for it
+    // (`debugging::coredump`); capturing one takes handles, it copies no memory.
+    config.coredump_on_trap(true);
+    // A trap's backtrace gives the file and line of each frame when the module carries DWARF
+    // (a debug build, or Rust's `debug = "line-tables-only"`), not only the function name.
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
     for (feature, on) in &options.wasm_features {
         let Some((_, set)) = FEATURES.iter().find(|(name, _)| name == feature) else {
             let names: Vec<&str> = FEATURES.iter().map(|(name, _)| *name).collect();

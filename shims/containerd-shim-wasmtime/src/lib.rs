@@ -4,6 +4,7 @@
 //! engine and server.
 
 pub mod component;
+mod debugging;
 pub mod engine;
 pub mod http;
 pub mod limits;

@@ -66,6 +66,9 @@ pub fn create<E: Engine>(
         .ok_or_else(|| anyhow!("libcontainer created container {id} without an init pid"))?
         .as_raw();
     info!(id = id.as_str(); "created {:?} container {id} running {}, init pid {pid}", workload.kind, workload.entrypoint.path);
+    super::phases::record("rootfs mount", began, mounted);
+    super::phases::record("spec and workload", mounted, prepared);
+    super::phases::record("container setup", prepared, Instant::now());
     debug!(
         id = id.as_str();
         "create phases of {id}: rootfs mount {:?}, spec and workload {:?}, container (namespaces, cgroup, mounts, init) {:?}",

@@ -67,6 +67,8 @@ pub fn exec<E: Engine>(request: &ExecRequest, engine: Option<E>) -> anyhow::Resu
         })?
         .as_raw();
     info!(id = id.as_str(); "exec process {exec_id} of container {id} runs {} ({:?}), pid {pid}", workload.entrypoint.path, workload.kind);
+    super::phases::record("spec and workload", began, prepared);
+    super::phases::record("process setup", prepared, Instant::now());
     debug!(
         id = id.as_str();
         "exec phases of {exec_id} in {id}: spec and workload {:?}, process setup {:?}",

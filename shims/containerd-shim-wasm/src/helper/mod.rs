@@ -27,6 +27,7 @@ pub mod create;
 pub mod exec;
 pub mod exec_seccomp;
 pub mod module_size;
+pub mod phases;
 pub mod preopens;
 pub mod prepare;
 pub mod rootfs;

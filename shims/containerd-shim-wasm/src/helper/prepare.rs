@@ -51,6 +51,8 @@ pub fn prepare<E: Engine>(
         Kind::Native => Prepared::Native,
         Kind::Wasm => prepare_wasm(spec, rootfs, &workload, id, engine, application.is_some())?,
     };
+    super::phases::record("resolve", began, resolved);
+    super::phases::record("module load", resolved, Instant::now());
     debug!(
         id;
         "workload of {id}: resolve {:?}, module load {:?}",

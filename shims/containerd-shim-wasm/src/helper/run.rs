@@ -44,7 +44,11 @@ pub fn helper_main<E: Engine>(request_json: &str, engine: Option<(E, EngineConfi
                     HelperRequest::Exec(exec_request) => super::exec::exec(exec_request, engine),
                 });
             match done {
-                Ok((pid, kind)) => Created::Ok { pid, kind },
+                Ok((pid, kind)) => Created::Ok {
+                    pid,
+                    kind,
+                    phases: super::phases::take(),
+                },
                 Err(e) => {
                     let message = format!("{e:#}");
                     let id = request.container_id();

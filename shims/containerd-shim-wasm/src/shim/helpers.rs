@@ -112,7 +112,12 @@ fn answer(
         crate::pidfd::wait_gone(helper).context("wait for the helper to exit")?;
     }
     match serde_json::from_str::<Created>(&line) {
-        Ok(Created::Ok { pid, kind }) => Ok((pid, kind)),
+        Ok(Created::Ok { pid, kind, phases }) => {
+            for phase in phases {
+                crate::shim::telemetry::phase(&phase.name, phase.start, phase.end, Vec::new());
+            }
+            Ok((pid, kind))
+        }
         Ok(Created::Err { message }) => Err(anyhow!(message)),
         Err(_) => bail!(
             "the helper for {} died without an answer (see the shim log)",

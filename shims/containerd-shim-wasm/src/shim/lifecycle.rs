@@ -21,6 +21,7 @@ use crate::shim::reaper::Reaper;
 use crate::shim::rootfs::MountedRootfs;
 use crate::shim::runtime::Libcontainer;
 use crate::shim::task::TaskService;
+use crate::shim::telemetry::{self, Traced};
 use crate::shim_log::ShimLogger;
 
 /// Annotations whose value names the shim a container joins (one shim per pod).
@@ -97,7 +98,7 @@ fn options_from_stdin() -> String {
 }
 
 impl containerd_shim::Shim for WasmShim {
-    type T = TaskService<Events>;
+    type T = Traced<TaskService<Events>>;
 
     fn new(runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
         // `io.containerd.<engine>.<version>`: the engine names the state directory.
@@ -173,6 +174,7 @@ impl containerd_shim::Shim for WasmShim {
         if let Some(events) = self.events.get() {
             events.flush(EVENTS_FLUSH_TIMEOUT);
         }
+        telemetry::shutdown();
         // The crate removes the socket after this returns, but it finds the socket's path in
         // the bundle, which containerd may already have deleted once Shutdown answered.
         let path = socket_path(&self.socket);
@@ -184,7 +186,7 @@ impl containerd_shim::Shim for WasmShim {
         exit_if_still_here_after(&self.id, SERVER_STOP_TIMEOUT);
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService<Events> {
+    fn create_task_service(&self, publisher: RemotePublisher) -> Traced<TaskService<Events>> {
         let fatal = |what: &str, e: std::io::Error| -> ! {
             log::error!("shim {}: {what}: {e}", self.id);
             std::process::exit(1)
@@ -198,6 +200,9 @@ impl containerd_shim::Shim for WasmShim {
             );
             std::process::exit(1)
         }
+        // Named after the binary containerd ran (`containerd-shim-wasmtime-v1`).
+        let binary = std::env::args().next().unwrap_or_default();
+        telemetry::install(binary.rsplit('/').next().unwrap_or_default());
         let reaper = Reaper::start().unwrap_or_else(|e| fatal("start the reaper", e));
         let events = Events::start(publisher, self.namespace.clone())
             .unwrap_or_else(|e| fatal("start the event publisher", e));
@@ -218,7 +223,7 @@ impl containerd_shim::Shim for WasmShim {
                 std::time::Duration::from_nanos((now - started).max(0) as u64)
             );
         }
-        TaskService::new(
+        Traced::new(TaskService::new(
             &self.engine,
             &self.namespace,
             self.debug,
@@ -229,7 +234,7 @@ impl containerd_shim::Shim for WasmShim {
                 containerd_address: self.containerd_address.clone(),
             }),
             Arc::clone(&self.exit),
-        )
+        ))
     }
 }
 

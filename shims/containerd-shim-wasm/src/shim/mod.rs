@@ -33,4 +33,5 @@ pub mod spin_artifact;
 pub mod stats;
 pub mod status;
 pub mod task;
+pub mod telemetry;
 pub mod wasm_layers;

@@ -29,6 +29,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::component::wasi_builder;
+use crate::debugging::coredump;
 use crate::limits::{self, store_limits};
 use crate::outbound::allow_sockets;
 
@@ -283,12 +284,20 @@ impl Handler {
         let guest = tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
-            let proxy = handler.pre.instantiate_async(&mut store).await?;
-            handler.stats.record(started.elapsed());
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
+            let handled = async {
+                let proxy = handler.pre.instantiate_async(&mut store).await?;
+                handler.stats.record(started.elapsed());
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            }
+            .await;
+            handled.map_err(|e| {
+                let e = anyhow::Error::from(e);
+                coredump::write_if_asked(&e, &mut store, &handler.ctx);
+                e
+            })
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
@@ -296,7 +305,7 @@ impl Handler {
             // The outparam was dropped unset: the guest's task says why.
             Err(_) => match guest.await {
                 Ok(Ok(())) => bail!("the component returned without setting a response"),
-                Ok(Err(trap)) => Err(anyhow!(trap)),
+                Ok(Err(trap)) => Err(trap),
                 Err(join) => Err(anyhow!(join)),
             },
         }
@@ -329,9 +338,11 @@ pub fn gateway_timeout<E>(
 pub fn internal_error<E>(
     method: &Method,
     uri: &Uri,
-    why: &impl std::fmt::Display,
+    why: &anyhow::Error,
 ) -> Response<UnsyncBoxBody<Bytes, E>> {
-    eprintln!("wasmtime-shim: {method} {uri}: answering 500: {why:#}");
+    let why = coredump::describe(why);
+    eprintln!("wasmtime-shim: {method} {uri}: answering 500: {why}");
+    log::warn!("{method} {uri}: answered 500: {why}");
     let body = Full::new(Bytes::from_static(b"internal server error\n"))
         .map_err(|never| match never {})
         .boxed_unsync();

@@ -26,6 +26,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 use super::handler::{InstanceSetup, InstantiationStats, RequestState, internal_error};
 use super::settings::Reuse;
 use crate::component::missing_import;
+use crate::debugging::coredump;
 
 /// Links `component` against WASI 0.3 and 0.2 (wasi:http included: a 0.3 server may still
 /// import 0.2 interfaces) and checks that it exports `wasi:http/handler@0.3`.
@@ -60,7 +61,7 @@ impl Service {
             handler: ProxyHandler::new(Instances {
                 engine: pre.engine().clone(),
                 pre: ProxyPre::P3(pre),
-                ctx: ctx.clone(),
+                ctx: Arc::new(ctx.clone()),
                 setup,
                 reuse,
                 slots,
@@ -86,7 +87,7 @@ impl Service {
             request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         match self.handler.handle((), request).await {
             Ok(response) => Ok(response),
-            Err(e) => Ok(internal_error(&method, &uri, &e)),
+            Err(e) => Ok(internal_error(&method, &uri, &anyhow::Error::from(e))),
         }
     }
 }
@@ -95,7 +96,7 @@ impl Service {
 pub struct Instances {
     engine: wasmtime::Engine,
     pre: ProxyPre<RequestState>,
-    ctx: WasiContext,
+    ctx: Arc<WasiContext>,
     setup: InstanceSetup,
     reuse: Reuse,
     /// One permit per instance the pooling allocator can hold at once; an instance keeps its
@@ -138,6 +139,7 @@ impl HandlerState for Instances {
             expiration: IdleExpiration::new(self.reuse.idle),
             state: InstanceLimits {
                 reuse: self.reuse,
+                ctx: self.ctx.clone(),
                 _slot: slot,
             },
         })
@@ -147,6 +149,8 @@ impl HandlerState for Instances {
 /// How many requests an instance takes: [`Reuse`], and the pool slot it holds.
 pub struct InstanceLimits {
     reuse: Reuse,
+    /// The container's, for the core dump of an instance that trapped.
+    ctx: Arc<WasiContext>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -175,9 +179,14 @@ impl WorkerState for InstanceLimits {
         Box::pin(std::future::pending())
     }
 
-    fn drop(&self, _store: Store<RequestState>, result: wasmtime::Result<()>) {
+    fn drop(&self, mut store: Store<RequestState>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            eprintln!("wasmtime-shim: dropped an instance after: {e:#}");
+            let e = anyhow::Error::from(e);
+            coredump::write_if_asked(&e, &mut store, &self.ctx);
+            eprintln!(
+                "wasmtime-shim: dropped an instance after: {}",
+                coredump::describe(&e)
+            );
         }
     }
 }
