@@ -63,6 +63,12 @@ clean: containerd-stop
 bench: images
 	$(CARGO) run --release -p shim-bench
 
+# Only the cost of tracing and of the guest profiler (a few minutes), into the last results and
+# benches/report.md's "Debugging aids".
+.PHONY: bench-debugging
+bench-debugging: images
+	$(CARGO) run --release -p shim-bench -- debugging
+
 # The property tests over spec, annotation and entry point parsing with many more cases than
 # `make test` gives them (256 each). FUZZ_CASES=... to change; 1,000,000 took 11 minutes on a
 # busy machine and found the space-at-the-end case that 200,000 (the default) also reaches.

@@ -39,13 +39,14 @@ engines_table() {
 # bootstrap of 2.x, the stdio FIFOs, console sockets), the events it forwards (events, exec),
 # signals, kill and a shim that dies (signals, faults), containerd's own restart and
 # reconnection (restart), one shim per sandbox (sandbox), what containerd removes
-# (cleanup), the runtime options of config v2 and v3 (cgroups), and images: unpacking for
-# the Wasm platforms, content-store artifacts (images, wasm_artifacts, and Spin's in spin_oci).
+# (cleanup), the runtime options of config v2 and v3 (cgroups), the trace context it sends
+# to shims (tracing), and images: unpacking for the Wasm platforms, content-store artifacts
+# (images, wasm_artifacts, and Spin's in spin_oci).
 # The rest checks the shims' own work (modules, WASI, isolation, limits, HTTP, the precompile
 # cache), the same whichever containerd started them, and stays on 1.6 alone.
 readonly matrix_tests=(
 	shim_start tasks exit_codes output stdin terminal events exec signals faults restart
-	sandbox cleanup cgroups images wasm_artifacts spin_oci
+	sandbox cleanup cgroups images wasm_artifacts spin_oci tracing
 )
 # The Docker Engine's tests need dockerd, which runs on containerd 2.1 only (phase 5).
 readonly docker_test=docker_engine

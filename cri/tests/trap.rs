@@ -1,7 +1,7 @@
 //! A Wasm container that traps, as `kubectl logs` and `kubectl get pod` see it: exit code 134
 //! (128 + SIGABRT, as a native abort) with reason `Error`, not 137 (read as a kill or an OOM
-//! kill), and why in the container's log (the trap, with wasmtime's backtrace naming the
-//! module's function), not only in containerd's own log; and, when the container asks for it,
+//! kill), and why in the container's log (the trap, with wasmtime's backtrace giving the file
+//! and line of each frame), not only in containerd's own log; and, when the container asks for it,
 //! the trap's core dump in a volume of the pod (docs/debugging.md walks through both).
 
 use std::time::Duration;
@@ -28,7 +28,7 @@ fn a_trap_is_in_the_container_log(handler: &str) -> Result<()> {
         || status.reason != "Error"
         || !stdout.is_empty()
         || !stderr.contains("unreachable")
-        || (backtrace && !stderr.contains("wasi_demo_app::trap"))
+        || (backtrace && !stderr.contains("wasi-demo-app/src/main.rs:31"))
     {
         failures.push(format!(
             "expected exit code 134 (Error) and the trap{} in the log's stderr; got exit code {} \

@@ -32,6 +32,7 @@ commands:
   sleep SECS        sleep SECS seconds (fractions allowed)
   trap              trap (wasm: unreachable, native: abort)
   loop              spin forever without syscalls
+  count M           count to M million without syscalls, then print M
   grow MB           allocate MB MiB and touch every page, then print how much
   threads N         start N threads that wait forever, print how many started";
 
@@ -53,6 +54,7 @@ pub enum Command {
     Sleep { text: String, duration: Duration },
     Trap,
     Loop,
+    Count(u64),
     Grow(u32),
     Threads(u32),
 }
@@ -124,12 +126,18 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         },
         ("trap", []) => Command::Trap,
         ("loop", []) => Command::Loop,
+        ("count", [millions]) => {
+            Command::Count(millions.parse().map_err(|_| bad_number(millions))?)
+        }
         ("grow", [mb]) => Command::Grow(mb.parse().map_err(|_| bad_number(mb))?),
         ("threads", [n]) => Command::Threads(n.parse().map_err(|_| bad_number(n))?),
         ("env" | "cwd" | "stdin" | "trap" | "loop", _) => {
             return Err(wrong_count("no arguments"));
         }
-        ("ls" | "cat" | "mkdir" | "stderr" | "exit" | "sleep" | "grow" | "threads", _) => {
+        (
+            "ls" | "cat" | "mkdir" | "stderr" | "exit" | "sleep" | "count" | "grow" | "threads",
+            _,
+        ) => {
             return Err(wrong_count("exactly one argument"));
         }
         ("write", _) => return Err(wrong_count("exactly two arguments: FILE TEXT")),
@@ -258,6 +266,10 @@ fn execute(
             out.flush()?;
             spin_forever()
         }
+        Command::Count(millions) => {
+            count(millions.saturating_mul(1_000_000));
+            writeln!(out, "counted {millions} million")?;
+        }
         Command::Grow(mb) => {
             writeln!(out, "growing {mb} MiB")?;
             out.flush()?;
@@ -322,6 +334,14 @@ fn list_dir(dir: &Path, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{name}")?;
     }
     Ok(())
+}
+
+/// Burns CPU for `n` steps without a syscall: a fixed amount of work, for benchmarks.
+fn count(n: u64) {
+    let mut counter: u64 = 0;
+    while std::hint::black_box(counter) < n {
+        counter += 1;
+    }
 }
 
 /// Burns CPU without making a single syscall, so only a kill (or an engine's interruption) stops it.

@@ -26,10 +26,17 @@ pub struct Containerd {
     paths: Paths,
     /// Its socket and [`NAMESPACE`].
     pub endpoint: Endpoint,
+    /// Added to the script's environment, so containerd's and its shims'.
+    env: Vec<(String, PathBuf)>,
 }
 
 impl Containerd {
     pub fn start(paths: &Paths) -> Result<Self> {
+        Self::start_with(paths, Vec::new())
+    }
+
+    /// Started with `env` in its environment (and its shims'), on `paths.state_dir`.
+    pub fn start_with(paths: &Paths, env: Vec<(String, PathBuf)>) -> Result<Self> {
         let containerd = Self {
             paths: paths.clone(),
             endpoint: Endpoint {
@@ -37,6 +44,7 @@ impl Containerd {
                 address: paths.state_dir.join("containerd.sock"),
                 namespace: NAMESPACE.to_owned(),
             },
+            env,
         };
         containerd.script("start")?;
         if !containerd.endpoint.address.exists() {
@@ -50,19 +58,27 @@ impl Containerd {
 
     /// `scripts/containerd.sh VERB` for this containerd (its state dir and shims).
     fn script(&self, verb: &str) -> Result<()> {
-        containerd_script(
-            verb,
-            &[
-                ("WASM_SHIMS_STATE", &self.paths.state_dir),
-                ("SHIM_BIN_DIR", &self.paths.shim_bin_dir),
-            ],
-        )?;
+        containerd_script(verb, &self.script_env())?;
         Ok(())
+    }
+
+    fn script_env(&self) -> Vec<(&str, &Path)> {
+        [
+            ("WASM_SHIMS_STATE", self.paths.state_dir.as_path()),
+            ("SHIM_BIN_DIR", self.paths.shim_bin_dir.as_path()),
+        ]
+        .into_iter()
+        .chain(
+            self.env
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_path())),
+        )
+        .collect()
     }
 
     /// containerd's pid, from the script's `env` (`WASM_SHIMS_CONTAINERD_PID`).
     pub fn pid(&self) -> Result<u32> {
-        pid_from_script(&[("WASM_SHIMS_STATE", &self.paths.state_dir)])
+        pid_from_script(&self.script_env())
     }
 
     /// `ctr ARGS` against this containerd, in [`NAMESPACE`].

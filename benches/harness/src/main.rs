@@ -9,6 +9,7 @@ mod cold_start;
 mod config;
 mod containerd;
 mod cpu;
+mod debugging;
 mod density;
 mod images;
 mod machine;
@@ -41,9 +42,11 @@ fn main() -> ExitCode {
     let outcome = match args.as_slice() {
         [] => run(),
         [verb, file] if verb == "report" => rewrite_report(Path::new(file)),
+        [verb] if verb == "debugging" => run_debugging(),
         _ => Err(anyhow::anyhow!(
             "usage: shim-bench            run the benchmarks (make bench)\n       \
-             shim-bench report FILE  rewrite the report from a results file"
+             shim-bench report FILE  rewrite the report from a results file\n       \
+             shim-bench debugging    measure tracing and profiling alone, into the last results"
         )),
     };
     match outcome {
@@ -56,6 +59,36 @@ fn main() -> ExitCode {
             eprintln!("shim-bench: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Measures the cost of tracing and profiling alone, replacing that part of the last results
+/// (`benches/results/latest.json`), and rewrites the report.
+fn run_debugging() -> Result<bool> {
+    let paths = Paths::from_env()?;
+    let json = paths.out_dir.join("results/latest.json");
+    let mut results = Results::read(&json)?;
+    let containerd = Containerd::start(&paths)?;
+    let bench = Bench::new(paths.clone(), Sizes::from_env()?, containerd)?;
+    images::import(
+        &bench.containerd,
+        &bench.paths.test_images.join("wasi-demo-app.tar"),
+    )?;
+    let debugging = debugging::measure(&bench)?;
+    report_debugging(&debugging);
+    results.debugging = Some(debugging);
+    drop(bench);
+    results.write(&json)?;
+    report::write(&results, &paths.out_dir).context("cannot write the report")?;
+    Ok(true)
+}
+
+fn report_debugging(d: &debugging::Debugging) {
+    for case in d.tracing.iter().chain(&d.profiling) {
+        progress(format_args!(
+            "debugging, {}: median {:.0} ms",
+            case.label, case.summary.median_ms
+        ));
     }
 }
 
@@ -150,6 +183,21 @@ fn run() -> Result<bool> {
         }
     }
 
+    let debugging = match debugging::measure(&bench) {
+        Ok(d) => {
+            report_debugging(&d);
+            Some(d)
+        }
+        Err(e) => {
+            failures.push(Failure {
+                measurement: "debugging".into(),
+                variant: "wasmtime".into(),
+                error: format!("{e:#}"),
+            });
+            None
+        }
+    };
+
     machine.load_at_end = machine::load_average();
     let results = Results {
         started_at,
@@ -164,6 +212,7 @@ fn run() -> Result<bool> {
         throughput,
         density,
         module_size,
+        debugging,
         failures,
     };
     // Stops containerd (and every shim and container) before writing.

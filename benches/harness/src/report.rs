@@ -21,6 +21,7 @@ pub fn write(results: &Results, out_dir: &Path) -> Result<()> {
     throughput(&mut md, results, &plot_dir)?;
     density(&mut md, results, &plot_dir)?;
     module_size(&mut md, results, &plot_dir)?;
+    debugging(&mut md, results);
     missing(&mut md, results);
     how_to_run(&mut md);
     let path = out_dir.join("report.md");
@@ -425,6 +426,39 @@ fn module_size(md: &mut String, r: &Results, plot_dir: &Path) -> Result<()> {
     )?;
     let _ = writeln!(md, "\n![module size](plots/module-size.svg)\n");
     Ok(())
+}
+
+fn debugging(md: &mut String, r: &Results) {
+    let Some(d) = &r.debugging else {
+        return;
+    };
+    let _ = writeln!(md, "## Debugging aids\n");
+    let _ = writeln!(
+        md,
+        "What tracing and the guest profiler cost ([debugging.md](../docs/debugging.md)). \
+         Tracing: `ctr run --rm` of the demo's `echo hi` on the wasmtime shim, precompile \
+         cache filled, {} timed runs per case, each case on a containerd of its own that \
+         differs only in `OTEL_EXPORTER_OTLP_ENDPOINT` in its environment (the answering \
+         collector received {} spans). Profiling: `ctr run --rm` of the demo's `count {}` \
+         (about a second of Wasm code), {} timed runs each.\n",
+        r.sizes.runs,
+        d.spans_received,
+        crate::debugging::COUNT_MILLIONS,
+        r.sizes.module_runs
+    );
+    let _ = writeln!(
+        md,
+        "| case | median | p90 | min | max |\n|---|---|---|---|---|"
+    );
+    for case in d.tracing.iter().chain(&d.profiling) {
+        let s = &case.summary;
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+            case.label, s.median_ms, s.p90_ms, s.min_ms, s.max_ms
+        );
+    }
+    md.push('\n');
 }
 
 fn missing(md: &mut String, r: &Results) {

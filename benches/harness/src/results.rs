@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cold_start::ColdStart;
 use crate::config::Sizes;
+use crate::debugging::Debugging;
 use crate::density::Density;
 use crate::machine::Machine;
 use crate::module_size::ModuleSize;
@@ -28,6 +29,9 @@ pub struct Results {
     pub throughput: Vec<Throughput>,
     pub density: Vec<Density>,
     pub module_size: Vec<ModuleSize>,
+    /// What tracing and profiling cost (`shim-bench debugging` measures it alone).
+    #[serde(default)]
+    pub debugging: Option<Debugging>,
     /// Measurements that could not be made, and why.
     pub failures: Vec<Failure>,
 }

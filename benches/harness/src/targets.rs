@@ -282,6 +282,7 @@ mod tests {
             throughput: Vec::new(),
             density: Vec::new(),
             module_size: Vec::new(),
+            debugging: None,
             failures: Vec::new(),
         }
     }

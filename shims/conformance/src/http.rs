@@ -25,7 +25,15 @@ use crate::environment::containerd;
 pub fn in_containerd_netns<T: Send + 'static>(
     make: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T> {
-    let netns = format!("/proc/{}/ns/net", containerd().pid());
+    in_netns_of(containerd().pid(), make)
+}
+
+/// Runs `make` on a thread inside the network namespace of process `pid`.
+pub fn in_netns_of<T: Send + 'static>(
+    pid: u32,
+    make: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    let netns = format!("/proc/{pid}/ns/net");
     std::thread::spawn(move || -> Result<T> {
         let ns = File::open(&netns).with_context(|| format!("open {netns}"))?;
         setns(&ns, CloneFlags::CLONE_NEWNET).with_context(|| format!("setns {netns}"))?;
@@ -190,6 +198,13 @@ impl Message {
 
 /// Reads one HTTP/1.1 message whose body is framed by `content-length` or chunked (or absent).
 pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
+    let (mut message, body) = read_message_bytes(reader)?;
+    message.body = String::from_utf8(body).context("a body that is not UTF-8")?;
+    Ok(message)
+}
+
+/// As [`read_message`], with the body as bytes (left out of the message).
+pub fn read_message_bytes(reader: &mut impl BufRead) -> Result<(Message, Vec<u8>)> {
     let mut start_line = String::new();
     if reader.read_line(&mut start_line)? == 0 {
         bail!("connection closed before a message");
@@ -207,7 +222,7 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
             .with_context(|| format!("bad header line {line:?}"))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    let mut message = Message {
+    let message = Message {
         start_line: start_line.trim_end().to_string(),
         headers,
         body: String::new(),
@@ -231,8 +246,7 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
     }
-    message.body = String::from_utf8(body).context("a body that is not UTF-8")?;
-    Ok(message)
+    Ok((message, body))
 }
 
 /// A plain HTTP server on 127.0.0.1 in containerd's network namespace that answers every

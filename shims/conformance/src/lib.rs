@@ -46,6 +46,7 @@ pub mod fifo;
 pub mod http;
 pub mod images;
 pub mod leftovers;
+pub mod otlp;
 pub mod procfs;
 pub mod registry;
 pub mod results;

@@ -57,7 +57,7 @@ fn a_trap_writes_a_core_dump_into_the_volume_the_container_names() -> Result<()>
         with_volume(container, dumps.path(), "/dumps").run(&["/wasi-demo-app.wasm", "trap"])?;
     let written = files(dumps.path())?;
     if out.code != Some(EXIT_TRAP)
-        || !out.stderr.contains("wasi_demo_app::trap")
+        || !out.stderr.contains("wasi-demo-app/src/main.rs:31")
         || !out.stderr.contains("core dump written to /dumps/")
         || out.stderr.contains("wasm coredump generated")
         || written.len() != 1

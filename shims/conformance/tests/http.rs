@@ -145,11 +145,11 @@ fn a_trapping_request_gets_500_and_the_next_one_succeeds() -> Result<()> {
     get(port, "/new-connection", &[])?.expect_status(200)?;
     let out = server.stop()?;
     // The guest's panic message, then the shim's line with the trap and its Wasm backtrace
-    // (function names from the component's name section).
+    // (file and line from the component's DWARF: the panic in its handler).
     if !out.stderr.contains("trap requested")
         || !out.stderr.contains("GET /trap: answering 500")
         || !out.stderr.contains("wasm backtrace")
-        || !out.stderr.contains("http_hello")
+        || !out.stderr.contains("http-hello/src/lib.rs:41")
     {
         bail!(
             "the trap and its backtrace are not on the container's stderr: {}",

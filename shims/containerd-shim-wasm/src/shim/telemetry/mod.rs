@@ -42,7 +42,9 @@ pub struct ExportSettings {
 /// The export the variables `env` reads ask for, `None` for none: exporting needs an endpoint
 /// (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), and
 /// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn it off. The exporter itself
-/// reads the headers and the timeout; `service` names the shim without `OTEL_SERVICE_NAME`.
+/// reads the headers and the timeout; `service` names the shim without `OTEL_SERVICE_NAME`,
+/// and when it says `containerd`: containerd ≥ 2.0 sets that for itself, its shims inherit it,
+/// and their spans would not be told from containerd's.
 pub fn settings_from(
     env: impl Fn(&str) -> Option<String>,
     service: &str,
@@ -78,7 +80,10 @@ pub fn settings_from(
     Ok(Some(ExportSettings {
         endpoint,
         protocol,
-        service_name: set("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_string()),
+        service_name: set("OTEL_SERVICE_NAME")
+            .map(|name| name.trim().to_string())
+            .filter(|name| name != "containerd")
+            .unwrap_or_else(|| service.to_string()),
     }))
 }
 
