@@ -22,7 +22,7 @@ use crate::variants::Image;
 const RUNTIME: &str = "io.containerd.wasmtime.v1";
 /// The collector's port in each traced containerd's own network namespace.
 const COLLECTOR_PORT: u16 = 4318;
-/// Millions of steps of the profiled run: about a second of Wasm code on this machine.
+/// Millions of steps of the profiled run: about two seconds of Wasm code on this machine.
 pub const COUNT_MILLIONS: &str = "1000";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +33,10 @@ pub struct Debugging {
     pub profiling: Vec<Case>,
     /// Spans the answering collector received in its case.
     pub spans_received: usize,
+    /// Timed runs per tracing case (`BENCH_RUNS`) and per profiling case
+    /// (`BENCH_MODULE_RUNS`).
+    pub tracing_runs: usize,
+    pub profiling_runs: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +97,8 @@ pub fn measure(bench: &Bench) -> Result<Debugging> {
         tracing,
         profiling,
         spans_received,
+        tracing_runs: bench.sizes.runs,
+        profiling_runs: bench.sizes.module_runs,
     })
 }
 

@@ -440,11 +440,12 @@ fn debugging(md: &mut String, r: &Results) {
          cache filled, {} timed runs per case, each case on a containerd of its own that \
          differs only in `OTEL_EXPORTER_OTLP_ENDPOINT` in its environment (the answering \
          collector received {} spans). Profiling: `ctr run --rm` of the demo's `count {}` \
-         (about a second of Wasm code), {} timed runs each.\n",
-        r.sizes.runs,
+         (about two seconds of Wasm code), {} timed runs each. One untimed run before each \
+         case.\n",
+        d.tracing_runs,
         d.spans_received,
         crate::debugging::COUNT_MILLIONS,
-        r.sizes.module_runs
+        d.profiling_runs
     );
     let _ = writeln!(
         md,

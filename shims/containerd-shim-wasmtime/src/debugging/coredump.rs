@@ -134,14 +134,13 @@ pub fn write_if_asked(error: &anyhow::Error, store: impl AsContextMut, ctx: &Was
         Ok(None) => {}
         Ok(Some(path)) => {
             eprintln!("{module}: core dump written to {}", path.display());
-            log::info!(
-                "container {container}: core dump of {module} written to {}",
+            log::info!(id = container.as_str(); "container {container}: core dump of {module} written to {}",
                 path.display()
             );
         }
         Err(e) => {
             eprintln!("{module}: core dump not written: {e:#}");
-            log::warn!("container {container}: core dump of {module} not written: {e:#}");
+            log::warn!(id = container.as_str(); "container {container}: core dump of {module} not written: {e:#}");
         }
     }
 }

@@ -103,14 +103,13 @@ impl Profiling {
             match written {
                 Ok(()) => {
                     eprintln!("{module}: profile written to {}", path.display());
-                    log::info!(
-                        "container {container}: profile of {module} written to {}",
+                    log::info!(id = container.as_str(); "container {container}: profile of {module} written to {}",
                         path.display()
                     );
                 }
                 Err(e) => {
                     eprintln!("{module}: profile not written: {e:#}");
-                    log::warn!("container {container}: profile of {module} not written: {e:#}");
+                    log::warn!(id = container.as_str(); "container {container}: profile of {module} not written: {e:#}");
                 }
             }
         }
