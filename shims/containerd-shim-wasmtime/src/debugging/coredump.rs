@@ -89,22 +89,11 @@ impl CoreDumps {
                 self.max_size
             );
         }
-        let path = self.dir.join(file_name(container));
+        let path = self.dir.join(super::file_name(container, "coredump"));
         write_new(&path, &bytes).with_context(|| format!("write {}", path.display()))?;
         WRITTEN.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(path)
     }
-}
-
-/// `<container>.<pid>.<seconds since the epoch>.<n>.coredump`: unique among the dumps of
-/// every container writing into one volume.
-fn file_name(container: &str) -> String {
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    format!("{container}.{}.{seconds}.{n}.coredump", std::process::id())
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -124,25 +113,12 @@ pub fn write_if_asked(error: &anyhow::Error, store: impl AsContextMut, ctx: &Was
     let Some(dump) = error.downcast_ref::<WasmCoreDump>() else {
         return;
     };
-    let module = &ctx.args[0];
-    let container = &ctx.container;
-    let written = CoreDumps::from_annotations(&ctx.annotations).and_then(|dumps| match dumps {
-        Some(dumps) => dumps.write(dump, store, module, container).map(Some),
-        None => Ok(None),
-    });
-    match written {
-        Ok(None) => {}
-        Ok(Some(path)) => {
-            eprintln!("{module}: core dump written to {}", path.display());
-            log::info!(id = container.as_str(); "container {container}: core dump of {module} written to {}",
-                path.display()
-            );
-        }
-        Err(e) => {
-            eprintln!("{module}: core dump not written: {e:#}");
-            log::warn!(id = container.as_str(); "container {container}: core dump of {module} not written: {e:#}");
-        }
-    }
+    let written = match CoreDumps::from_annotations(&ctx.annotations) {
+        Ok(None) => return,
+        Ok(Some(dumps)) => dumps.write(dump, store, &ctx.args[0], &ctx.container),
+        Err(e) => Err(e),
+    };
+    super::report(ctx, "core dump", &written);
 }
 
 /// `error` as `{:#}` shows it, without the core dump's own text (the trap and its backtrace

@@ -5,6 +5,9 @@
 pub mod coredump;
 pub mod profile;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::anyhow;
 use containerd_shim_wasm::WasiContext;
 use wasmtime::{GuestProfiler, Store};
@@ -21,14 +24,16 @@ pub struct DebuggedRun<T> {
 }
 
 impl<T: 'static> DebuggedRun<T> {
-    /// Before the run: starts the profiler (`profiler` makes it, for the sampling interval)
-    /// when the container asked for a profile.
+    /// Before the run: checks the core dump annotations (a bad one fails the run now, not at
+    /// a trap) and starts the profiler (`profiler` makes it, for the sampling interval) when
+    /// the container asked for a profile.
     pub fn start(
         store: &mut Store<T>,
         ctx: &WasiContext,
         slot: ProfilerSlot<T>,
         profiler: impl FnOnce(std::time::Duration) -> anyhow::Result<GuestProfiler>,
     ) -> anyhow::Result<Self> {
+        coredump::CoreDumps::from_annotations(&ctx.annotations)?;
         Ok(Self {
             profiling: Profiling::start(store, ctx, slot, profiler)?,
             slot,
@@ -51,6 +56,37 @@ impl<T: 'static> DebuggedRun<T> {
         match self.profiling {
             Some(profiling) => profiling.finish(store, self.slot, ctx, result),
             None => result,
+        }
+    }
+}
+
+/// `<container>.<pid>.<seconds since the epoch>.<n>.<extension>`: unique among the files of
+/// every container writing into one volume.
+fn file_name(container: &str, extension: &str) -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{container}.{}.{seconds}.{n}.{extension}",
+        std::process::id()
+    )
+}
+
+/// Says where `what` (a core dump, a profile) of `ctx`'s module went, or why it was not
+/// written, on the container's stderr and in the shim log.
+fn report(ctx: &WasiContext, what: &str, written: &anyhow::Result<PathBuf>) {
+    let module = &ctx.args[0];
+    let container = ctx.container.as_str();
+    match written {
+        Ok(path) => {
+            eprintln!("{module}: {what} written to {}", path.display());
+            log::info!(id = container; "container {container}: {what} of {module} written to {}", path.display());
+        }
+        Err(e) => {
+            eprintln!("{module}: {what} not written: {e:#}");
+            log::warn!(id = container; "container {container}: {what} of {module} not written: {e:#}");
         }
     }
 }
@@ -144,6 +180,24 @@ mod tests {
         }
         assert!(has_memory_data, "the memory is in the dump");
         assert!(bytes.windows(6).any(|w| w == b"marker"));
+    }
+
+    #[test]
+    fn a_bad_dump_bound_fails_the_run_before_it_starts() {
+        let engine = WasmtimeEngine::new(&EngineConfig::default()).unwrap();
+        let module = engine
+            .compile(&wat::parse_str(TRAPS).unwrap(), "_start")
+            .unwrap();
+        let dumps = tempfile::tempdir().unwrap();
+        let mut ctx = context(&[(coredump::DIR_ANNOTATION, dumps.path())]);
+        ctx.annotations
+            .insert(coredump::MAX_SIZE_ANNOTATION.into(), "lots".into());
+        let err = format!("{:#}", engine.run(&module, &ctx).unwrap_err());
+        assert!(err.contains(coredump::MAX_SIZE_ANNOTATION), "{err}");
+        assert!(
+            !err.contains("unreachable"),
+            "refused before the module ran: {err}"
+        );
     }
 
     #[test]

@@ -82,16 +82,10 @@ impl Profiling {
         ctx: &WasiContext,
         result: anyhow::Result<i32>,
     ) -> anyhow::Result<i32> {
-        let module = &ctx.args[0];
-        let container = &ctx.container;
         if let Some(profiler) = slot(store.data_mut()).take() {
-            let path = self.dir.join(format!(
-                "{container}.{}.{}.profile.json",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |since| since.as_secs())
-            ));
+            let path = self
+                .dir
+                .join(super::file_name(&ctx.container, "profile.json"));
             let written = std::fs::File::create_new(&path)
                 .map_err(anyhow::Error::from)
                 .and_then(|file| {
@@ -99,19 +93,9 @@ impl Profiling {
                         .finish(std::io::BufWriter::new(file))
                         .map_err(Into::into)
                 })
-                .with_context(|| format!("write {}", path.display()));
-            match written {
-                Ok(()) => {
-                    eprintln!("{module}: profile written to {}", path.display());
-                    log::info!(id = container.as_str(); "container {container}: profile of {module} written to {}",
-                        path.display()
-                    );
-                }
-                Err(e) => {
-                    eprintln!("{module}: profile not written: {e:#}");
-                    log::warn!(id = container.as_str(); "container {container}: profile of {module} not written: {e:#}");
-                }
-            }
+                .with_context(|| format!("write {}", path.display()))
+                .map(|()| path);
+            super::report(ctx, "profile", &written);
         }
         match STOPPED_BY.load(Ordering::Relaxed) {
             0 => result,
@@ -124,7 +108,7 @@ impl Profiling {
 /// sampler stops the module at its next tick so that the profile is written; a module that
 /// does not reach Wasm code within [`STOP_GRACE`] (one blocked in a host call) ends then,
 /// without it.
-fn stop_through_the_sampler() -> nix::Result<()> {
+fn stop_through_the_sampler() -> anyhow::Result<()> {
     extern "C" fn note(signal: nix::libc::c_int) {
         STOPPED_BY.store(signal, Ordering::Relaxed);
     }
@@ -148,7 +132,7 @@ fn stop_through_the_sampler() -> nix::Result<()> {
             }
         })
         .map(drop)
-        .map_err(|_| nix::Error::EAGAIN)
+        .context("start the thread that ends a stopped module")
 }
 
 #[cfg(test)]

@@ -98,6 +98,8 @@ pub fn serve(
     options: &EngineConfig,
 ) -> anyhow::Result<i32> {
     let settings = Settings::new(&ctx.env, &ctx.annotations)?;
+    // Checked before serving, so that a bad value fails the task at start, not at a trap.
+    crate::debugging::coredump::CoreDumps::from_annotations(&ctx.annotations)?;
     let serving = Serving::new(options)?;
     // The server sees no directory: a fresh instance per request should not cost directory
     // opens, and wasmtime serve gives none either.
